@@ -1,0 +1,31 @@
+# Paretoscope. `make run` and `make test` do all the set-up on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+DB ?= data/runs.duckdb
+PORT ?= 8501
+
+.PHONY: run test bench install db clean
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	touch $@
+
+install: $(VENV)/.installed
+
+db: install
+	PARETOSCOPE_DB=$(DB) $(PY) -m engine init
+
+run: db
+	PARETOSCOPE_DB=$(DB) $(VENV)/bin/streamlit run app.py --server.port $(PORT) --server.address localhost
+
+test: install
+	$(PY) -m pytest -q tests
+
+bench: install
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) $(DB) $(DB).wal data/cache

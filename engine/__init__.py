@@ -1,0 +1,1 @@
+"""Paretoscope engine: store, Pareto math, importers, profiler, search and CLI (no Streamlit)."""

@@ -1,0 +1,48 @@
+"""`python -m engine COMMAND ...`: the headless face of Paretoscope (see DESIGN.md).
+
+Each command lives in engine/commands/<name>.py with ``add_parser(subparsers)`` and ``run(args)``.
+Errors reach the person as one sentence on stderr and exit status 1.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMANDS = ("init", "import_", "runs", "pareto", "profile", "recommend", "search")
+
+
+class CliError(Exception):
+    """A mistake in what was asked, reported as one sentence."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m engine", description="Paretoscope: Pareto exploration of ML efficiency trade-offs.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"engine.commands.{name}")
+        except ModuleNotFoundError as e:
+            if e.name == f"engine.commands.{name}":
+                continue  # command not built yet
+            raise
+        p = module.add_parser(sub)
+        p.set_defaults(handler=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args) or 0
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        return 130
+    except Exception as e:  # one clear sentence, no traceback, for every known error kind
+        from engine.store import StoreError
+
+        if isinstance(e, (CliError, StoreError, ValueError, FileNotFoundError)):
+            msg = str(e).strip() or e.__class__.__name__
+            print(f"error: {msg}", file=sys.stderr)
+            return 1
+        raise

@@ -1,0 +1,28 @@
+"""`python -m engine pareto`: the non-dominated runs for the given objectives."""
+from __future__ import annotations
+
+import sys
+
+from engine.commands import add_db, add_filter, add_format, add_objective, emit, parse_filters, parse_objectives
+from engine.explore import front_table
+from engine.store import Store
+
+
+def add_parser(sub):
+    p = sub.add_parser("pareto", help="the Pareto front of the stored runs")
+    add_objective(p)
+    add_filter(p)
+    add_db(p)
+    add_format(p)
+    return p
+
+
+def run(args) -> int:
+    with Store(args.db) as store:
+        filters = parse_filters(store, args.filter)
+        names, maximize = parse_objectives(store, args.objective)
+        result = front_table(store, names, maximize, filters)
+    for warning in result.warnings:
+        print(f"note: {warning}", file=sys.stderr)
+    emit(result.front, args.format)
+    return 0

@@ -1,0 +1,70 @@
+"""The store's own exchange format: a Parquet file of runs whose key-value metadata carries
+the field registry (units, directions, roles), so two people can swap runs losslessly.
+The bundled seed data in data/seed/ is such a file."""
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from engine.fields import CANONICAL_BY_NAME, Field, quote
+from engine.importers import Parsed
+from engine.store import Store, first_row
+
+META_KEY = "paretoscope_fields"
+FORMAT_KEY = "paretoscope_format"
+FORMAT_VERSION = "1"
+_SKIP = ("import_id", "imported_at")  # belong to the receiving store, not to the run
+
+
+def export_runs(store: Store, path: str | Path, filters: Mapping | None = None, include_failed: bool = True) -> int:
+    """Write the (filtered) runs, with every non-empty column, to a Parquet file; returns the row count."""
+    names = [n for n in store.non_empty_columns(filters) if n not in _SKIP]
+    registry = [store.field(n).as_row() for n in names]
+    where, params = store.where(filters, include_failed)
+    cols = ", ".join(quote(n) for n in names)
+    meta = {META_KEY: json.dumps(registry), FORMAT_KEY: FORMAT_VERSION}
+    kv = ", ".join(f"'{k}': {_sql_str(v)}" for k, v in meta.items())
+    rel = f"SELECT {cols} FROM runs {where} ORDER BY run_id"
+    # COPY cannot take parameters for the query, so the selection goes through a temp view.
+    store.con.execute(f"CREATE OR REPLACE TEMP TABLE _export AS {rel}", params)
+    try:
+        store.con.execute(
+            f"COPY _export TO {_sql_str(str(path))} (FORMAT parquet, COMPRESSION zstd, KV_METADATA {{{kv}}})"
+        )
+        return first_row(store.con.execute("SELECT count(*) FROM _export"))[0]
+    finally:
+        store.con.execute("DROP TABLE IF EXISTS _export")
+
+
+def _sql_str(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+def is_export(path: str | Path) -> bool:
+    try:
+        return _read_meta(path) is not None
+    except (duckdb.Error, OSError):
+        return False
+
+
+def _read_meta(path: str | Path) -> dict | None:
+    rows = duckdb.execute("SELECT key, value FROM parquet_kv_metadata(?)", [str(path)]).fetchall()
+    meta = {bytes(k).decode() if isinstance(k, (bytes, bytearray)) else k:
+            bytes(v).decode() if isinstance(v, (bytes, bytearray)) else v for k, v in rows}
+    return meta if META_KEY in meta else None
+
+
+def read_export(path: str | Path) -> Parsed:
+    meta = _read_meta(path)
+    if meta is None:
+        raise ValueError(f"{Path(path).name}: not a Paretoscope export (no '{META_KEY}' metadata).")
+    fields = [Field(**{k: r.get(k) or ("" if k in ("unit", "description") else None) for k in
+                       ("name", "role", "dtype", "unit", "direction", "description")})
+              for r in json.loads(meta[META_KEY])]
+    df = duckdb.execute("SELECT * FROM read_parquet(?)", [str(path)]).df()
+    extra = [f for f in fields if f.name not in CANONICAL_BY_NAME and f.name in df.columns]
+    return Parsed(df, extra, source=Path(path).name)

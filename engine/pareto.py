@@ -1,0 +1,113 @@
+"""Pareto math on plain numpy arrays: non-dominated filter, ranks, hypervolume, knee.
+
+Conventions: ``points`` is (n, d); ``maximize`` is a bool or a length-d sequence of bools.
+A point is dominated when another is at least as good in every objective and strictly better
+in one, so exact duplicates of a front point are all on the front. Rows with a NaN in any
+objective are never on a front (they get rank 0) and are counted in ``ParetoResult.n_nan``.
+
+The filter uses moocore's O(n log n) C implementation (measured in bench/bench_pareto.py
+against pymoo's NonDominatedSorting and a numpy sweep: 1e6 x 3 in ~0.2 s on 2 cores).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import moocore
+import numpy as np
+
+
+def _as_min(points: np.ndarray, maximize: bool | Sequence[bool]) -> np.ndarray:
+    pts = np.asarray(points, dtype=float)
+    if pts.ndim != 2:
+        raise ValueError(f"points must be a 2-D array, got shape {pts.shape}")
+    flip = np.broadcast_to(np.asarray(maximize, dtype=bool), (pts.shape[1],))
+    return np.where(flip, -pts, pts)
+
+
+def non_dominated(points, maximize: bool | Sequence[bool] = False) -> np.ndarray:
+    """Boolean mask of the non-dominated rows (NaN rows are False)."""
+    pts = _as_min(points, maximize)
+    mask = np.zeros(len(pts), dtype=bool)
+    finite = ~np.isnan(pts).any(axis=1)
+    if finite.any():
+        sub = pts[finite]
+        if sub.shape[1] == 1:
+            mask[finite] = sub[:, 0] == sub[:, 0].min()
+        else:
+            mask[finite] = moocore.is_nondominated(sub, keep_weakly=True)
+    return mask
+
+
+def ranks(points, maximize: bool | Sequence[bool] = False) -> np.ndarray:
+    """Non-dominated rank of every row: 1 = the front, 2 = the front once 1 is removed, ...; NaN rows 0."""
+    pts = _as_min(points, maximize)
+    out = np.zeros(len(pts), dtype=int)
+    finite = ~np.isnan(pts).any(axis=1)
+    if finite.any():
+        sub = pts[finite]
+        if sub.shape[1] == 1:
+            _, inv = np.unique(sub[:, 0], return_inverse=True)
+            out[finite] = inv + 1
+        else:
+            out[finite] = moocore.pareto_rank(sub) + 1
+    return out
+
+
+@dataclass
+class ParetoResult:
+    mask: np.ndarray  # non-dominated rows
+    n_nan: int  # rows left out because an objective is missing
+
+
+def front(points, maximize: bool | Sequence[bool] = False) -> ParetoResult:
+    pts = np.asarray(points, dtype=float)
+    return ParetoResult(non_dominated(pts, maximize), int(np.isnan(pts).any(axis=1).sum()))
+
+
+def hypervolume(points, ref, maximize: bool | Sequence[bool] = False) -> float:
+    """Volume dominated by ``points`` and bounded by the reference point ``ref`` (same orientation)."""
+    pts = _as_min(points, maximize)
+    r = _as_min(np.asarray(ref, dtype=float)[None, :], maximize)[0]
+    pts = pts[~np.isnan(pts).any(axis=1)]
+    pts = pts[(pts < r).all(axis=1)]
+    if len(pts) == 0:
+        return 0.0
+    return float(moocore.hypervolume(pts, ref=r))
+
+
+def normalize(points, maximize: bool | Sequence[bool] = False, log: bool | Sequence[bool] = False,
+              lo=None, hi=None) -> np.ndarray:
+    """Map objectives to [0, 1] for minimization (0 = best seen), optionally on a log scale.
+
+    ``lo`` / ``hi`` fix the bounds (in the transformed space) so several sets can share them.
+    """
+    pts = np.asarray(points, dtype=float)
+    logs = np.broadcast_to(np.asarray(log, dtype=bool), (pts.shape[1],))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pts = np.where(logs, np.log10(np.where(pts > 0, pts, np.nan)), pts)
+    pts = _as_min(pts, maximize)
+    lo = np.nanmin(pts, axis=0) if lo is None else np.asarray(lo, float)
+    hi = np.nanmax(pts, axis=0) if hi is None else np.asarray(hi, float)
+    span = np.where(hi - lo > 0, hi - lo, 1.0)
+    return (pts - lo) / span
+
+
+def knee(points, maximize: bool | Sequence[bool] = False) -> int:
+    """Index (into ``points``) of the knee of the front: the non-dominated point farthest from
+    the hyperplane through the front's extreme points, in normalized objectives. With a
+    degenerate front (one or two points), the point nearest the ideal point."""
+    pts = np.asarray(points, dtype=float)
+    mask = non_dominated(pts, maximize)
+    idx = np.flatnonzero(mask)
+    if len(idx) == 0:
+        raise ValueError("no finite points")
+    z = normalize(pts[idx], maximize)
+    d = z.shape[1]
+    if len(idx) <= 2 or d < 2:
+        return int(idx[np.argmin(np.linalg.norm(z, axis=1))])
+    # Hyperplane sum(z) = 1 through the extremes of the normalized front; the knee bulges most
+    # towards the ideal point (0, ..., 0), i.e. has the smallest sum.
+    dist = (1.0 - z.sum(axis=1)) / np.sqrt(d)
+    best = np.flatnonzero(dist == dist.max())
+    return int(idx[best[np.argmin(np.linalg.norm(z[best], axis=1))]])

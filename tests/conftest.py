@@ -1,0 +1,43 @@
+"""Shared fixtures: real DuckDB stores in temp folders, seeded with the bundled data."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from engine import seed
+from engine.store import Store
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="session")
+def _seeded_template(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("seed") / "seed.duckdb"
+    with Store(path) as s:
+        seed.load(s)
+    return path
+
+
+@pytest.fixture
+def seeded_db(_seeded_template, tmp_path) -> Path:
+    """A private copy of a store holding the 1,858 bundled runs."""
+    path = tmp_path / "runs.duckdb"
+    shutil.copy(_seeded_template, path)
+    return path
+
+
+@pytest.fixture
+def empty_db(tmp_path) -> Path:
+    return tmp_path / "empty.duckdb"
+
+
+def require_browser():
+    """Skip browser tests where chromium is absent, except in CI where they are mandatory."""
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("PARETOSCOPE_REQUIRE_BROWSER"):
+            pytest.fail(f"{CHROMIUM} is missing but browser tests are mandatory here")
+        pytest.skip("chromium not installed")
