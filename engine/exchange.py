@@ -10,6 +10,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from engine.derived import DERIVED
 from engine.fields import CANONICAL_BY_NAME, Field, quote
 from engine.importers import Parsed
 from engine.store import Store, first_row
@@ -22,7 +23,7 @@ _SKIP = ("import_id", "imported_at")  # belong to the receiving store, not to th
 
 def export_runs(store: Store, path: str | Path, filters: Mapping | None = None, include_failed: bool = True) -> int:
     """Write the (filtered) runs, with every non-empty column, to a Parquet file; returns the row count."""
-    names = [n for n in store.non_empty_columns(filters) if n not in _SKIP]
+    names = [n for n in store.non_empty_columns(filters) if n not in _SKIP and n not in DERIVED]
     registry = [store.field(n).as_row() for n in names]
     where, params = store.where(filters, include_failed)
     cols = ", ".join(quote(n) for n in names)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from engine import pareto
-from engine.fields import PER_WORK_UNIT, quote
+from engine.fields import PER_WORK_UNIT
 from engine.store import Store
 
 HOVER_COLUMNS = ("run_id", "task", "model", "hardware", "num_gpus", "precision", "batch_size", "work_unit", "source")
@@ -62,8 +62,8 @@ def pareto_view(
         raise ValueError("Pick at least one objective.")
     check_work_units(store, objectives, filters)
     where, params = store.where(filters)
-    obj_sql = ", ".join(quote(store.field(o).name) for o in objectives)
-    grp_sql = f", {quote(store.field(group_by).name)}" if group_by else ""
+    obj_sql = ", ".join(store.select_sql(o) for o in objectives)
+    grp_sql = f", {store.select_sql(group_by)}" if group_by else ""
     data = store.con.execute(f"SELECT rowid, {obj_sql}{grp_sql} FROM runs {where}", params).fetchnumpy()
     rowid = np.asarray(data["rowid"])
     pts = np.column_stack([np.asarray(data[o], dtype=float) for o in objectives]) if len(rowid) else np.empty((0, len(objectives)))
@@ -98,7 +98,7 @@ def pareto_view(
 
 
 def _rows(store: Store, cols: Sequence[str], rowids: np.ndarray) -> pd.DataFrame:
-    select = ", ".join(quote(store.field(c).name) for c in cols)
+    select = ", ".join(store.select_sql(c) for c in cols)
     ids = pd.DataFrame({"rid": rowids.astype("int64")})
     store.con.register("_ids", ids)
     try:

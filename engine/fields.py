@@ -90,4 +90,4 @@ def quote(name: str) -> str:
     return f'"{name}"'
 
 # Metrics counted per work unit: comparing them across work units (J/token vs J/image) is meaningless.
-PER_WORK_UNIT = frozenset({"energy_j", "throughput"})
+PER_WORK_UNIT = frozenset({"energy_j", "throughput", "cost_usd", "carbon_g"})

@@ -27,6 +27,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from engine import derived
 from engine.fields import CANONICAL, CANONICAL_BY_NAME, Field, is_safe_identifier, quote
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -93,8 +94,10 @@ class ImportResult:
 class Store:
     """A DuckDB file of runs. Use as a context manager, or call close()."""
 
-    def __init__(self, path: str | Path | None = None, read_only: bool = False, timeout_s: float = 30.0):
+    def __init__(self, path: str | Path | None = None, read_only: bool = False, timeout_s: float = 30.0,
+                 settings: derived.Settings | None = None):
         self.path = Path(path) if path else default_db_path()
+        self.settings = settings or derived.Settings()
         self.read_only = read_only
         if read_only and not self.path.exists():
             raise StoreError(f"No store at {self.path}; run `python -m engine init` first.")
@@ -155,6 +158,7 @@ class Store:
                    ORDER BY c.ordinal_position"""
             ).fetchall()
             self._fields = {r[0]: Field(r[0], r[1], r[2], r[3] or "", r[4], r[5] or "") for r in rows}
+            self._fields.update(derived.DERIVED)
         fs = list(self._fields.values())
         return [f for f in fs if role is None or f.role == role]
 
@@ -168,6 +172,16 @@ class Store:
         self.fields()
         return name in self._fields
 
+    def column_sql(self, name: str) -> str:
+        """SQL for a registered field: its quoted column, or a derived metric's expression."""
+        if name in derived.DERIVED:
+            return derived.sql(name, self.settings)
+        return quote(self.field(name).name)
+
+    def select_sql(self, name: str) -> str:
+        sql = self.column_sql(name)
+        return sql if name not in derived.DERIVED else f"{sql} AS {quote(name)}"
+
     def metrics(self) -> list[Field]:
         """Numeric measurements a person can pick as objectives (canonical first)."""
         return self.fields("metric")
@@ -175,6 +189,8 @@ class Store:
     def set_direction(self, name: str, direction: str | None) -> None:
         if direction not in ("min", "max", None):
             raise StoreError(f"Direction of '{name}' must be min or max, not '{direction}'.")
+        if name in derived.DERIVED or name in CANONICAL_BY_NAME:
+            raise StoreError(f"The direction of '{name}' is fixed.")
         self.field(name)
         self.con.execute("UPDATE fields SET direction = ? WHERE name = ?", [direction, name])
         self._fields = None
@@ -210,6 +226,8 @@ class Store:
         """
         extra = {f.name: f for f in extra_fields}
         for col in runs.columns:
+            if col in derived.DERIVED:
+                raise StoreError(f"Column '{col}' is derived from other columns and cannot be imported.")
             if col not in CANONICAL_BY_NAME and col not in extra and not self.has_field(col):
                 raise StoreError(f"Column '{col}' has no field definition.")
         if "imported_at" in runs.columns or "import_id" in runs.columns:
@@ -321,7 +339,7 @@ class Store:
         if not include_failed:
             clauses.append("status = 'ok'")
         for name, cond in (filters or {}).items():
-            col = quote(self.field(name).name)
+            col = self.column_sql(name)
             if isinstance(cond, Mapping):
                 if cond.get("min") is not None:
                     clauses.append(f"{col} >= ?")
@@ -347,18 +365,18 @@ class Store:
         order_by: str | None = None,
     ) -> pd.DataFrame:
         names = list(columns) if columns else [f.name for f in self.fields()]
-        select = ", ".join(quote(self.field(c).name) for c in names)
+        select = ", ".join(self.select_sql(c) for c in names)
         where, params = self.where(filters, include_failed)
         sql = f"SELECT {select} FROM runs {where}"
         if order_by:
-            sql += f" ORDER BY {quote(self.field(order_by).name)}"
+            sql += f" ORDER BY {self.column_sql(order_by)}"
         if limit is not None:
             sql += " LIMIT ?"
             params.append(int(limit))
         return self.con.execute(sql, params).df()
 
     def distinct(self, name: str, filters: Mapping | None = None) -> list:
-        col = quote(self.field(name).name)
+        col = self.column_sql(name)
         where, params = self.where(filters)
         rows = self.con.execute(
             f"SELECT DISTINCT {col} FROM runs {where} ORDER BY {col} NULLS LAST", params
@@ -366,7 +384,7 @@ class Store:
         return [r[0] for r in rows if r[0] is not None]
 
     def value_range(self, name: str, filters: Mapping | None = None) -> tuple[float | None, float | None]:
-        col = quote(self.field(name).name)
+        col = self.column_sql(name)
         where, params = self.where(filters)
         lo, hi = first_row(self.con.execute(f"SELECT min({col}), max({col}) FROM runs {where}", params))
         return lo, hi
@@ -376,7 +394,7 @@ class Store:
         names = [f.name for f in self.fields()]
         where, params = self.where(filters)
         counts = first_row(self.con.execute(
-            f"SELECT {', '.join(f'count({quote(n)})' for n in names)} FROM runs {where}", params
+            f"SELECT {', '.join(f'count({self.column_sql(n)})' for n in names)} FROM runs {where}", params
         ))
         return [n for n, c in zip(names, counts) if c]
 
