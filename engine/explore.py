@@ -41,7 +41,8 @@ def check_work_units(store: Store, objectives: Sequence[str], filters: Mapping |
     units = work_units(store, filters)
     if per_unit and len(units) > 1:
         raise MixedWorkUnits(
-            f"{', '.join(per_unit)} count per work unit and the selected runs mix {', '.join(units)}; "
+            f"{' and '.join(per_unit)} {'is' if len(per_unit) == 1 else 'are'} counted per work unit and the "
+            f"selected runs mix {', '.join(units)}; "
             "pick one task (or work_unit) to compare like with like."
         )
 
@@ -66,11 +67,13 @@ def pareto_view(
     grp_sql = f", {store.select_sql(group_by)}" if group_by else ""
     data = store.con.execute(f"SELECT rowid, {obj_sql}{grp_sql} FROM runs {where}", params).fetchnumpy()
     rowid = np.asarray(data["rowid"])
-    pts = np.column_stack([np.asarray(data[o], dtype=float) for o in objectives]) if len(rowid) else np.empty((0, len(objectives)))
+    # fetchnumpy gives masked arrays where there are NULLs; a NULL must become NaN (missing), not 0
+    pts = (np.column_stack([np.ma.filled(np.ma.asarray(data[o]).astype(float), np.nan) for o in objectives])
+           if len(rowid) else np.empty((0, len(objectives))))
     missing = np.isnan(pts).any(axis=1)
     mask = np.zeros(len(rowid), dtype=bool)
     if group_by:
-        groups = pd.Series(np.asarray(data[group_by], dtype=object)).fillna("(none)").to_numpy()
+        groups = pd.Series(np.ma.filled(np.ma.asarray(data[group_by]).astype(object), None)).fillna("(none)").to_numpy()
         for g in pd.unique(groups):
             sel = groups == g
             mask[sel] = pareto.non_dominated(pts[sel], maximize)
@@ -196,9 +199,8 @@ def state_from_params(store: Store, params: Mapping[str, str], options: Mapping 
     known = {"x", "y", "z", "zmode", "dirs", "log", "group", *CHOICE_FILTERS, *RANGE_FILTERS}
     params = {k: v for k, v in params.items() if k in known}
     notes: list[str] = []
-    if not params:
-        state = ViewState()
-        return _fit_defaults(store, state), notes
+    if not params:  # the landing view: log axes show this front best
+        return _fit_defaults(store, ViewState(log_x=True, log_y=True)), notes
     metrics = {f.name for f in store.metrics()}
     state = ViewState(filters={})
 

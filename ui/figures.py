@@ -5,6 +5,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
+import plotly.colors as px_colors
 import plotly.graph_objects as go
 
 from engine.explore import FrontView
@@ -22,7 +23,7 @@ def hover_text(df: pd.DataFrame, objectives: Sequence[str], label: Callable[[str
             parts.append(f"{c}: " + df[c].astype("string").fillna("–"))
     for o in objectives:
         if o in df.columns:
-            vals = df[o].map(lambda v: "–" if pd.isna(v) else f"{v:.4g}")
+            vals = pd.Series(["–" if pd.isna(v) else f"{v:.4g}" for v in df[o]], index=df.index, dtype=object)
             parts.append(f"<b>{label(o)}</b>: " + vals)
     if not parts:
         return pd.Series([""] * len(df), index=df.index)
@@ -44,7 +45,7 @@ def front_figure(view: FrontView, objectives: Sequence[str], label: Callable[[st
     dom = view.dominated
     if three_d:
         fig.add_trace(go.Scatter3d(x=dom[x], y=dom[y], z=dom[z], mode="markers", name="dominated",
-                                   marker=dict(size=2, color=DOMINATED), hovertemplate="%{text}<extra></extra>",
+                                   marker=dict(size=2, color="rgba(120,120,120,0.45)"), hovertemplate="%{text}<extra></extra>",
                                    text=hover_text(dom, objectives, label)))
     else:
         fig.add_trace(go.Scattergl(x=dom[x], y=dom[y], mode="markers", name=f"dominated ({view.n_dominated:,})",
@@ -52,12 +53,12 @@ def front_figure(view: FrontView, objectives: Sequence[str], label: Callable[[st
                                    text=hover_text(dom, objectives, label)))
     groups = [(None, view.front)] if not group else [
         (str(g), part) for g, part in view.front.groupby(view.front[group].astype("string").fillna("(none)"), sort=True)]
-    colours = [FRONT] if not group else None
+    palette = px_colors.qualitative.Dark24 + px_colors.qualitative.Light24
     for i, (name, part) in enumerate(groups):
         part = part.sort_values([x, y], kind="stable")
         text = hover_text(part, objectives, label)
         trace_name = f"front ({len(part)})" if name is None else name
-        colour = colours[0] if colours else None
+        colour = FRONT if not group else palette[i % len(palette)]
         if three_d:
             fig.add_trace(go.Scatter3d(x=part[x], y=part[y], z=part[z], mode="markers", name=trace_name,
                                        marker=dict(size=5, color=part[z] if not group else colour,
@@ -67,12 +68,15 @@ def front_figure(view: FrontView, objectives: Sequence[str], label: Callable[[st
             marker = dict(size=9, color=colour, line=dict(width=1, color="white"))
             if z is not None and not group:
                 marker.update(color=part[z], colorscale="Viridis", showscale=True,
-                              colorbar=dict(title=dict(text=label(z))))
-            fig.add_trace(go.Scattergl(x=part[x], y=part[y], mode="lines+markers", name=trace_name,
+                              colorbar=dict(title=dict(text=label(z), side="right")))
+            # a 3-objective front is a surface: a line through its 2-D shadow would mislead
+            fig.add_trace(go.Scattergl(x=part[x], y=part[y], mode="markers" if z else "lines+markers", name=trace_name,
                                        line=dict(width=2, color=colour), marker=marker,
                                        text=text, hovertemplate="%{text}<extra></extra>"))
-    layout = dict(height=560, margin=dict(l=10, r=10, t=30, b=10), legend=dict(itemsizing="constant"),
-                  hoverlabel=dict(align="left"))
+    legend = dict(itemsizing="constant")
+    if z is not None and not group and not three_d:  # leave the right side to the colour bar
+        legend.update(orientation="h", x=0, y=1.02, yanchor="bottom")
+    layout = dict(height=560, margin=dict(l=10, r=10, t=40, b=10), legend=legend, hoverlabel=dict(align="left"))
     if three_d:
         fig.update_layout(scene=dict(xaxis=dict(title=dict(text=label(x)), type="log" if log_x else "linear"),
                                      yaxis=dict(title=dict(text=label(y)), type="log" if log_y else "linear"),
