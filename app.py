@@ -3,10 +3,30 @@ from __future__ import annotations
 
 import streamlit as st
 
+from engine.derived import Settings
+from engine.store import StoreError
+from ui.state import db_path, open_store
+
 st.set_page_config(page_title="Paretoscope", page_icon="📈", layout="wide")
 
 PAGES = [
     st.Page("pages/explore.py", title="Explore", icon="📈", default=True, url_path="explore"),
 ]
 
-st.navigation(PAGES).run()
+page = st.navigation(PAGES)
+
+with st.sidebar:
+    try:
+        with open_store() as store:
+            n_runs = store.count(include_failed=False)
+        st.caption(f"Store `{db_path()}` · {n_runs:,} runs")
+    except StoreError as e:
+        st.error(str(e))
+    with st.expander("Derived-metric settings"):
+        base = Settings()
+        st.number_input("Price per GPU-hour ($)", min_value=0.0, value=base.price_per_gpu_hour, step=0.1,
+                        key="price_per_gpu_hour", help="for cost_usd: $ per work unit")
+        st.number_input("Grid carbon intensity (gCO2/kWh)", min_value=0.0, value=base.carbon_g_per_kwh, step=10.0,
+                        key="carbon_g_per_kwh", help="for carbon_g: gCO2 per work unit")
+
+page.run()

@@ -11,7 +11,7 @@ import pandas as pd
 
 from engine import pareto
 from engine.fields import PER_WORK_UNIT
-from engine.store import Store
+from engine.store import Store, first_row
 
 HOVER_COLUMNS = ("run_id", "task", "model", "hardware", "num_gpus", "precision", "batch_size", "work_unit", "source")
 
@@ -41,7 +41,8 @@ def check_work_units(store: Store, objectives: Sequence[str], filters: Mapping |
     units = work_units(store, filters)
     if per_unit and len(units) > 1:
         raise MixedWorkUnits(
-            f"{', '.join(per_unit)} count per work unit and the selected runs mix {', '.join(units)}; "
+            f"{' and '.join(per_unit)} {'is' if len(per_unit) == 1 else 'are'} counted per work unit and the "
+            f"selected runs mix {', '.join(units)}; "
             "pick one task (or work_unit) to compare like with like."
         )
 
@@ -66,11 +67,13 @@ def pareto_view(
     grp_sql = f", {store.select_sql(group_by)}" if group_by else ""
     data = store.con.execute(f"SELECT rowid, {obj_sql}{grp_sql} FROM runs {where}", params).fetchnumpy()
     rowid = np.asarray(data["rowid"])
-    pts = np.column_stack([np.asarray(data[o], dtype=float) for o in objectives]) if len(rowid) else np.empty((0, len(objectives)))
+    # fetchnumpy gives masked arrays where there are NULLs; a NULL must become NaN (missing), not 0
+    pts = (np.column_stack([np.ma.filled(np.ma.asarray(data[o]).astype(float), np.nan) for o in objectives])
+           if len(rowid) else np.empty((0, len(objectives))))
     missing = np.isnan(pts).any(axis=1)
     mask = np.zeros(len(rowid), dtype=bool)
     if group_by:
-        groups = pd.Series(np.asarray(data[group_by], dtype=object)).fillna("(none)").to_numpy()
+        groups = pd.Series(np.ma.filled(np.ma.asarray(data[group_by]).astype(object), None)).fillna("(none)").to_numpy()
         for g in pd.unique(groups):
             sel = groups == g
             mask[sel] = pareto.non_dominated(pts[sel], maximize)
@@ -110,3 +113,172 @@ def _rows(store: Store, cols: Sequence[str], rowids: np.ndarray) -> pd.DataFrame
 def front_table(store: Store, objectives: Sequence[str], maximize: Sequence[bool], filters: Mapping | None = None) -> FrontView:
     """The front with every non-empty column, as `engine pareto` prints it."""
     return pareto_view(store, objectives, maximize, filters, sample_size=0)
+
+
+# -- the Explore view as plain data: state <-> URL query string, filter options, labels --------
+
+CHOICE_FILTERS = ("task", "hardware", "precision", "model")  # multiselects of text values
+RANGE_FILTERS = ("batch_size", "num_gpus")  # numeric ranges
+GROUPS = ("model", "hardware")
+Z_MODES = ("colour", "3d")
+
+
+@dataclass
+class ViewState:
+    """What the Explore page shows; round-trips through the URL query string."""
+
+    x: str = "energy_j"
+    y: str = "itl_p90_ms"
+    z: str | None = None  # optional third objective
+    z_mode: str = "colour"  # colour | 3d
+    dirs: dict[str, str] = field(default_factory=dict)  # objective -> min | max (registry default when absent)
+    log_x: bool = False
+    log_y: bool = False
+    group: str | None = None  # None | model | hardware
+    filters: dict = field(default_factory=lambda: {"task": ["gpqa"]})
+
+    @property
+    def objectives(self) -> list[str]:
+        return [self.x, self.y] + ([self.z] if self.z else [])
+
+
+def default_direction(store: Store, name: str) -> str:
+    return store.field(name).direction or "min"
+
+
+def direction(store: Store, state: ViewState, name: str) -> str:
+    return state.dirs.get(name) or default_direction(store, name)
+
+
+def maximize_flags(store: Store, state: ViewState) -> list[bool]:
+    return [direction(store, state, o) == "max" for o in state.objectives]
+
+
+def filter_options(store: Store) -> dict:
+    """Values offered by the filter widgets: sorted distinct values for the text filters, sorted
+    distinct numbers for the numeric ones (the widgets' ranges)."""
+    out = {}
+    for name in CHOICE_FILTERS + RANGE_FILTERS:
+        out[name] = [v.item() if hasattr(v, "item") else v for v in store.distinct(name)] if store.has_field(name) else []
+    return out
+
+
+def state_to_params(state: ViewState) -> dict[str, str]:
+    """The query string of a view: x, y, z, zmode, dirs, log, group, and one param per filter
+    column (comma-separated values, or LO..HI for a range)."""
+    p = {"x": state.x, "y": state.y}
+    if state.z:
+        p["z"] = state.z
+        if state.z_mode != "colour":
+            p["zmode"] = state.z_mode
+    if state.dirs:
+        p["dirs"] = ",".join(state.dirs.get(o, "") for o in state.objectives)
+    logs = [a for a, on in (("x", state.log_x), ("y", state.log_y)) if on]
+    if logs:
+        p["log"] = ",".join(logs)
+    if state.group:
+        p["group"] = state.group
+    for name, cond in state.filters.items():
+        if isinstance(cond, Mapping):
+            p[name] = f"{_num(cond.get('min'))}..{_num(cond.get('max'))}"
+        elif cond:
+            p[name] = ",".join(str(v) for v in cond)
+    return p
+
+
+def _num(v) -> str:
+    if v is None:
+        return ""
+    return str(int(v)) if float(v).is_integer() else repr(float(v))
+
+
+def state_from_params(store: Store, params: Mapping[str, str], options: Mapping | None = None) -> tuple[ViewState, list[str]]:
+    """Read a view from query params. Params this page does not know are ignored; names that are
+    not metrics / filter columns of the store, and values the data does not hold, are dropped
+    with a note (returned as the second item). No known param at all -> the default view."""
+    known = {"x", "y", "z", "zmode", "dirs", "log", "group", *CHOICE_FILTERS, *RANGE_FILTERS}
+    params = {k: v for k, v in params.items() if k in known}
+    notes: list[str] = []
+    if not params:  # the landing view: log axes show this front best
+        return _fit_defaults(store, ViewState(log_x=True, log_y=True)), notes
+    metrics = {f.name for f in store.metrics()}
+    state = ViewState(filters={})
+
+    def metric(key: str, fallback: str | None) -> str | None:
+        v = params.get(key)
+        if v is None or v == "":
+            return fallback
+        if v not in metrics:
+            notes.append(f"The link names an unknown metric '{v}' for {key}; using {fallback or 'none'}.")
+            return fallback
+        return v
+
+    state.x = metric("x", state.x)
+    state.y = metric("y", state.y)
+    state.z = metric("z", None)
+    if params.get("zmode") in Z_MODES:
+        state.z_mode = params["zmode"]
+    dirs = params.get("dirs", "").split(",") if params.get("dirs") else []
+    state.dirs = {o: d for o, d in zip(state.objectives, dirs) if d in ("min", "max")}
+    logs = set(params.get("log", "").split(","))
+    state.log_x, state.log_y = "x" in logs, "y" in logs
+    state.group = params.get("group") if params.get("group") in GROUPS else None
+    options = options if options is not None else filter_options(store)
+    for name in CHOICE_FILTERS + RANGE_FILTERS:
+        raw = params.get(name)
+        if not raw or not store.has_field(name):
+            continue
+        if name in RANGE_FILTERS and ".." in raw:
+            lo, _, hi = raw.partition("..")
+            try:
+                state.filters[name] = {"min": float(lo) if lo else None, "max": float(hi) if hi else None}
+            except ValueError:
+                notes.append(f"The link's {name} range '{raw}' is not LO..HI; ignored.")
+            continue
+        allowed = options.get(name, [])
+        values = []
+        for v in raw.split(","):
+            v = v.strip()
+            match = next((a for a in allowed if str(a) == v), None)
+            if match is None:
+                notes.append(f"The link's {name} value '{v}' is not in the store; ignored.")
+            else:
+                values.append(match)
+        if values:
+            state.filters[name] = values
+    return state, notes
+
+
+def _fit_defaults(store: Store, state: ViewState) -> ViewState:
+    """The default view, adapted to a store that lacks its metrics or task."""
+    metrics = [f.name for f in store.metrics()]
+    if state.x not in metrics or state.y not in metrics:
+        state.x, state.y = (metrics + ["", ""])[:2]
+    if "gpqa" not in (store.distinct("task") if store.has_field("task") else []):
+        state.filters = {}
+    return state
+
+
+def build_view(store: Store, state: ViewState, sample_size: int = 5000, columns: Sequence[str] | None = None) -> FrontView:
+    """pareto_view for a ViewState (raises MixedWorkUnits; ValueError for a repeated objective)."""
+    if len(set(state.objectives)) != len(state.objectives):
+        raise ValueError("Pick different metrics for the objectives.")
+    return pareto_view(store, state.objectives, maximize_flags(store, state), state.filters,
+                       columns=columns, group_by=state.group, sample_size=sample_size)
+
+
+def missing_objectives(store: Store, objectives: Sequence[str], filters: Mapping | None) -> list[str]:
+    """Objectives that no run among the filtered ones has a value for."""
+    where, params = store.where(filters)
+    counts = first_row(store.con.execute(
+        f"SELECT {', '.join(f'count({store.column_sql(o)})' for o in objectives)} FROM runs {where}", params))
+    return [o for o, c in zip(objectives, counts) if not c]
+
+
+def axis_label(store: Store, name: str, work_unit: str | None) -> str:
+    """'energy_j (J per token)', 'throughput (token/s)', 'itl_p90_ms (ms)'."""
+    f = store.field(name)
+    unit = f.unit
+    if name in PER_WORK_UNIT and work_unit:
+        unit = f"{work_unit}/s" if unit == "1/s" else f"{unit} per {work_unit}" if unit else f"per {work_unit}"
+    return f"{name} ({unit})" if unit else name

@@ -1,10 +1,185 @@
-"""Explore: the Pareto front of the stored runs (landing page)."""
+"""Explore: the Pareto front of the stored runs (landing page). Reads widgets, calls
+engine.explore, draws. The view state lives in the URL query string (engine.explore.ViewState)."""
+from __future__ import annotations
+
 import streamlit as st
 
-from engine.explore import pareto_view
-from engine.store import Store
+from engine.explore import (CHOICE_FILTERS, RANGE_FILTERS, MixedWorkUnits, ViewState, axis_label, build_view,
+                            default_direction, filter_options, missing_objectives, state_from_params,
+                            state_to_params, work_units)
+from ui.figures import front_figure, parcoords_figure
+from ui.state import open_store, read_params, store_stamp, write_params
+
+NONE = "(none)"
+GROUP_LABELS = {NONE: "one front", "model": "front per model", "hardware": "front per hardware"}
+Z_LABELS = {"colour": "as colour", "3d": "3-D view"}
+PERSIST = "session"  # widget values survive a visit to another page
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def cached_options(stamp: tuple) -> dict:
+    """Filter option lists, recomputed only when the store file changes."""
+    with open_store() as store:
+        return filter_options(store)
+
+
+def widgets_from_state(store, state: ViewState, options: dict) -> None:
+    """Put a ViewState into the widgets' session-state keys (first load of a session)."""
+    ss = st.session_state
+    ss["x"], ss["y"] = state.x, state.y
+    ss["z"] = state.z or NONE
+    ss["z_mode"] = state.z_mode
+    for o, d in state.dirs.items():
+        ss[f"dir_{o}"] = d
+    ss["log_x"], ss["log_y"] = state.log_x, state.log_y
+    ss["group"] = state.group or NONE
+    for name in CHOICE_FILTERS:
+        ss[f"f_{name}"] = list(state.filters.get(name, []))
+    for name in RANGE_FILTERS:
+        vals = options.get(name) or []
+        if len(vals) < 2:
+            continue
+        cond = state.filters.get(name) or {}
+        lo = cond.get("min") if isinstance(cond, dict) else None
+        hi = cond.get("max") if isinstance(cond, dict) else None
+        inside = [v for v in vals if (lo is None or v >= lo) and (hi is None or v <= hi)] or vals
+        ss[f"_init_r_{name}"] = (inside[0], inside[-1])  # a range slider takes its shape from value=
+
+
+def state_from_widgets(store, options: dict) -> ViewState:
+    ss = st.session_state
+    z = ss["z"] if ss.get("z", NONE) != NONE else None
+    state = ViewState(x=ss["x"], y=ss["y"], z=z, z_mode=ss.get("z_mode", "colour"), filters={})
+    for o in state.objectives:
+        d = ss.get(f"dir_{o}")
+        if d and d != default_direction(store, o):
+            state.dirs[o] = d
+    if state.dirs:  # the URL lists every objective's direction once any differs from the registry
+        state.dirs = {o: ss.get(f"dir_{o}") or default_direction(store, o) for o in state.objectives}
+    state.log_x, state.log_y = bool(ss.get("log_x")), bool(ss.get("log_y"))
+    state.group = ss["group"] if ss.get("group", NONE) != NONE else None
+    for name in CHOICE_FILTERS:
+        if ss.get(f"f_{name}"):
+            state.filters[name] = list(ss[f"f_{name}"])
+    for name in RANGE_FILTERS:
+        vals = options.get(name) or []
+        lo, hi = ss.get(f"r_{name}", (None, None))
+        if len(vals) >= 2 and (lo, hi) != (vals[0], vals[-1]):
+            state.filters[name] = {"min": lo, "max": hi}
+    return state
+
 
 st.title("Explore")
-with Store() as store:
-    view = pareto_view(store, ["energy_j", "itl_p90_ms"], [False, False], {"task": ["gpqa"]})
-st.dataframe(view.front)
+st.caption("The Pareto-optimal runs for the objectives you pick, among the runs that pass the filters.")
+
+with open_store() as store:
+    options = cached_options(store_stamp())
+    metric_fields = {f.name: f for f in store.metrics()}
+    metrics = list(metric_fields)
+    if len(metrics) < 2:
+        st.info("The store holds fewer than two metrics; import runs first.")
+        st.stop()
+    if "_explore_loaded" not in st.session_state:
+        state, notes = state_from_params(store, read_params(), options)
+        widgets_from_state(store, state, options)
+        st.session_state["_explore_loaded"] = True
+        st.session_state["_explore_notes"] = notes
+    for note in st.session_state.get("_explore_notes", []):
+        st.info(note)
+
+    def metric_label(name: str) -> str:
+        unit = metric_fields[name].unit
+        return f"{name} ({unit})" if unit else name
+
+    # -- objectives -------------------------------------------------------------------------
+    cx, cy, cz, cg = st.columns([3, 3, 3, 2])
+    with cx:
+        x = st.selectbox("x objective", metrics, key="x", format_func=metric_label, persist_state=PERSIST)
+        st.session_state.setdefault(f"dir_{x}", default_direction(store, x))
+        st.radio("x direction", ["min", "max"], key=f"dir_{x}", horizontal=True, label_visibility="collapsed",
+                 persist_state=PERSIST)
+        st.toggle("log x", key="log_x", persist_state=PERSIST)
+    with cy:
+        y = st.selectbox("y objective", metrics, key="y", format_func=metric_label, persist_state=PERSIST)
+        st.session_state.setdefault(f"dir_{y}", default_direction(store, y))
+        if y != x:  # one direction widget per metric
+            st.radio("y direction", ["min", "max"], key=f"dir_{y}", horizontal=True, label_visibility="collapsed",
+                     persist_state=PERSIST)
+        st.toggle("log y", key="log_y", persist_state=PERSIST)
+    with cz:
+        z = st.selectbox("third objective (optional)", [NONE] + metrics, key="z",
+                         format_func=lambda n: n if n == NONE else metric_label(n), persist_state=PERSIST)
+        if z != NONE and z not in (x, y):
+            st.session_state.setdefault(f"dir_{z}", default_direction(store, z))
+            st.radio("z direction", ["min", "max"], key=f"dir_{z}", horizontal=True, label_visibility="collapsed",
+                     persist_state=PERSIST)
+            st.radio("show third", list(Z_LABELS), key="z_mode", format_func=Z_LABELS.get, horizontal=True,
+                     persist_state=PERSIST)
+    with cg:
+        st.radio("fronts", list(GROUP_LABELS), key="group", format_func=GROUP_LABELS.get, persist_state=PERSIST)
+
+    # -- filters (sidebar) ------------------------------------------------------------------
+    with st.sidebar:
+        st.subheader("Filters")
+        for name in CHOICE_FILTERS:
+            st.multiselect(name, options.get(name, []), key=f"f_{name}", placeholder="all",
+                           persist_state=PERSIST)
+        for name in RANGE_FILTERS:
+            vals = options.get(name) or []
+            if len(vals) >= 2:
+                init = st.session_state.get(f"_init_r_{name}", (vals[0], vals[-1]))
+                st.select_slider(name, vals, value=init, key=f"r_{name}", persist_state=PERSIST)
+
+    state = state_from_widgets(store, options)
+    write_params(state_to_params(state))
+
+    # -- the view ---------------------------------------------------------------------------
+    if len(set(state.objectives)) != len(state.objectives):
+        st.warning("Pick different metrics for the objectives.")
+        st.stop()
+    try:
+        view = build_view(store, state)
+    except MixedWorkUnits as e:
+        st.warning(f"{e} Choose a task in the sidebar's filters.")
+        st.stop()
+    units = work_units(store, state.filters)
+    unit = units[0] if len(units) == 1 else None
+
+    def label(name: str) -> str:
+        return axis_label(store, name, unit)
+
+    if view.n_runs == 0:
+        st.info("No runs match the filters; widen or clear some of them.")
+        st.stop()
+    if view.front.empty:
+        gone = missing_objectives(store, state.objectives, state.filters)
+        st.warning(f"None of the {view.n_runs:,} matching runs has a value for {' or '.join(gone or state.objectives)}; "
+                   "pick another objective or change the filters.")
+        st.stop()
+
+st.caption(f"{view.n_runs:,} runs match · **{len(view.front):,} on the front** · {view.n_dominated:,} dominated"
+           + (f" · {view.n_missing:,} lack an objective" if view.n_missing else ""))
+for warning in view.warnings:
+    st.caption(f"ℹ️ {warning}")
+
+fig = front_figure(view, state.objectives, label, group=state.group, z_mode=state.z_mode,
+                   log_x=state.log_x, log_y=state.log_y)
+st.plotly_chart(fig, key="front_plot", config={"displaylogo": False})
+
+st.subheader("Runs on the front")
+first = [c for c in ("model", "hardware", "precision", "batch_size", "num_gpus", "task") if c in view.front.columns]
+order = first + [o for o in state.objectives if o not in first]
+order += [c for c in view.front.columns if c not in order]
+table = view.front[order]
+st.dataframe(table, key="front_table", hide_index=True,
+             column_config={o: st.column_config.NumberColumn(label(o), format="%.4g") for o in state.objectives})
+st.download_button("Download the front as CSV", table.to_csv(index=False).encode(), file_name="pareto_front.csv",
+                   mime="text/csv", on_click="ignore")
+
+st.subheader("Parallel coordinates")
+extra = [m for m in metrics if m not in state.objectives and m in view.front.columns and view.front[m].notna().any()]
+st.session_state["pc_more"] = [m for m in st.session_state.get("pc_more", ["throughput", "power_w"]) if m in extra]
+more = st.multiselect("more metrics", extra, key="pc_more", format_func=label)
+dims = state.objectives + [c for c in ("batch_size", "num_gpus") if c in view.front.columns] + list(more)
+st.plotly_chart(parcoords_figure(view, dims, label), key="parcoords")
+st.caption("The front in red; a sample of up to 1,000 dominated runs in grey. Drag along an axis to brush.")

@@ -1,0 +1,89 @@
+"""`python -m engine init` and `pareto` as a person runs them: subprocesses on temp stores."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from engine.store import Store
+from tests.conftest import ROOT
+
+
+def engine(*args, db=None, env_db=None):
+    env = dict(os.environ)
+    env.pop("PARETOSCOPE_DB", None)
+    if env_db:
+        env["PARETOSCOPE_DB"] = str(env_db)
+    cmd = [sys.executable, "-m", "engine", *args] + (["--db", str(db)] if db else [])
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+
+def brute_front(df: pd.DataFrame, cols, maximize) -> set:
+    z = df[cols].to_numpy(float) * np.where(maximize, -1, 1)
+    keep = set()
+    for i in range(len(z)):
+        if not any((z[j] <= z[i]).all() and (z[j] < z[i]).any() for j in range(len(z))):
+            keep.add(df["run_id"].iloc[i])
+    return keep
+
+
+def test_init_builds_the_store_once(tmp_path):
+    db = tmp_path / "new.duckdb"
+    first = engine("init", env_db=db)
+    assert first.returncode == 0, first.stderr
+    assert "1858" in first.stdout
+    again = engine("init", db=db)
+    assert again.returncode == 0 and "nothing to do" in again.stdout
+    with Store(db) as s:
+        assert s.count() == 1858
+
+
+def test_done_when_command_prints_the_gpqa_front_as_csv(seeded_db):
+    res = engine("pareto", "--objective", "energy_j:min", "--objective", "itl_p90_ms:min",
+                 "--filter", "task=gpqa", "--format", "csv", env_db=seeded_db)
+    assert res.returncode == 0, res.stderr
+    front = pd.read_csv(io.StringIO(res.stdout))
+    with Store(seeded_db) as s:
+        gpqa = s.query(["run_id", "energy_j", "itl_p90_ms"], {"task": ["gpqa"]})
+    assert set(front["run_id"]) == brute_front(gpqa, ["energy_j", "itl_p90_ms"], [False, False])
+    assert len(front) >= 5 and (front["task"] == "gpqa").all()
+    assert front["energy_j"].is_monotonic_increasing  # sorted along the first objective
+    assert {"model", "hardware", "precision", "batch_size", "num_gpus"} <= set(front.columns)
+
+
+def test_pareto_json_and_table_with_max_direction_and_ranges(seeded_db):
+    args = ["pareto", "--objective", "throughput:max", "--objective", "energy_j", "--filter", "task=lm-arena-chat",
+            "--filter", "hardware=H100,B200", "--filter", "batch_size>=16"]
+    res = engine(*args, "--format", "json", db=seeded_db)
+    assert res.returncode == 0, res.stderr
+    rows = json.loads(res.stdout)
+    with Store(seeded_db) as s:
+        df = s.query(["run_id", "throughput", "energy_j"], {"task": ["lm-arena-chat"], "batch_size": {"min": 16}})
+    assert {r["run_id"] for r in rows} == brute_front(df, ["throughput", "energy_j"], [True, False])
+    assert all(r["batch_size"] >= 16 for r in rows)
+    table = engine(*args, "--format", "table", db=seeded_db)
+    assert table.returncode == 0 and "run_id" in table.stdout.splitlines()[0]
+    assert len(table.stdout.strip().splitlines()) == len(rows) + 1
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--objective", "bogus:min", "--filter", "task=gpqa"], "bogus"),
+    (["--objective", "energy_j:min", "--objective", "itl_p90_ms:min"], "work unit"),
+    (["--objective", "energy_j:min", "--objective", "itl_ms:min", "--filter", "nonsense=1"], "nonsense"),
+    (["--objective", "energy_j:min", "--objective", "itl_ms:min", "--filter", "task"], "COL=VALUE"),
+    (["--objective", "energy_j:min", "--objective", "itl_ms:min", "--filter", "batch_size>=many"], "not a number"),
+    (["--objective", "energy_j:sideways", "--filter", "task=gpqa"], "direction"),
+])
+def test_pareto_errors_are_one_sentence_and_nonzero(seeded_db, args, words):
+    res = engine("pareto", *args, db=seeded_db)
+    assert res.returncode != 0
+    assert res.stdout == ""
+    err = res.stderr.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert words in err

@@ -1,0 +1,149 @@
+"""The Explore page through streamlit.testing's AppTest on a real seeded store: change widgets,
+check what is shown against engine.explore for the same state, and the URL round trip."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from engine.explore import ViewState, build_view
+from engine.store import Store
+from tests.conftest import ROOT
+
+
+@pytest.fixture
+def app(seeded_db, monkeypatch):
+    monkeypatch.setenv("PARETOSCOPE_DB", str(seeded_db))
+
+    def make(params: dict | None = None) -> AppTest:
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+        at.query_params.update(params or {})
+        at.run()
+        assert not at.exception, at.exception
+        return at
+
+    make.db = seeded_db
+    return make
+
+
+def front_ids(at: AppTest) -> set:
+    return set(at.dataframe[0].value["run_id"])
+
+
+def expected_ids(db, state: ViewState) -> set:
+    with Store(db) as s:
+        return set(build_view(s, state).front["run_id"])
+
+
+def figure(at: AppTest) -> dict:
+    return json.loads(at.get("plotly_chart")[0].proto.spec)  # the front plot comes first
+
+
+def test_default_view_is_the_gpqa_energy_itl_front(app):
+    at = app()
+    assert at.selectbox(key="x").value == "energy_j" and at.selectbox(key="y").value == "itl_p90_ms"
+    assert at.multiselect(key="f_task").value == ["gpqa"]
+    assert front_ids(at) == expected_ids(app.db, ViewState(filters={"task": ["gpqa"]}))
+    fig = figure(at)
+    assert fig["layout"]["xaxis"]["title"]["text"] == "energy_j (J per token)"
+    assert fig["layout"]["yaxis"]["title"]["text"] == "itl_p90_ms (ms)"
+    assert fig["layout"]["xaxis"]["type"] == "log"
+    assert [t["type"] for t in fig["data"]] == ["scattergl", "scattergl"]
+    assert at.query_params["x"] == "energy_j" and at.query_params["task"] == "gpqa"
+    assert any(b.proto.label == "Download the front as CSV" for b in at.get("download_button"))
+
+
+def test_changing_objective_filters_group_and_log_updates_the_front(app):
+    at = app()
+    at.selectbox(key="y").set_value("throughput").run()
+    state = ViewState(y="throughput", filters={"task": ["gpqa"]})
+    assert front_ids(at) == expected_ids(app.db, state)
+    assert at.radio(key="dir_throughput").value == "max"  # preset from the registry
+    assert figure(at)["layout"]["yaxis"]["title"]["text"] == "throughput (token/s)"
+
+    at.multiselect(key="f_hardware").set_value(["H100"]).run()
+    at.select_slider(key="r_batch_size").set_range(8, 512).run()
+    state.filters.update({"hardware": ["H100"], "batch_size": {"min": 8, "max": 512}})
+    assert front_ids(at) == expected_ids(app.db, state)
+    assert at.query_params["hardware"] == "H100" and at.query_params["batch_size"] == "8..512"
+
+    at.radio(key="group").set_value("model").run()
+    state.group = "model"
+    shown = at.dataframe[0].value
+    assert set(shown["run_id"]) == expected_ids(app.db, state)
+    fig = figure(at)
+    assert len(fig["data"]) == 1 + shown["model"].nunique()  # dominated + one line per model
+
+    at.toggle(key="log_y").set_value(False).run()
+    assert figure(at)["layout"]["yaxis"]["type"] == "linear"
+    assert at.query_params.get("log") == "x"
+
+    at.radio(key="dir_throughput").set_value("min").run()
+    state.dirs = {"energy_j": "min", "throughput": "min"}
+    assert front_ids(at) == expected_ids(app.db, state)
+    assert at.query_params["dirs"] == "min,min"
+
+
+def test_clearing_the_task_asks_for_one_instead_of_mixing_work_units(app):
+    at = app()
+    at.multiselect(key="f_task").set_value([]).run()
+    assert not at.exception
+    warnings = " ".join(w.value for w in at.warning)
+    assert "work unit" in warnings and "task" in warnings
+    assert len(at.dataframe) == 0 and not figure_present(at)
+    # metrics that are not per work unit may still be compared across tasks
+    at.selectbox(key="x").set_value("power_w").run()
+    at.selectbox(key="y").set_value("latency_ms").run()
+    assert len(at.warning) == 0 and len(at.dataframe[0].value) > 0
+
+
+def figure_present(at: AppTest) -> bool:
+    return len(at.get("plotly_chart")) > 0
+
+
+def test_query_params_drive_the_initial_view(app):
+    params = {"x": "throughput", "y": "itl_p99_ms", "task": "lm-arena-chat", "hardware": "B200",
+              "precision": "fp8,bfloat16", "batch_size": "16..1024", "group": "hardware", "log": "y",
+              "utm_source": "mail"}
+    at = app(params)
+    assert at.selectbox(key="x").value == "throughput" and at.selectbox(key="y").value == "itl_p99_ms"
+    assert at.multiselect(key="f_precision").value == ["fp8", "bfloat16"]
+    assert at.radio(key="group").value == "hardware"
+    assert at.select_slider(key="r_batch_size").value == (16, 1024)
+    assert at.toggle(key="log_y").value and not at.toggle(key="log_x").value
+    state = ViewState(x="throughput", y="itl_p99_ms", group="hardware", filters={
+        "task": ["lm-arena-chat"], "hardware": ["B200"], "precision": ["fp8", "bfloat16"],
+        "batch_size": {"min": 16, "max": 1024}})
+    assert front_ids(at) == expected_ids(app.db, state)
+    assert "utm_source" not in at.query_params  # unknown params are ignored
+
+
+def test_unknown_names_in_the_url_are_rejected_with_a_note(app):
+    at = app({"x": "energy_j; DROP TABLE runs", "y": "itl_p90_ms", "task": "gpqa,nope", "z": "rowid"})
+    notes = " ".join(i.value for i in at.info)
+    assert "unknown metric" in notes and "'nope'" in notes
+    assert at.selectbox(key="x").value == "energy_j" and at.selectbox(key="z").value == "(none)"
+    assert at.multiselect(key="f_task").value == ["gpqa"]
+    with Store(app.db) as s:
+        assert s.count() == 1858
+
+
+def test_empty_states(app):
+    at = app({"x": "energy_j", "y": "itl_p90_ms", "task": "gpqa", "hardware": "H100", "batch_size": "3072..4096"})
+    assert any("No runs match" in i.value for i in at.info)
+    at = app({"x": "energy_j", "y": "itl_p90_ms", "task": "text-to-image"})
+    assert any("itl_p90_ms" in w.value and "None of the 638" in w.value for w in at.warning)
+
+
+def test_third_objective_as_colour_and_3d(app):
+    at = app({"x": "energy_j", "y": "itl_p90_ms", "z": "throughput", "task": "gpqa"})
+    state = ViewState(z="throughput", filters={"task": ["gpqa"]})
+    assert front_ids(at) == expected_ids(app.db, state)
+    fig = figure(at)
+    assert fig["data"][1]["marker"]["colorbar"]["title"]["text"] == "throughput (token/s)"
+    at.radio(key="z_mode").set_value("3d").run()
+    fig = figure(at)
+    assert {t["type"] for t in fig["data"]} == {"scatter3d"}
+    assert fig["layout"]["scene"]["zaxis"]["title"]["text"] == "throughput (token/s)"
+    assert at.query_params["zmode"] == "3d"

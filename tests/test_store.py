@@ -1,0 +1,264 @@
+"""The DuckDB store on real files: schema and migrations, all-or-nothing imports, dedupe, the
+field registry, filters (and attempts to smuggle SQL through them), derived metrics, deleting an
+import, and the bundled seed data."""
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from engine import store as store_mod
+from engine.derived import Settings
+from engine.fields import CANONICAL_NAMES, Field
+from engine.store import SCHEMA_VERSION, Store, StoreError
+
+
+def runs_df(n=6, **over) -> pd.DataFrame:
+    df = pd.DataFrame({
+        "task": ["t1", "t1", "t2", "t2", "t2", "t1"][:n],
+        "model": [f"m{i % 3}" for i in range(n)],
+        "hardware": (["H100", "B200"] * 3)[:n],
+        "num_gpus": [1, 2, 4, 1, 2, 8][:n],
+        "batch_size": [1, 8, 64, 256, 8, 1][:n],
+        "work_unit": ["token"] * n,
+        "throughput": [100.0, 200.0, 400.0, 800.0, 50.0, 25.0][:n],
+        "energy_j": [0.5, 0.4, 0.3, 0.2, 0.9, 1.2][:n],
+    })
+    for k, v in over.items():
+        df[k] = v
+    return df
+
+
+def tables(path) -> dict:
+    with Store(path) as s:
+        return {t: s.con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in ("runs", "imports", "fields")}
+
+
+# -- schema & migrations -------------------------------------------------------------------
+
+def test_new_store_has_schema_and_canonical_registry(empty_db):
+    with Store(empty_db) as s:
+        assert s.schema_version() == SCHEMA_VERSION
+        assert s.count() == 0
+        names = [f.name for f in s.fields()]
+        assert set(CANONICAL_NAMES) <= set(names)
+        assert s.field("energy_j").unit == "J" and s.field("energy_j").direction == "min"
+        assert s.field("throughput").direction == "max"
+
+
+def test_a_bare_duckdb_file_is_brought_to_the_current_version(empty_db):
+    duckdb.connect(str(empty_db)).close()  # version 0: a DuckDB file with no tables
+    with Store(empty_db) as s:
+        assert s.schema_version() == SCHEMA_VERSION
+        s.add_runs(runs_df(), source="t", kind="test")
+        assert s.count() == 6
+
+
+def test_an_older_file_is_migrated_forward_keeping_its_runs(empty_db, monkeypatch):
+    with Store(empty_db) as s:
+        s.add_runs(runs_df(), source="t", kind="test")
+
+    def to_v2(con):
+        con.execute("ALTER TABLE runs ADD COLUMN gpu_hours DOUBLE")
+        con.execute("UPDATE runs SET gpu_hours = num_gpus * 0.5")
+        con.execute("INSERT INTO fields VALUES ('gpu_hours', 'metric', 'double', 'h', 'min', 'added by v2', false)")
+
+    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", 2)
+    monkeypatch.setitem(store_mod.MIGRATIONS, 2, to_v2)
+    with Store(empty_db) as s:
+        assert s.schema_version() == 2
+        assert s.count() == 6
+        assert s.field("gpu_hours").unit == "h"
+        assert sorted(s.query(["gpu_hours"])["gpu_hours"]) == [0.5, 0.5, 1.0, 1.0, 2.0, 4.0]
+
+
+def test_a_failing_migration_leaves_the_file_at_its_old_version(empty_db, monkeypatch):
+    with Store(empty_db) as s:
+        s.add_runs(runs_df(), source="t", kind="test")
+
+    def broken(con):
+        con.execute("ALTER TABLE runs ADD COLUMN half_done DOUBLE")
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", 2)
+    monkeypatch.setitem(store_mod.MIGRATIONS, 2, broken)
+    with pytest.raises(RuntimeError):
+        Store(empty_db)
+    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", 1)
+    with Store(empty_db) as s:
+        assert s.schema_version() == 1
+        cols = s.con.execute("SELECT column_name FROM information_schema.columns WHERE table_name='runs'").fetchall()
+        assert ("half_done",) not in cols
+        assert s.count() == 6
+
+
+def test_a_newer_file_is_refused(empty_db):
+    with Store(empty_db) as s:
+        s.con.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    with pytest.raises(StoreError, match="newer"):
+        Store(empty_db)
+
+
+# -- writing -------------------------------------------------------------------------------
+
+def test_add_runs_is_all_or_nothing(empty_db):
+    with Store(empty_db) as s:
+        s.add_runs(runs_df(2), source="first", kind="test")
+    bad = runs_df(6, batch_size=["1", "2", "3", "four", "5", "6"], tokens_per_j=np.arange(6.0))
+    extra = [Field("tokens_per_j", "metric", "double", "token/J", "max")]
+    with Store(empty_db) as s, pytest.raises(Exception):
+        s.add_runs(bad, source="bad", kind="test", extra_fields=extra)
+    with Store(empty_db) as s:
+        assert s.count() == 2
+        assert len(s.imports()) == 1
+        assert not s.has_field("tokens_per_j")  # the new column went with the rollback
+        cols = [r[0] for r in s.con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name='runs'").fetchall()]
+        assert "tokens_per_j" not in cols
+
+
+def test_unknown_columns_and_bad_status_are_refused(empty_db):
+    with Store(empty_db) as s:
+        with pytest.raises(StoreError, match="no field definition"):
+            s.add_runs(runs_df(3, mystery=[1, 2, 3]), source="t", kind="test")
+        with pytest.raises(StoreError, match="status"):
+            s.add_runs(runs_df(3, status=["ok", "weird", "ok"]), source="t", kind="test")
+        with pytest.raises(StoreError, match="derived"):
+            s.add_runs(runs_df(3, cost_usd=[1.0, 2.0, 3.0]), source="t", kind="test")
+        assert s.count() == 0
+
+
+def test_dedupe_by_content_run_id_and_file_hash(empty_db):
+    with Store(empty_db) as s:
+        first = s.add_runs(runs_df(), source="a", kind="test", file_hash="h1")
+        assert (first.added, first.duplicates) == (6, 0)
+        again = s.add_runs(runs_df(), source="b", kind="test")  # same content, no run_id: same hashes
+        assert (again.added, again.duplicates) == (0, 6)
+        same_file = s.add_runs(runs_df(3, energy_j=[9.0, 9.1, 9.2]), source="c", kind="test", file_hash="h1")
+        assert same_file.already_imported and same_file.added == 0
+        ids = runs_df(3, run_id=["r1", "r2", "r1"], energy_j=[1.0, 2.0, 3.0])  # r1 twice in one batch
+        res = s.add_runs(ids, source="d", kind="test")
+        assert (res.added, res.duplicates) == (2, 1)
+        res = s.add_runs(runs_df(1, run_id=["r2"], energy_j=[5.0]), source="e", kind="test")
+        assert res.added == 0
+        assert s.count() == 8
+
+
+def test_extra_fields_are_registered_with_unit_and_direction(empty_db):
+    extra = [Field("tokens_per_j", "metric", "double", "token/J", "max", "efficiency"),
+             Field("kv_cache", "config", "text")]
+    with Store(empty_db) as s:
+        s.add_runs(runs_df(3, tokens_per_j=[1.0, 2.0, 3.0], kv_cache=["fp8", "bf16", "fp8"]),
+                   source="t", kind="test", extra_fields=extra)
+        f = s.field("tokens_per_j")
+        assert (f.unit, f.direction, f.role) == ("token/J", "max", "metric")
+        assert "tokens_per_j" in [m.name for m in s.metrics()]
+        assert s.distinct("kv_cache") == ["bf16", "fp8"]
+        s.set_direction("tokens_per_j", "min")
+        assert s.field("tokens_per_j").direction == "min"
+        with pytest.raises(StoreError):
+            s.set_direction("energy_j", "max")  # canonical directions are fixed
+
+
+# -- reading -------------------------------------------------------------------------------
+
+def test_filters_in_lists_and_ranges(empty_db):
+    df = runs_df()
+    with Store(empty_db) as s:
+        s.add_runs(df, source="t", kind="test")
+        assert s.count({"task": ["t1"]}) == (df.task == "t1").sum()
+        assert s.count({"hardware": ["H100", "B200"], "task": "t2"}) == 3
+        assert s.count({"batch_size": {"min": 8}}) == (df.batch_size >= 8).sum()
+        assert s.count({"batch_size": {"min": 8, "max": 64}}) == df.batch_size.between(8, 64).sum()
+        assert s.count({"energy_j": {"max": 0.4}, "task": ["t1"]}) == 1
+        assert s.count({"task": []}) == 0
+        got = s.query(["model", "energy_j"], {"num_gpus": {"max": 2}}, order_by="energy_j")
+        assert got["energy_j"].tolist() == sorted(df.loc[df.num_gpus <= 2, "energy_j"])
+        assert s.value_range("throughput", {"task": ["t2"]}) == (50.0, 800.0)
+
+
+@pytest.mark.parametrize("name", [
+    "task; DROP TABLE runs; --", 'task" OR 1=1 --', "rowid", "TASK", "nonexistent", "task)",
+])
+def test_injection_through_filter_names_is_refused(empty_db, name):
+    with Store(empty_db) as s:
+        s.add_runs(runs_df(), source="t", kind="test")
+        with pytest.raises((StoreError, ValueError)):
+            s.count({name: ["x"]})
+        with pytest.raises((StoreError, ValueError)):
+            s.query(["model"], order_by=name)
+        with pytest.raises((StoreError, ValueError)):
+            s.query([name])
+        assert s.count() == 6
+
+
+@pytest.mark.parametrize("value", ["t1' OR '1'='1", "t1'); DROP TABLE runs; --", "%", "*"])
+def test_injection_through_filter_values_is_harmless(empty_db, value):
+    with Store(empty_db) as s:
+        s.add_runs(runs_df(), source="t", kind="test")
+        assert s.count({"task": [value]}) == 0
+        assert s.count({"batch_size": {"min": 1}}) == 6
+        assert s.count() == 6
+
+
+def test_unsafe_extra_field_names_are_refused(empty_db):
+    with Store(empty_db) as s:
+        bad = Field('x"; DROP TABLE runs; --', "metric", "double")
+        with pytest.raises(StoreError):
+            s.add_runs(runs_df(2).assign(**{bad.name: [1.0, 2.0]}), source="t", kind="test", extra_fields=[bad])
+        assert s.count() == 0
+
+
+def test_derived_metrics_follow_the_settings(empty_db):
+    df = runs_df()
+    with Store(empty_db, settings=Settings(price_per_gpu_hour=3.6, carbon_g_per_kwh=500.0)) as s:
+        s.add_runs(df, source="t", kind="test")
+        got = s.query(["num_gpus", "throughput", "energy_j", "cost_usd", "carbon_g"], order_by="energy_j")
+        exp = df.sort_values("energy_j")
+        np.testing.assert_allclose(got["cost_usd"], exp.num_gpus * 3.6 / 3600 / exp.throughput)
+        np.testing.assert_allclose(got["carbon_g"], exp.energy_j / 3.6e6 * 500.0)
+        assert {"cost_usd", "carbon_g"} <= {m.name for m in s.metrics()}
+        cheap = s.count({"cost_usd": {"max": float(got["cost_usd"].median())}})
+        assert cheap == (got["cost_usd"] <= got["cost_usd"].median()).sum()
+    with Store(empty_db, settings=Settings(price_per_gpu_hour=7.2)) as s:
+        doubled = s.query(["cost_usd"], order_by="energy_j")["cost_usd"]
+        np.testing.assert_allclose(doubled, got["cost_usd"] * 2)
+
+
+def test_delete_import_removes_only_that_batch(empty_db):
+    with Store(empty_db) as s:
+        a = s.add_runs(runs_df(3), source="a", kind="test")
+        b = s.add_runs(runs_df(6).iloc[3:], source="b", kind="test")
+        assert s.count() == 6
+        assert s.delete_import(b.import_id) == 3
+        assert s.count() == 3 and s.imports()["import_id"].tolist() == [a.import_id]
+        with pytest.raises(StoreError, match="No import"):
+            s.delete_import("nope")
+
+
+# -- the bundled seed ----------------------------------------------------------------------
+
+def test_seed_loads_every_run_mapped_onto_canonical_columns(seeded_db):
+    with Store(seeded_db) as s:
+        assert s.count() == 1858
+        assert sorted(s.distinct("task")) == sorted([
+            "gpqa", "image-chat", "lm-arena-chat", "sourcegraph-fim", "text-to-image", "text-to-video", "video-chat"])
+        units = dict(s.con.execute("SELECT task, any_value(work_unit) FROM runs GROUP BY task").fetchall())
+        assert units["text-to-image"] == "image" and units["text-to-video"] == "video" and units["gpqa"] == "token"
+        assert s.distinct("work_unit") == ["image", "token", "video"]
+        assert set(s.distinct("hardware")) == {"H100", "B200"}
+        assert set(s.distinct("precision")) >= {"bfloat16", "fp8"}
+        everywhere = ["energy_j", "throughput", "power_w", "precision", "batch_size", "hardware", "num_gpus",
+                      "params_b", "model", "work_unit"]
+        counts = s.con.execute("SELECT " + ", ".join(f'count("{c}")' for c in everywhere) + " FROM runs").fetchall()[0]
+        assert dict(zip(everywhere, counts)) == {c: 1858 for c in everywhere}
+        token = {"work_unit": ["token"]}
+        for c in ("itl_ms", "itl_p90_ms", "itl_p95_ms", "itl_p99_ms"):
+            assert s.count({**token, c: {"min": 0}}) == s.count(token) > 0
+        # fields with no canonical name are kept as extra, registered fields
+        for extra in ("avg_output_len", "energy_per_request_j", "tensor_parallel", "inference_steps", "num_frames"):
+            assert s.has_field(extra) and extra not in CANONICAL_NAMES
+            assert s.count({extra: {"min": 0}}) > 0
+        assert s.field("energy_per_request_j").unit == "J"
+        assert s.imports()["kind"].tolist() == ["seed"]

@@ -1,0 +1,53 @@
+"""Session-wide UI state: the store in use, derived-metric settings, URL query-string helpers."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from engine.derived import Settings
+from engine.store import Store, default_db_path
+
+SETTING_KEYS = {"price_per_gpu_hour": "price_per_gpu_hour", "carbon_g_per_kwh": "carbon_g_per_kwh"}
+
+
+def settings() -> Settings:
+    """The derived-metric settings chosen in the sidebar (defaults until changed)."""
+    base = Settings()
+    return Settings(
+        price_per_gpu_hour=float(st.session_state.get("price_per_gpu_hour", base.price_per_gpu_hour)),
+        carbon_g_per_kwh=float(st.session_state.get("carbon_g_per_kwh", base.carbon_g_per_kwh)),
+    )
+
+
+def db_path() -> Path:
+    return default_db_path()
+
+
+def open_store() -> Store:
+    """A Store on the session's file with the session's settings; use as a context manager."""
+    return Store(db_path(), settings=settings())
+
+
+def store_stamp(path: Path | None = None) -> tuple:
+    """Changes whenever the store file (or its write-ahead log) changes: a cache key."""
+    path = Path(path or db_path())
+    out = [str(path)]
+    for p in (path, Path(str(path) + ".wal")):
+        try:
+            s = p.stat()
+            out += [s.st_mtime_ns, s.st_size]
+        except FileNotFoundError:
+            out += [None, None]
+    return tuple(out)
+
+
+def read_params() -> dict[str, str]:
+    """The URL query string as {name: last value}."""
+    return {k: st.query_params.get(k) for k in st.query_params.keys()}
+
+
+def write_params(params: dict[str, str]) -> None:
+    """Replace the query string, only when it differs (each write is a browser round-trip)."""
+    if read_params() != params:
+        st.query_params.from_dict(params)
