@@ -10,7 +10,7 @@ from pathlib import Path
 from engine.importers import Parsed
 from engine.importers.detect import detect, parse
 from engine.importers.tabular import MAX_BYTES, ColumnMap
-from engine.store import ImportResult, Store
+from engine.store import ImportResult, Store, StoreError
 
 
 @dataclass
@@ -59,11 +59,28 @@ def read_files(paths, fmt: str | None = None, mappings: dict[str, list[ColumnMap
     return out
 
 
+def check_fields(store: Store, name: str, parsed: Parsed) -> None:
+    """Refuse, before writing, a field whose type clashes with the same name in the store."""
+    numeric = {"integer", "double"}
+    for f in parsed.extra_fields:
+        if store.has_field(f.name):
+            known = store.field(f.name)
+            if known.dtype != f.dtype and not {known.dtype, f.dtype} <= numeric:
+                raise ValueError(f"{name}: column '{f.name}' holds {f.dtype} values but the store's '{f.name}' is "
+                                 f"{known.dtype}; map it to another name.")
+
+
 def import_files(store: Store, paths, fmt: str | None = None, mappings: dict[str, list[ColumnMap]] | None = None,
                  names: dict[str, str] | None = None, max_bytes: int = MAX_BYTES) -> list[FileImport]:
+    files = read_files(paths, fmt, mappings, names, max_bytes)
+    for _, name, _, parsed in files:
+        check_fields(store, name, parsed)
     done = []
-    for p, name, f, parsed in read_files(paths, fmt, mappings, names, max_bytes):
-        res = store.add_runs(parsed.runs, source=name, kind=f, extra_fields=parsed.extra_fields,
-                             file_name=name, file_hash=file_hash(p), note="; ".join(parsed.notes) or None)
+    for p, name, f, parsed in files:
+        try:
+            res = store.add_runs(parsed.runs, source=name, kind=f, extra_fields=parsed.extra_fields,
+                                 file_name=name, file_hash=file_hash(p), note="; ".join(parsed.notes) or None)
+        except StoreError as e:
+            raise ValueError(f"{name}: {e}") from None
         done.append(FileImport(name, f, res))
     return done

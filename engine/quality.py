@@ -71,7 +71,8 @@ def prepare(table: pd.DataFrame, metric: str = "accuracy", name: str = "quality 
         raise ValueError(f"{name}: row {i + 1} has no model.")
     out = out[out["value"].notna()].reset_index(drop=True)
     lowered = out[keys].map(lambda v: v.lower() if isinstance(v, str) else v)
-    dup = lowered.duplicated(keep=False) & ~out.duplicated(keep=False)
+    lowered["value"] = out["value"]
+    dup = lowered[keys].duplicated() & ~lowered.duplicated()  # same key again, different value
     if dup.any():
         i = int(dup.to_numpy().nonzero()[0][0])
         raise ValueError(f"{name}: row {i + 1} gives a second, different {metric} for the same "
