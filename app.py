@@ -11,6 +11,7 @@ st.set_page_config(page_title="Paretoscope", page_icon="📈", layout="wide")
 
 PAGES = [
     st.Page("pages/explore.py", title="Explore", icon="📈", default=True, url_path="explore"),
+    st.Page("pages/import_runs.py", title="Import", icon="📥", url_path="import"),
 ]
 
 page = st.navigation(PAGES)

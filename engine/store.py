@@ -306,6 +306,37 @@ class Store:
             self.con.execute("DROP TABLE IF EXISTS _staged")
         return added, total - added
 
+    def update_column(self, column: str, table: pd.DataFrame, keys: Sequence[str], field: Field | None = None) -> int:
+        """Set ``column`` of the runs matching ``table`` on ``keys`` to the table's ``value``, in one
+        transaction (adding ``field`` first when the column is new). A key whose value is null in a
+        table row matches any run; text keys compare case-insensitively. Returns runs updated."""
+        for k in keys:
+            self.field(k)
+        if not self.has_field(column) and field is None:
+            raise StoreError(f"Unknown column '{column}'.")
+        self.con.execute("BEGIN")
+        try:
+            if not self.has_field(column):
+                self._add_field(field)
+            conds = []
+            for k in keys:
+                r, q = f"runs.{quote(k)}", f"q.{quote(k)}"
+                if self.field(k).dtype == "text":
+                    r, q = f"lower({r})", f"lower({q})"
+                conds.append(f"(q.{quote(k)} IS NULL OR {r} = {q})")
+            self.con.register("_quality", table)
+            try:
+                sql = (f"UPDATE runs SET {quote(column)} = q.value FROM _quality q WHERE {' AND '.join(conds)}")
+                n = first_row(self.con.execute(sql))[0]
+            finally:
+                self.con.unregister("_quality")
+            self.con.execute("COMMIT")
+        except Exception:
+            self.con.execute("ROLLBACK")
+            self._fields = None
+            raise
+        return n
+
     def delete_import(self, import_id: str) -> int:
         """Remove an import batch and its runs; returns how many runs went."""
         self.con.execute("BEGIN")

@@ -1,0 +1,108 @@
+"""`python -m engine import FILE... [--format NAME]`: bring run logs into the store; also
+`--list` / `--delete ID` for import batches and `--quality FILE` to attach quality scores."""
+from __future__ import annotations
+
+import sys
+
+from engine import quality
+from engine.cli import CliError
+from engine.commands import add_db, emit
+from engine.importers.detect import FORMATS, detect
+from engine.importers.tabular import KINDS, ColumnMap, propose_mapping, read_table
+from engine.ingest import import_files
+from engine.store import Store
+
+
+def add_parser(sub):
+    p = sub.add_parser("import", help="import run logs (CSV, Parquet, JSON, optimum-benchmark, CodeCarbon, lm-eval, ...)")
+    p.add_argument("files", nargs="*", metavar="FILE", help="files to import; each becomes its own import batch")
+    add_db(p)
+    p.add_argument("--format", choices=FORMATS, default=None, help="skip detection and read every FILE as this format")
+    p.add_argument("--map", action="append", default=[], metavar="COLUMN=TARGET",
+                   help="tabular files: send COLUMN to TARGET (a canonical name, a new field name, or 'skip'); "
+                        "optionally COLUMN=TARGET*FACTOR to convert units; repeatable")
+    p.add_argument("--direction", action="append", default=[], metavar="FIELD=min|max",
+                   help="better-direction of an extra metric; repeatable")
+    p.add_argument("--preview", action="store_true", help="show the detected format and column mapping, import nothing")
+    p.add_argument("--list", action="store_true", help="list import batches")
+    p.add_argument("--delete", metavar="IMPORT_ID", help="delete an import batch and its runs")
+    p.add_argument("--quality", metavar="FILE", help="attach quality scores (model[, precision], accuracy) to existing runs")
+    p.add_argument("--metric", default="accuracy", help="with --quality: the column to attach (default accuracy)")
+    p.add_argument("--task", default=None, help="with --quality: the task to take from a file that scores several")
+    return p
+
+
+def _mapping(args, path) -> list[ColumnMap] | None:
+    if not args.map and not args.direction:
+        return None
+    with read_table(path) as table:
+        mapping = propose_mapping(table)
+    by_source = {m.source: m for m in mapping}
+    for spec in args.map:
+        col, sep, target = spec.partition("=")
+        if not sep or col not in by_source:
+            raise CliError(f"--map '{spec}' must name a column of {path} as COLUMN=TARGET.")
+        m = by_source[col]
+        target, _, factor = target.partition("*")
+        from engine.fields import CANONICAL_BY_NAME
+        if target == "skip":
+            m.kind = "skip"
+        elif target in CANONICAL_BY_NAME:
+            m.kind, m.target, m.unit, m.direction = "canonical", target, CANONICAL_BY_NAME[target].unit, CANONICAL_BY_NAME[target].direction
+        else:
+            m.target = target
+            m.kind = m.kind if m.kind in ("metric", "config") else ("metric" if m.dtype != "text" else "config")
+        if factor:
+            try:
+                m.factor = float(factor)
+            except ValueError:
+                raise CliError(f"--map '{spec}': '{factor}' is not a number.") from None
+    for spec in args.direction:
+        name, _, d = spec.partition("=")
+        if d not in ("min", "max"):
+            raise CliError(f"--direction '{spec}' must be FIELD=min or FIELD=max.")
+        hits = [m for m in mapping if m.target == name and m.kind == "metric"]
+        if not hits:
+            raise CliError(f"--direction '{spec}': no extra metric '{name}' in {path}.")
+        hits[0].direction = d
+    assert all(m.kind in KINDS for m in mapping)
+    return mapping
+
+
+def run(args) -> int:
+    with Store(args.db) as store:
+        if args.list:
+            emit(store.imports(), "table")
+            return 0
+        if args.delete:
+            n = store.delete_import(args.delete)
+            print(f"Deleted import batch {args.delete} and its {n} runs.")
+            return 0
+        if args.quality:
+            table = quality.read_table(args.quality, task=args.task)
+            res = quality.attach(store, table, args.metric, name=args.quality)
+            print(res.message())
+            if len(res.unmatched):
+                print("Rows that matched no run:", file=sys.stderr)
+                emit(res.unmatched, "table", out=sys.stderr)
+            return 0
+        if not args.files:
+            raise CliError("Name at least one FILE to import (or use --list, --delete ID, --quality FILE).")
+        mappings = {}
+        for f in args.files:
+            m = _mapping(args, f) if (args.format or detect(f)) in ("csv", "tsv", "parquet", "json", "jsonl") else None
+            if m is not None:
+                mappings[str(f)] = m
+        if args.preview:
+            for f in args.files:
+                fmt = args.format or detect(f)
+                print(f"{f}: {fmt}")
+                if fmt in ("csv", "tsv", "parquet", "json", "jsonl"):
+                    with read_table(f, fmt=fmt) as table:
+                        maps = mappings.get(str(f)) or propose_mapping(table)
+                    import pandas as pd
+                    emit(pd.DataFrame([m.as_row() for m in maps]), "table")
+            return 0
+        for done in import_files(store, args.files, args.format, mappings):
+            print(done.message())
+    return 0

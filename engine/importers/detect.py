@@ -1,0 +1,100 @@
+"""Pick the importer for a file from its content (``fmt`` overrides) and run it."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from engine import exchange
+from engine.importers import Parsed, codecarbon, lmeval, mlenergy, optimum, tabular
+
+NATIVE = ("optimum-benchmark", "codecarbon", "lm-eval", "mlenergy", "paretoscope")
+FORMATS = NATIVE + tabular.FORMATS
+TABULAR = set(tabular.FORMATS)
+
+
+def _json_head(path: Path):
+    """The parsed document if the file is one JSON object (small native results), else None."""
+    with open(path, "rb") as fh:
+        head = fh.read(4096).lstrip()
+    if not head.startswith(b"{") or path.stat().st_size > 64 * 2**20:
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return None  # JSONL, or broken: the tabular reader reports it
+
+
+def detect(path: str | Path, name: str | None = None) -> str:
+    """One of FORMATS, judged from the content (the extension only breaks ties)."""
+    path = Path(path)
+    name = name or path.name
+    with open(path, "rb") as fh:
+        magic = fh.read(4)
+    if magic == b"PAR1":
+        return "paretoscope" if exchange.is_export(path) else "parquet"
+    ext = tabular.format_of(path, name)
+    if ext in ("json", "jsonl") or magic.lstrip()[:1] in (b"{", b"["):
+        data = _json_head(path)
+        if data is not None:
+            if optimum.looks_like(data):
+                return "optimum-benchmark"
+            if optimum.is_config(data):
+                return "optimum-benchmark-config"
+            if lmeval.looks_like(data):
+                return "lm-eval"
+            if mlenergy.looks_like(data):
+                return "mlenergy"
+            if ext != "jsonl":
+                raise ValueError(f"{name} is a JSON object of no known kind (optimum-benchmark, lm-eval, ML.ENERGY); "
+                                 "a table must be a JSON array of records or JSONL.")
+        with open(path, "rb") as fh:
+            first = fh.read(4096).lstrip()[:1]
+        return "json" if first == b"[" else "jsonl"
+    if ext == "parquet":
+        return "parquet"  # not PAR1: the reader says it is broken
+    if ext in ("csv", "tsv", None):
+        try:
+            with open(path, encoding="utf-8-sig", errors="replace") as fh:
+                header = [h.strip() for h in fh.readline(1 << 20).strip().split(",")]
+        except OSError:
+            header = []
+        if codecarbon.looks_like(header):
+            return "codecarbon"
+    return ext or "csv"
+
+
+def parse(path: str | Path, name: str | None = None, fmt: str | None = None,
+          mapping: list[tabular.ColumnMap] | None = None, max_bytes: int = tabular.MAX_BYTES) -> Parsed:
+    """Read one file with the adapter its content calls for; ValueError names the file on failure."""
+    path = Path(path)
+    name = name or path.name
+    if not path.exists():
+        raise ValueError(f"{name}: no such file.")
+    tabular.check_size(path, name, max_bytes)
+    fmt = fmt or detect(path, name)
+    if fmt not in FORMATS:
+        if fmt == "optimum-benchmark-config":
+            raise ValueError(f"{name} is an optimum-benchmark config; import its benchmark_report.json "
+                             "(with this file beside it) instead.")
+        raise ValueError(f"{name}: unknown format '{fmt}'; use one of {', '.join(FORMATS)}.")
+    try:
+        if fmt in TABULAR:
+            return tabular.parse_file(path, name, fmt, mapping, max_bytes)
+        if fmt == "optimum-benchmark":
+            return optimum.parse_file(path, name)
+        if fmt == "codecarbon":
+            return codecarbon.parse_file(path, name)
+        if fmt == "lm-eval":
+            return lmeval.parse_file(path, name)
+        if fmt == "mlenergy":
+            parsed = mlenergy.parse_file(path)
+            parsed.source = name
+            return parsed
+        parsed = exchange.read_export(path)
+        return parsed
+    except UnicodeDecodeError:
+        raise ValueError(f"{name} is not UTF-8 text; save it as UTF-8 and upload it again.") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{name}: malformed JSON at line {e.lineno}, column {e.colno} ({e.msg}).") from None
+    except (KeyError, TypeError, AttributeError) as e:
+        raise ValueError(f"{name} does not have the shape of a {fmt} file ({e.__class__.__name__}: {e}).") from None

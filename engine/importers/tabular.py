@@ -1,0 +1,447 @@
+"""Generic tables (CSV, TSV, Parquet, JSON array of records, JSONL) read with DuckDB.
+
+A file is read into an in-memory DuckDB table (CSV as text, with the header parsed here and
+every parser option explicit, strict mode on, so a ragged row fails with its line number).
+Column types are detected over the whole column in SQL. ``propose_mapping`` suggests, from
+names and units, where each column goes: a canonical name (DESIGN.md) with a conversion factor,
+an extra metric, a configuration field, or nowhere. The mapping is a list of plain
+``ColumnMap`` records a person can edit before ``apply_mapping`` turns the table into runs.
+Everything stays in DuckDB: no per-row Python, so a million rows take about a second.
+"""
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from engine.fields import CANONICAL_BY_NAME, Field, is_safe_identifier, normalize_name
+from engine.importers import Parsed
+
+# Same limit as .streamlit/config.toml [server] maxUploadSize (Streamlit counts MB as 2**20 bytes).
+MAX_UPLOAD_MB = 200
+MAX_BYTES = MAX_UPLOAD_MB * 1024 * 1024
+FORMATS = ("csv", "tsv", "parquet", "json", "jsonl")
+_NULLS = ["", "NA", "N/A", "n/a", "null", "NULL", "None", "none", "-"]
+KINDS = ("canonical", "metric", "config", "skip")
+
+# -- units: token -> (dimension, factor into the canonical unit of that dimension) -------------
+_UNITS = {
+    "time": {"ms": 1.0, "msec": 1.0, "millis": 1.0, "milliseconds": 1.0, "s": 1000.0, "sec": 1000.0, "secs": 1000.0,
+             "seconds": 1000.0, "us": 1e-3, "usec": 1e-3, "microseconds": 1e-3, "ns": 1e-6, "minutes": 60000.0},
+    "energy": {"j": 1.0, "joule": 1.0, "joules": 1.0, "kj": 1e3, "wh": 3600.0, "kwh": 3.6e6, "mwh": 3.6e9},
+    "memory": {"mb": 1.0, "gb": 1e3, "kb": 1e-3, "b": 1e-6, "bytes": 1e-6, "mib": 1.048576, "gib": 1073.741824,
+               "kib": 1.024e-3, "tb": 1e6},
+    "power": {"w": 1.0, "watt": 1.0, "watts": 1.0, "kw": 1e3, "mw": 1e-3},
+}
+_UNIT_LABEL = {"time": "ms", "energy": "J", "memory": "MB", "power": "W"}
+_DIM = {"latency_ms": "time", "latency_p90_ms": "time", "latency_p99_ms": "time", "itl_ms": "time",
+        "itl_p90_ms": "time", "itl_p95_ms": "time", "itl_p99_ms": "time", "energy_j": "energy",
+        "peak_memory_mb": "memory", "power_w": "power"}
+
+# base name (unit stripped) -> canonical name
+_SYNONYMS = {
+    "energy_j": ["energy", "energy_per_token", "energy_per_item", "energy_per_sample", "energy_per_image",
+                 "energy_per_unit", "energy_per_work_unit", "energy_j"],
+    "latency_ms": ["latency", "latency_median", "median_latency", "latency_p50", "p50_latency", "e2e_latency",
+                   "latency_ms", "batch_latency"],
+    "latency_p90_ms": ["latency_p90", "p90_latency", "latency_p90_ms"],
+    "latency_p99_ms": ["latency_p99", "p99_latency", "latency_p99_ms"],
+    "itl_ms": ["itl", "inter_token_latency", "median_itl", "itl_median", "tpot", "time_per_output_token", "itl_ms"],
+    "itl_p90_ms": ["itl_p90", "p90_itl", "itl_p90_ms"],
+    "itl_p95_ms": ["itl_p95", "p95_itl", "itl_p95_ms"],
+    "itl_p99_ms": ["itl_p99", "p99_itl", "itl_p99_ms"],
+    "peak_memory_mb": ["memory", "peak_memory", "max_memory", "mem", "peak_mem", "vram", "gpu_memory",
+                       "memory_peak", "peak_vram", "peak_memory_mb", "max_allocated"],
+    "power_w": ["power", "avg_power", "power_draw", "average_power", "power_w"],
+    "throughput": ["throughput", "tokens_per_s", "tokens_per_second", "tok_s", "samples_per_s",
+                   "samples_per_second", "items_per_s", "images_per_s", "qps", "rps", "requests_per_s"],
+    "accuracy": ["accuracy", "acc", "top1", "top1_accuracy"],
+    "model": ["model", "model_name", "model_id", "checkpoint"],
+    "hardware": ["hardware", "gpu", "gpu_model", "gpu_name", "device", "accelerator", "cpu_model"],
+    "precision": ["precision", "dtype", "torch_dtype", "weight_precision", "quantization", "quant"],
+    "batch_size": ["batch_size", "bs", "batch", "max_num_seqs"],
+    "task": ["task", "benchmark", "workload", "dataset"],
+    "num_gpus": ["num_gpus", "gpus", "n_gpus", "gpu_count"],
+    "work_unit": ["work_unit", "unit_of_work"],
+    "params_b": ["params_b", "params_billions", "parameters_b"],
+    "run_id": ["run_id"],
+    "status": ["status"],
+    "reason": ["reason", "error"],
+}
+_LOOKUP = {syn: canon for canon, syns in _SYNONYMS.items() for syn in syns}
+_NONNEG = {f.name for f in CANONICAL_BY_NAME.values() if f.role == "metric" and f.name != "accuracy"} | {
+    "num_gpus", "batch_size"}
+_SKIP_NAMES = {"import_id", "imported_at"}  # belong to the receiving store
+
+
+@dataclass
+class ColumnMap:
+    """Where one source column goes. ``kind``: canonical | metric | config | skip."""
+
+    source: str
+    target: str
+    kind: str
+    dtype: str = "text"  # detected: integer | double | text
+    unit: str = ""
+    factor: float = 1.0
+    direction: str | None = None
+
+    def as_row(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Table:
+    """A file read into the DuckDB table ``raw`` of a private in-memory connection."""
+
+    name: str
+    fmt: str
+    con: duckdb.DuckDBPyConnection
+    columns: list[str]
+    types: dict[str, str]  # column -> integer | double | text
+    rows: int
+    row_label: str = "row"  # how a person counts positions in this format
+    row_offset: int = 1  # rowid + offset = the position shown in messages
+
+    def preview(self, n: int = 20) -> pd.DataFrame:
+        return self.con.execute(f"SELECT * FROM raw LIMIT {int(n)}").df()
+
+    def where(self, rowid: int) -> str:
+        return f"{self.row_label} {rowid + self.row_offset}"
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> "Table":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def ident(name: str) -> str:
+    """Quote any source column name as a DuckDB identifier (only used on the reading connection)."""
+    return '"' + str(name).replace('"', '""') + '"'
+
+
+def _lit(s: str) -> str:
+    return "'" + str(s).replace("'", "''") + "'"
+
+
+# -- reading -----------------------------------------------------------------------------------
+def format_of(path: str | Path, name: str | None = None) -> str | None:
+    ext = Path(name or path).suffix.lower().lstrip(".")
+    return {"csv": "csv", "txt": "csv", "tsv": "tsv", "tab": "tsv", "parquet": "parquet", "pq": "parquet",
+            "json": "json", "jsonl": "jsonl", "ndjson": "jsonl"}.get(ext)
+
+
+def check_size(path: str | Path, name: str, max_bytes: int = MAX_BYTES) -> None:
+    size = Path(path).stat().st_size
+    if size > max_bytes:
+        raise ValueError(f"{name} is {size / 2**20:,.0f} MB, over the {max_bytes / 2**20:,.0f} MB upload limit.")
+    if size == 0:
+        raise ValueError(f"{name} is empty.")
+
+
+def check_text(path: str | Path, name: str) -> None:
+    """Refuse binary files and text that is not UTF-8, naming the line of the first bad byte."""
+    with open(path, "rb") as fh:
+        head = fh.read(8192)
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ValueError(f"{name} is UTF-16 encoded; save it as UTF-8 and upload it again.")
+    if b"\x00" in head or head.startswith(b"PAR1"):
+        raise ValueError(f"{name} is a binary file, not text; expected {format_of(path, name) or 'CSV'} text.")
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line = 1
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 22):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as e:
+                line += chunk.count(b"\n", 0, e.start)
+                raise ValueError(
+                    f"{name} is not UTF-8 text (byte 0x{chunk[e.start]:02x} on line {line}); "
+                    "save it as UTF-8 and upload it again."
+                ) from None
+            line += chunk.count(b"\n")
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            raise ValueError(f"{name} is not UTF-8 text (it ends inside a character); save it as UTF-8.") from None
+
+
+def _header(path: str | Path, name: str, fmt: str) -> tuple[list[str], str]:
+    with open(path, "rb") as fh:
+        first = fh.readline(1 << 20).decode("utf-8-sig").rstrip("\r\n")
+    if not first.strip():
+        raise ValueError(f"{name}: the first line is empty; expected a header row of column names.")
+    delim = "\t" if fmt == "tsv" else ","
+    if fmt == "csv" and "," not in first:
+        delim = ";" if ";" in first else ("\t" if "\t" in first else ",")
+    header = next(csv.reader(io.StringIO(first), delimiter=delim))
+    return [h.strip() for h in header], delim
+
+
+def _check_names(names: list[str], name: str) -> None:
+    seen: dict[str, str] = {}
+    for i, col in enumerate(names):
+        if not col:
+            raise ValueError(f"{name}: column {i + 1} of the header has no name.")
+        key = normalize_name(col)
+        if key in seen:
+            if seen[key] == col:
+                raise ValueError(f"{name}: duplicate column '{col}' (columns {names.index(col) + 1} and {i + 1}).")
+            raise ValueError(f"{name}: duplicate column: '{seen[key]}' and '{col}' both become '{key}'.")
+        seen[key] = col
+
+
+def read_table(path: str | Path, name: str | None = None, fmt: str | None = None,
+               max_bytes: int = MAX_BYTES) -> Table:
+    """Read a tabular file into DuckDB; raises ValueError with one sentence naming the file (and line)."""
+    path = Path(path)
+    name = name or path.name
+    fmt = fmt or format_of(path, name) or "csv"
+    if fmt not in FORMATS:
+        raise ValueError(f"{name}: unknown table format '{fmt}'; use one of {', '.join(FORMATS)}.")
+    check_size(path, name, max_bytes)
+    con = duckdb.connect()
+    try:
+        if fmt in ("csv", "tsv"):
+            check_text(path, name)
+            names, delim = _header(path, name, fmt)
+            _check_names(names, name)
+            cols = "{" + ", ".join(f"{_lit(c)}: 'VARCHAR'" for c in names) + "}"
+            sql = (f"SELECT * FROM read_csv({_lit(str(path))}, header=false, skip=1, auto_detect=false, "
+                   f"delim={_lit(delim)}, quote='\"', escape='\"', strict_mode=true, null_padding=false, "
+                   f"columns={cols}, nullstr=[{', '.join(_lit(s) for s in _NULLS)}], encoding='utf-8')")
+            label, offset = "line", 2
+        elif fmt == "parquet":
+            sql = f"SELECT * FROM read_parquet({_lit(str(path))})"
+            label, offset = "row", 1
+        else:
+            check_text(path, name)
+            form = "array" if fmt == "json" else "newline_delimited"
+            sql = f"SELECT * FROM read_json({_lit(str(path))}, format='{form}', records=true, sample_size=-1)"
+            label, offset = "record", 1
+        try:
+            con.execute(f"CREATE TEMP TABLE raw AS {sql}")
+        except duckdb.Error as e:
+            raise ValueError(_reader_error(name, fmt, e)) from None
+        described = con.execute("DESCRIBE raw").fetchall()
+        names = [r[0] for r in described]
+        _check_names(names, name)
+        rows = con.execute("SELECT count(*) FROM raw").fetchall()[0][0]
+        if rows == 0:
+            raise ValueError(f"{name} has a header but no data rows.")
+        types = _detect_types(con, described)
+        return Table(name, fmt, con, names, types, rows, label, offset)
+    except BaseException:
+        con.close()
+        raise
+
+
+def _reader_error(name: str, fmt: str, e: Exception) -> str:
+    msg = str(e)
+    line = re.search(r"CSV Error on Line: (\d+)", msg)
+    found = re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", msg)
+    if line and found:
+        return (f"{name}: line {line.group(1)} has {found.group(2)} fields but the header has "
+                f"{found.group(1)} columns.")
+    if line and "unicode" in msg.lower():
+        return f"{name} is not UTF-8 text (line {line.group(1)}); save it as UTF-8 and upload it again."
+    if line:
+        detail = msg.split("\n")[2] if len(msg.split("\n")) > 2 else "unreadable"
+        return f"{name}: line {line.group(1)} cannot be read as {fmt.upper()} ({detail.strip()})."
+    rec = re.search(r"Malformed JSON.*?(record/value \d+)?: ([^.\n]*)", msg)
+    if rec:
+        where = f" at {rec.group(1).replace('record/value', 'record')}" if rec.group(1) else ""
+        return f"{name}: malformed JSON{where} ({rec.group(2).strip()})."
+    if fmt == "parquet":
+        return f"{name} is not a readable Parquet file."
+    first = msg.split("\n")[0].replace("Invalid Input Error: ", "")
+    return f"{name} cannot be read as {fmt.upper()}: {first}"
+
+
+def _detect_types(con, described) -> dict[str, str]:
+    """integer | double | text per column, judged on every value (not a sample)."""
+    exprs, kinds = [], {}
+    for col, sqltype, *_ in described:
+        t = sqltype.upper()
+        if t in ("BIGINT", "INTEGER", "SMALLINT", "TINYINT", "HUGEINT", "UBIGINT", "UINTEGER", "USMALLINT", "UTINYINT"):
+            kinds[col] = "integer"
+        elif t in ("DOUBLE", "FLOAT", "REAL") or t.startswith("DECIMAL"):
+            kinds[col] = "double"
+        elif t in ("VARCHAR", "JSON"):
+            v = _text_expr(col, t)
+            d = f"try_cast({v} AS DOUBLE)"
+            exprs.append(f"count({v}) > 0 AND count({v}) = count({d})")
+            exprs.append(f"count({d}) = count({d}) FILTER (WHERE {d} = floor({d}) AND abs({d}) < 9e15)")
+            kinds[col] = None
+        else:
+            kinds[col] = "text"
+    pending = [c for c, k in kinds.items() if k is None]
+    if pending:
+        res = con.execute(f"SELECT {', '.join(exprs)} FROM raw").fetchall()[0]
+        for i, col in enumerate(pending):
+            numeric, integral = res[2 * i], res[2 * i + 1]
+            kinds[col] = ("integer" if integral else "double") if numeric else "text"
+    return kinds
+
+
+def _text_expr(col: str, sqltype: str = "VARCHAR") -> str:
+    return f"({ident(col)} ->> '$')" if sqltype.upper() == "JSON" else f"CAST({ident(col)} AS VARCHAR)"
+
+
+# -- mapping -----------------------------------------------------------------------------------
+def split_unit(raw: str) -> tuple[str, str | None, str | None]:
+    """'Energy (kWh)' -> ('energy', 'energy', 'kwh'); 'latency_s' -> ('latency', 'time', 's')."""
+    name = normalize_name(raw)
+    parts = name.split("_")
+    if len(parts) > 1:
+        tail = parts[-1]
+        for dim, units in _UNITS.items():
+            if tail in units:
+                base = "_".join(parts[:-1])
+                base = base[:-3] if base.endswith("_in") else base
+                return base, dim, tail
+    return name, None, None
+
+
+def propose_mapping(table: Table) -> list[ColumnMap]:
+    """Suggest a target for every column: canonical by name and unit, else extra metric / config."""
+    out, used = [], set()
+    for col in table.columns:
+        dtype = table.types[col]
+        name = normalize_name(col)
+        base, dim, unit = split_unit(col)
+        canon = _LOOKUP.get(name) or _LOOKUP.get(base)
+        if canon and canon in _DIM and dim and _DIM[canon] != dim:
+            canon = None  # e.g. 'memory_s' is not a memory
+        if canon and canon not in used:
+            f = CANONICAL_BY_NAME[canon]
+            factor = _UNITS[dim][unit] if (dim and canon in _DIM) else 1.0
+            unit_label = f.unit
+            used.add(canon)
+            out.append(ColumnMap(col, canon, "canonical", dtype, unit_label, factor, f.direction))
+        elif name in _SKIP_NAMES:
+            out.append(ColumnMap(col, name, "skip", dtype))
+        elif dtype in ("integer", "double"):
+            target = name if name not in CANONICAL_BY_NAME else name + "_x"
+            label = unit if unit else ""
+            out.append(ColumnMap(col, target, "metric", dtype, label, 1.0, None))
+        else:
+            target = name if name not in CANONICAL_BY_NAME else name + "_x"
+            out.append(ColumnMap(col, target, "config", dtype))
+    return out
+
+
+def mapping_from_records(records) -> list[ColumnMap]:
+    """Rebuild a mapping from edited rows (a list of dicts, or a DataFrame from st.data_editor)."""
+    if isinstance(records, pd.DataFrame):
+        records = records.to_dict("records")
+    out = []
+    for r in records:
+        direction = r.get("direction")
+        direction = direction if direction in ("min", "max") else None
+        factor = r.get("factor")
+        factor = 1.0 if factor is None or pd.isna(factor) else float(factor)
+        out.append(ColumnMap(str(r["source"]), str(r.get("target") or "").strip(), str(r.get("kind") or "skip"),
+                             str(r.get("dtype") or "text"), str(r.get("unit") or ""), factor, direction))
+    return out
+
+
+def _validate_mapping(table: Table, mapping: list[ColumnMap]) -> None:
+    name = table.name
+    targets: dict[str, str] = {}
+    for m in mapping:
+        if m.source not in table.types:
+            raise ValueError(f"{name}: the mapping names a column '{m.source}' that the file does not have.")
+        if m.kind not in KINDS:
+            raise ValueError(f"{name}: column '{m.source}' has kind '{m.kind}'; use one of {', '.join(KINDS)}.")
+        if m.kind == "skip":
+            continue
+        if m.kind == "canonical" and m.target not in CANONICAL_BY_NAME:
+            raise ValueError(f"{name}: column '{m.source}' maps to '{m.target}', which is not a canonical name.")
+        if m.kind != "canonical" and (m.target in CANONICAL_BY_NAME or not is_safe_identifier(m.target)):
+            raise ValueError(f"{name}: column '{m.source}' cannot become a field named '{m.target}' "
+                             "(use lower-case letters, digits and _, not a canonical name).")
+        if m.target in _SKIP_NAMES:
+            raise ValueError(f"{name}: column '{m.source}' cannot map to '{m.target}' (set by the store).")
+        if m.target in targets:
+            raise ValueError(f"{name}: columns '{targets[m.target]}' and '{m.source}' both map to '{m.target}'.")
+        if m.factor == 0 or m.factor != m.factor:
+            raise ValueError(f"{name}: column '{m.source}' has a conversion factor of {m.factor}.")
+        targets[m.target] = m.source
+
+
+def _numeric(m: ColumnMap) -> bool:
+    if m.kind == "canonical":
+        f = CANONICAL_BY_NAME[m.target]
+        return f.dtype in ("integer", "double")
+    return m.kind == "metric" or (m.kind == "config" and m.dtype in ("integer", "double"))
+
+
+def apply_mapping(table: Table, mapping: list[ColumnMap]) -> Parsed:
+    """Turn the table into canonical runs and extra fields; checks every value in one SQL pass."""
+    _validate_mapping(table, mapping)
+    kept = [m for m in mapping if m.kind != "skip"]
+    if not kept:
+        raise ValueError(f"{table.name}: every column is skipped; map at least one column.")
+    sqltypes = dict((r[0], r[1]) for r in table.con.execute("DESCRIBE raw").fetchall())
+    checks, labels = [], []
+    for m in kept:
+        if not _numeric(m):
+            continue
+        v = _text_expr(m.source, sqltypes[m.source]) if sqltypes[m.source].upper() in ("VARCHAR", "JSON") \
+            else ident(m.source)
+        d = f"try_cast({v} AS DOUBLE)"
+        checks.append(f"min(rowid) FILTER (WHERE {v} IS NOT NULL AND {d} IS NULL)")
+        labels.append((m, "number"))
+        if m.target in _NONNEG:
+            checks.append(f"min(rowid) FILTER (WHERE {d} < 0)")
+            labels.append((m, "negative"))
+    if checks:
+        res = table.con.execute(f"SELECT {', '.join(checks)} FROM raw").fetchall()[0]
+        for rowid, (m, what) in zip(res, labels):
+            if rowid is None:
+                continue
+            value = table.con.execute(f"SELECT CAST({ident(m.source)} AS VARCHAR) FROM raw WHERE rowid = ?",
+                                      [rowid]).fetchall()[0][0]
+            shown = value if len(str(value)) <= 40 else str(value)[:37] + "..."
+            if what == "number":
+                raise ValueError(f"{table.name}: {table.where(rowid)}, column '{m.source}': '{shown}' is not a "
+                                 f"number (it maps to {m.target}).")
+            raise ValueError(f"{table.name}: {table.where(rowid)}, column '{m.source}': {m.target} cannot be "
+                             f"negative ({shown}).")
+    selects, extra = [], []
+    for m in kept:
+        src = sqltypes[m.source].upper()
+        v = _text_expr(m.source, src) if src in ("VARCHAR", "JSON") else ident(m.source)
+        if _numeric(m):
+            val = f"try_cast({v} AS DOUBLE)" + (f" * {float(m.factor)!r}" if m.factor != 1 else "")
+            integer = (m.kind == "canonical" and CANONICAL_BY_NAME[m.target].dtype == "integer") or (
+                m.kind == "config" and m.dtype == "integer" and m.factor == 1)
+            expr = f"CAST(round({val}) AS BIGINT)" if integer else f"CAST({val} AS DOUBLE)"
+        else:
+            expr = f"CAST({v} AS VARCHAR)" if src != "JSON" else v
+        selects.append(f"{expr} AS {ident(m.target)}")
+        if m.kind != "canonical":
+            role = "metric" if m.kind == "metric" else "config"
+            dtype = "double" if m.kind == "metric" else ("integer" if _numeric(m) and m.dtype == "integer"
+                                                          and m.factor == 1 else ("double" if _numeric(m) else "text"))
+            extra.append(Field(m.target, role, dtype, m.unit or "", m.direction if role == "metric" else None,
+                               f"from column '{m.source}' of {table.name}"))
+    df = table.con.execute(f"SELECT {', '.join(selects)} FROM raw ORDER BY rowid").df()
+    return Parsed(df, extra, source=table.name)
+
+
+def parse_file(path: str | Path, name: str | None = None, fmt: str | None = None,
+               mapping: list[ColumnMap] | None = None, max_bytes: int = MAX_BYTES) -> Parsed:
+    with read_table(path, name, fmt, max_bytes) as table:
+        return apply_mapping(table, mapping if mapping is not None else propose_mapping(table))

@@ -1,0 +1,143 @@
+"""Import: upload run logs (tables or the native outputs of benchmarking tools), check the
+preview and column mapping, commit; manage import batches; attach quality scores."""
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from engine import quality
+from engine.fields import CANONICAL_NAMES
+from engine.importers.detect import detect
+from engine.importers.tabular import FORMATS as TABLES, KINDS, MAX_UPLOAD_MB, mapping_from_records, propose_mapping, read_table
+from engine.ingest import companions, import_files
+from engine.store import Store, default_db_path
+
+st.title("Import runs")
+st.caption(f"CSV, TSV, Parquet, JSON (array of records) or JSONL tables; optimum-benchmark results "
+           f"(benchmark.json, or benchmark_report.json with its benchmark_config.json), CodeCarbon "
+           f"emissions.csv, lm-evaluation-harness results, ML.ENERGY files and Paretoscope exports. "
+           f"Up to {MAX_UPLOAD_MB} MB per file.")
+
+uploads = st.file_uploader(f"Run logs (up to {MAX_UPLOAD_MB} MB each)", accept_multiple_files=True, key="uploads")
+
+
+def _save(files) -> tuple[Path, list[Path]]:
+    """Write the uploads to one temp folder (companion files must sit side by side)."""
+    key = tuple((f.name, f.size, f.file_id) for f in files)
+    if st.session_state.get("_upload_key") != key:
+        folder = Path(tempfile.mkdtemp(prefix="paretoscope-upload-"))
+        for f in files:
+            (folder / Path(f.name).name).write_bytes(f.getbuffer())
+        st.session_state["_upload_key"] = key
+        st.session_state["_upload_dir"] = str(folder)
+    folder = Path(st.session_state["_upload_dir"])
+    return folder, [folder / Path(f.name).name for f in files]
+
+
+if uploads:
+    folder, paths = _save(uploads)
+    skip = companions(paths)
+    mappings, ok = {}, True
+    for path in paths:
+        if path in skip:
+            st.caption(f"{path.name}: optimum-benchmark config, read with its benchmark_report.json.")
+            continue
+        with st.container(border=True):
+            try:
+                fmt = detect(path)
+            except ValueError as e:
+                st.error(str(e))
+                ok = False
+                continue
+            st.markdown(f"**{path.name}** · detected format: `{fmt}`")
+            if fmt in TABLES:
+                try:
+                    with read_table(path, fmt=fmt) as table:
+                        preview = table.preview(10)
+                        proposed = propose_mapping(table)
+                        types, rows = table.types, table.rows
+                except ValueError as e:
+                    st.error(str(e))
+                    ok = False
+                    continue
+                st.caption(f"{rows:,} rows · detected types: " + ", ".join(f"{c} ({t})" for c, t in types.items()))
+                st.dataframe(preview, hide_index=True, width="stretch")
+                st.markdown("Column mapping: where each column goes (edit before committing). "
+                            "Kind *canonical* maps onto the shared vocabulary; *metric* and *config* add a new field.")
+                edited = st.data_editor(
+                    pd.DataFrame([m.as_row() for m in proposed]), hide_index=True, width="stretch",
+                    key=f"map-{path.name}", disabled=["source", "dtype"], height=36 * (len(proposed) + 1) + 4,
+                    column_config={
+                        "source": st.column_config.TextColumn("column in file"),
+                        "target": st.column_config.TextColumn("becomes", help="canonical name or new field name: "
+                                                              + ", ".join(CANONICAL_NAMES)),
+                        "kind": st.column_config.SelectboxColumn("kind", options=list(KINDS), required=True),
+                        "dtype": st.column_config.TextColumn("detected type"),
+                        "unit": st.column_config.TextColumn("unit"),
+                        "factor": st.column_config.NumberColumn("× factor", help="multiplies every value (unit conversion)", format="%g"),
+                        "direction": st.column_config.SelectboxColumn("better", options=["min", "max"],
+                                                                      help="for extra metrics: is lower or higher better?"),
+                    },
+                )
+                mappings[str(path)] = mapping_from_records(edited)
+            else:
+                from engine.importers.detect import parse
+
+                try:
+                    parsed = parse(path, fmt=fmt)
+                except ValueError as e:
+                    st.error(str(e))
+                    ok = False
+                    continue
+                st.caption(f"{len(parsed.runs)} runs; extra fields: "
+                           + (", ".join(f.name for f in parsed.extra_fields) or "none"))
+                st.dataframe(parsed.runs.drop(columns=["environment"], errors="ignore").head(10), hide_index=True,
+                             width="stretch")
+    if st.button("Commit import", type="primary", disabled=not ok):
+        try:
+            with Store(default_db_path()) as store:
+                done = import_files(store, paths, mappings=mappings)
+            for d in done:
+                (st.info if d.result.already_imported else st.success)(d.message())
+        except (ValueError, Exception) as e:  # one sentence; nothing was written
+            st.error(f"Nothing imported: {e}")
+
+st.subheader("Import batches")
+with Store(default_db_path()) as store:
+    batches = store.imports()
+if batches.empty:
+    st.caption("No imports yet.")
+else:
+    st.dataframe(batches[["import_id", "source", "kind", "imported_at", "rows_added"]], hide_index=True,
+                 width="stretch")
+    col1, col2 = st.columns([3, 1])
+    victim = col1.selectbox("Batch to delete", batches["import_id"].tolist(),
+                            format_func=lambda i: f"{i} · {batches.set_index('import_id').loc[i, 'source']}")
+    if col2.button("Delete batch", width="stretch"):
+        with Store(default_db_path()) as store:
+            n = store.delete_import(victim)
+        st.success(f"Deleted batch {victim} and its {n} runs.")
+        st.rerun()
+
+st.subheader("Attach quality scores")
+st.caption("A table with a model column (optionally precision) and an accuracy column, or an "
+           "lm-evaluation-harness results file: its scores are set on the matching runs.")
+qfile = st.file_uploader("Quality table", key="quality_file")
+c1, c2 = st.columns(2)
+metric = c1.text_input("Metric column", value="accuracy")
+task = c2.text_input("Task (for files that score several)", value="")
+if qfile is not None and st.button("Attach quality"):
+    folder = Path(tempfile.mkdtemp(prefix="paretoscope-quality-"))
+    path = folder / Path(qfile.name).name
+    path.write_bytes(qfile.getbuffer())
+    try:
+        table = quality.read_table(path, task=task or None)
+        with Store(default_db_path()) as store:
+            res = quality.attach(store, table, metric.strip(), name=qfile.name)
+        st.success(res.message())
+        if len(res.unmatched):
+            st.warning("These rows matched no run:")
+            st.dataframe(res.unmatched, hide_index=True)
+    except Exception as e:
+        st.error(str(e))

@@ -1,0 +1,136 @@
+"""Every adapter on files shaped like the tools' own output, and the tabular mapping."""
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from engine import exchange
+from engine.importers import tabular
+from engine.importers.detect import detect, parse
+from engine.ingest import import_files
+from engine.store import Store
+
+FX = Path(__file__).parent / "fixtures"
+
+
+@pytest.mark.parametrize("path, fmt", [
+    ("optimum/benchmark.json", "optimum-benchmark"), ("optimum_split/benchmark_report.json", "optimum-benchmark"),
+    ("emissions.csv", "codecarbon"), ("lmeval_results.json", "lm-eval"), ("mlenergy_gpqa.json", "mlenergy"),
+    ("sweep.csv", "csv"),
+])
+def test_detects_format_from_content(path, fmt):
+    assert detect(FX / path) == fmt
+
+
+def test_optimum_benchmark_text_generation():
+    run = parse(FX / "optimum/benchmark.json").runs.iloc[0]
+    assert run["model"] == "meta-llama/Llama-3.2-1B" and run["hardware"] == "NVIDIA A10G"
+    assert run["precision"] == "float16" and run["batch_size"] == 4 and run["num_gpus"] == 1
+    assert run["work_unit"] == "token" and run["throughput"] == pytest.approx(256.9)
+    assert run["energy_j"] == pytest.approx(3.6e6 / 1235294.1)  # tokens/kWh -> J/token
+    assert run["itl_ms"] == pytest.approx(15.55, abs=0.01)  # per_token p50, s -> ms
+    assert run["peak_memory_mb"] == pytest.approx(2698.7)  # max_allocated over sections
+    assert run["prefill_latency_ms"] == pytest.approx(21.05, abs=0.01)
+    assert run["new_tokens"] == 64 and run["sequence_length"] == 256
+
+
+def test_optimum_benchmark_report_with_config_beside(tmp_path):
+    run = parse(FX / "optimum_split/benchmark_report.json").runs.iloc[0]
+    assert run["model"] == "BAAI/bge-base-en-v1.5" and run["num_gpus"] == 0
+    assert run["hardware"] == "AMD EPYC 7R13 Processor" and run["work_unit"] == "sample"
+    assert run["latency_ms"] == pytest.approx(15.115, abs=1e-3) and run["peak_memory_mb"] == pytest.approx(955.1)
+    lone = tmp_path / "benchmark_report.json"
+    lone.write_text((FX / "optimum_split/benchmark_report.json").read_text())
+    with pytest.raises(ValueError, match="without its benchmark_config.json"):
+        parse(lone)
+
+
+def test_codecarbon_keeps_last_cumulative_row_per_run_and_converts_units():
+    runs = parse(FX / "emissions.csv").runs
+    assert len(runs) == 2  # three rows, two run_ids
+    first = runs.set_index("task").loc["llama-finetune"]
+    assert first["energy_j"] == pytest.approx(0.044423 * 3.6e6)  # kWh -> J, last (cumulative) row
+    assert first["emissions_g"] == pytest.approx(8.31) and first["duration_s"] == pytest.approx(600.31)
+    assert first["hardware"] == "NVIDIA A10G" and first["work_unit"] == "run"
+
+
+def test_codecarbon_short_row_is_refused_with_its_line(tmp_path):
+    lines = (FX / "emissions.csv").read_text().splitlines()
+    cut = lines[2].split(",")
+    del cut[25]  # CodeCarbon drops an empty column when appending
+    bad = tmp_path / "emissions.csv"
+    bad.write_text("\n".join(lines[:2] + [",".join(cut)]) + "\n")
+    with pytest.raises(ValueError, match=r"emissions.csv: line 3 has 31 fields"):
+        parse(bad)
+
+
+def test_lm_eval_tasks_metrics_and_model_args():
+    runs = parse(FX / "lmeval_results.json").runs.set_index("task")
+    assert set(runs.index) == {"hellaswag", "arc_easy", "gsm8k"}
+    assert runs.loc["hellaswag", "accuracy"] == pytest.approx(0.4772)
+    assert runs.loc["gsm8k", "accuracy"] == pytest.approx(0.0667)  # exact_match,strict-match
+    assert runs.loc["hellaswag", "lm_acc_norm"] == pytest.approx(0.6381)
+    assert pd.isna(runs.loc["arc_easy", "lm_acc_norm_stderr"])  # "N/A"
+    assert (runs["model"] == "meta-llama/Llama-3.2-1B").all() and (runs["precision"] == "float16").all()
+    assert (runs["batch_size"] == 16).all()
+
+
+def test_mlenergy_file_imports():
+    runs = parse(FX / "mlenergy_gpqa.json").runs
+    assert len(runs) == 3 and (runs["task"] == "gpqa").all() and (runs["work_unit"] == "token").all()
+
+
+def test_store_export_round_trip(seeded_db, tmp_path):
+    out = tmp_path / "share.parquet"
+    with Store(seeded_db) as s:
+        n = exchange.export_runs(s, out, {"task": ["gpqa"]})
+    assert detect(out) == "paretoscope"
+    with Store(tmp_path / "other.duckdb") as s:
+        [done] = import_files(s, [out])
+        assert done.result.added == n and s.count() == n
+        assert s.field("energy_per_request_j").unit == "J"
+
+
+@pytest.mark.parametrize("header, target, factor", [
+    ("energy", "energy_j", 1.0), ("energy_j", "energy_j", 1.0), ("Energy (J)", "energy_j", 1.0),
+    ("energy_kwh", "energy_j", 3.6e6), ("Energy [Wh]", "energy_j", 3600.0), ("energy_kJ", "energy_j", 1000.0),
+    ("latency_s", "latency_ms", 1000.0), ("latency_us", "latency_ms", 1e-3), ("Latency (ms)", "latency_ms", 1.0),
+    ("p99_latency_s", "latency_p99_ms", 1000.0), ("memory_gb", "peak_memory_mb", 1000.0),
+    ("peak_memory_gib", "peak_memory_mb", 1073.741824), ("memory_bytes", "peak_memory_mb", 1e-6),
+    ("power_kw", "power_w", 1000.0), ("tokens_per_s", "throughput", 1.0),
+])
+def test_mapping_from_names_and_units(tmp_path, header, target, factor):
+    f = tmp_path / "t.csv"
+    f.write_text(f"model,{header}\nm,2\n")
+    with tabular.read_table(f) as t:
+        m = {c.source: c for c in tabular.propose_mapping(t)}[header]
+        assert (m.target, m.kind) == (target, "canonical") and m.factor == pytest.approx(factor)
+        runs = tabular.apply_mapping(t, list({c.source: c for c in tabular.propose_mapping(t)}.values())).runs
+    assert runs[target].iloc[0] == pytest.approx(2 * factor)
+
+
+def test_extra_columns_and_edited_mapping(tmp_path):
+    f = tmp_path / "t.csv"
+    f.write_text("model,gpu_temp,phase,energy\nm,61,warm,2\nn,70,cold,3\n")
+    with tabular.read_table(f) as t:
+        rows = [m.as_row() for m in tabular.propose_mapping(t)]
+        by = {r["source"]: r for r in rows}
+        assert by["gpu_temp"]["kind"] == "metric" and by["gpu_temp"]["direction"] is None
+        assert by["phase"]["kind"] == "config"
+        by["gpu_temp"].update(target="temp_c", direction="min")
+        by["energy"].update(factor=0.5)
+        parsed = tabular.apply_mapping(t, tabular.mapping_from_records(pd.DataFrame(rows)))
+    assert list(parsed.runs["energy_j"]) == [1.0, 1.5] and list(parsed.runs["temp_c"]) == [61.0, 70.0]
+    extra = {x.name: x for x in parsed.extra_fields}
+    assert extra["temp_c"].direction == "min" and extra["phase"].role == "config"
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "json", "jsonl", "tsv"])
+def test_other_table_formats(tmp_path, fmt):
+    df = pd.DataFrame({"model": ["a", "b"], "latency_s": [0.1, 0.2], "energy_j": [1.0, 2.0]})
+    p = tmp_path / f"t.{fmt}"
+    {"parquet": lambda: df.to_parquet(p), "json": lambda: df.to_json(p, orient="records"),
+     "jsonl": lambda: df.to_json(p, orient="records", lines=True),
+     "tsv": lambda: df.to_csv(p, sep="\t", index=False)}[fmt]()
+    runs = parse(p).runs
+    assert list(runs["latency_ms"]) == [100.0, 200.0] and list(runs["model"]) == ["a", "b"]
