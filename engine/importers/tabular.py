@@ -178,13 +178,16 @@ def check_text(path: str | Path, name: str) -> None:
 
 def _header(path: str | Path, name: str, fmt: str) -> tuple[list[str], str]:
     with open(path, "rb") as fh:
-        first = fh.readline(1 << 20).decode("utf-8-sig").rstrip("\r\n")
+        first = fh.readline(1 << 20).decode("utf-8-sig").rstrip("\r\n").split("\r")[0]
     if not first.strip():
         raise ValueError(f"{name}: the first line is empty; expected a header row of column names.")
     delim = "\t" if fmt == "tsv" else ","
     if fmt == "csv" and "," not in first:
         delim = ";" if ";" in first else ("\t" if "\t" in first else ",")
-    header = next(csv.reader(io.StringIO(first), delimiter=delim))
+    try:
+        header = next(csv.reader(io.StringIO(first), delimiter=delim))
+    except csv.Error as e:
+        raise ValueError(f"{name}: the header row cannot be read as {fmt.upper()} ({e}).") from None
     return [h.strip() for h in header], delim
 
 
