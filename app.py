@@ -10,8 +10,8 @@ from ui.state import db_path, open_store
 st.set_page_config(page_title="Paretoscope", page_icon="📈", layout="wide")
 
 PAGES = [
-    st.Page("pages/explore.py", title="Explore", icon="📈", default=True, url_path="explore"),
-    st.Page("pages/import_runs.py", title="Import", icon="📥", url_path="import"),
+    st.Page("app_pages/explore.py", title="Explore", icon=":material/scatter_plot:", default=True, url_path="explore"),
+    st.Page("app_pages/import_runs.py", title="Import", icon=":material/upload_file:", url_path="import"),
 ]
 
 page = st.navigation(PAGES)

@@ -41,3 +41,11 @@ def require_browser():
         if os.environ.get("PARETOSCOPE_REQUIRE_BROWSER"):
             pytest.fail(f"{CHROMIUM} is missing but browser tests are mandatory here")
         pytest.skip("chromium not installed")
+
+
+# CI runs hypothesis deterministically so a red build is reproducible; locally it explores.
+from hypothesis import settings as _hyp_settings
+
+_hyp_settings.register_profile("ci", derandomize=True, deadline=None)
+_hyp_settings.register_profile("dev", deadline=None)
+_hyp_settings.load_profile("ci" if os.environ.get("CI") else "dev")
