@@ -6,7 +6,7 @@ from engine.store import Store
 from tests.conftest import ROOT
 from tests.test_import_adapters import FX
 
-PAGE = str(ROOT / "pages" / "import_runs.py")
+PAGE = str(ROOT / "app_pages" / "import_runs.py")
 
 
 def test_page_states_limit_lists_and_deletes_batches(seeded_db, monkeypatch):
