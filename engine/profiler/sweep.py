@@ -221,7 +221,13 @@ class Sweep:
             torch.set_num_threads(old_threads)
 
     def _environment(self, cfg: dict) -> dict:
-        return {
+        notes = list(self.hw.notes) + list(self.workload.notes)
+        load = os.getloadavg()[0]
+        cores = self.hw.cpu_cores_logical or 1
+        if not self.device.startswith("cuda") and load > cores:
+            notes.append(f"machine busy: load average {load:.1f} on {cores} cores; CPU timings with more than one "
+                         f"thread can stall while a thread waits for a core")
+        return {"load_avg_1m": load,
             "hardware": self.hw.as_dict(), "device": self.device, "sweep_id": self.sweep_id,
             "workload": {"name": self.workload.name, "model": self.workload.model_name,
                          "params": {k: getattr(self.workload, k) for k in ("layers", "width", "heads", "seed")
@@ -230,7 +236,7 @@ class Sweep:
                          "min_time_s": self.opt.min_time_s, "warmup": self.opt.warmup,
                          "sampler": self.opt.sample, "sample_interval_s": self.opt.interval_s},
             "memory_method": MEMORY_METHOD["cuda" if self.device.startswith("cuda") else "cpu"],
-            "notes": list(self.hw.notes) + list(self.workload.notes),
+            "notes": notes,
         }
 
 
