@@ -106,8 +106,9 @@ else:
             msg = {"done": st.success, "cancelled": st.warning}.get(state, st.error)
             msg(f"Sweep {state} after {elapsed:.0f} s: {i} of {n} configurations measured and stored."
                 + (f" {info['error']}" if info.get("error") else ""))
-            st.markdown(f'<a href="{launch.explore_url(info.get("task") or name, info.get("source", ""))}" '
-                        f'target="_self">Open these runs in Explore: accuracy vs latency →</a>', unsafe_allow_html=True)
+            if i:
+                st.markdown(f'<a href="{launch.explore_url(info.get("task") or name, info.get("source", ""))}" '
+                            f'target="_self">Open these runs in Explore: accuracy vs latency →</a>', unsafe_allow_html=True)
         if info.get("results"):
             df = pd.DataFrame(info["results"]).dropna(axis=1, how="all")
             st.dataframe(df, hide_index=True, column_config=NUMBERS)
