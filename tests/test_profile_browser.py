@@ -1,6 +1,8 @@
 """A real browser starts a small sweep from the Profile page and sees its runs."""
 from urllib.parse import parse_qs, urlparse
 
+from playwright.sync_api import expect
+
 from engine.store import Store
 from tests.browser import chromium_page, streamlit_server
 
@@ -21,12 +23,11 @@ def test_profile_page_runs_a_sweep(empty_db):
         link = page.get_by_role("link", name="Open these runs in Explore")
         link.wait_for(timeout=120_000)
         page.get_by_text("2 of 2 configurations measured and stored").wait_for()
-        table = page.locator('[data-testid="stDataFrame"]')
-        assert table.count() == 1
+        expect(page.locator('[data-testid="stDataFrame"]')).to_have_count(1)
         query = parse_qs(urlparse(link.get_attribute("href")).query)
         assert query["task"] == ["digits-mlp"] and query["source"][0].startswith("profile:")
         assert query["x"] == ["accuracy"] and query["y"] == ["latency_ms"]
-        assert page.get_by_role("button", name="Start").is_enabled()
+        expect(page.get_by_role("button", name="Start")).to_be_enabled()  # after the page's own refresh
     with Store(empty_db) as s:
         df = s.query(["precision", "accuracy", "latency_ms", "source"], {"source": query["source"]})
     assert sorted(df.precision) == ["float32", "int8"]
