@@ -12,6 +12,7 @@ st.set_page_config(page_title="Paretoscope", page_icon="📈", layout="wide")
 PAGES = [
     st.Page("app_pages/explore.py", title="Explore", icon=":material/scatter_plot:", default=True, url_path="explore"),
     st.Page("app_pages/import_runs.py", title="Import", icon=":material/upload_file:", url_path="import"),
+    st.Page("app_pages/profile.py", title="Profile", icon=":material/speed:", url_path="profile"),
 ]
 
 page = st.navigation(PAGES)

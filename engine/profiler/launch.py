@@ -1,0 +1,126 @@
+"""Start a sweep as a separate OS process and follow it through its progress file.
+
+The Profile page uses this so that a sweep never blocks the Streamlit server: the sweep process
+(`python -m engine profile ... --progress-file F --cancel-file C`) is the only writer of its runs
+(short-lived Store connections, one per result), and the page only reads the small JSON file.
+Sweep folders live beside the store: <store dir>/sweeps/<sweep id>/{progress.json, cancel, log.txt}.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+from engine.profiler.sweep import new_sweep_id, write_json
+from engine.store import ROOT
+
+TERMINAL = ("done", "cancelled", "failed", "stopped")
+START_OVERHEAD_S = 8.0  # python + torch import and hardware detection in the new process
+COMPILE_EXTRA_S = 40.0  # a first guess of torch.compile's cost per configuration on a small CPU
+
+
+def sweeps_dir(db: Path) -> Path:
+    return Path(db).resolve().parent / "sweeps"
+
+
+def grid_args(grid: dict) -> list[str]:
+    out = []
+    for key, values in grid.items():
+        if values:
+            out += ["--grid", f"{key}=" + ",".join(("on" if v else "off") if isinstance(v, bool) else str(v) for v in values)]
+    return out
+
+
+def start(db: Path, workload: str, grid: dict, repeats: int = 5, min_time_s: float = 1.0, n_configs: int | None = None) -> str:
+    """Launch the sweep process; returns its sweep id at once."""
+    sid = new_sweep_id()
+    d = sweeps_dir(db) / sid
+    d.mkdir(parents=True)
+    cmd = [sys.executable, "-m", "engine", "profile", "--workload", workload, *grid_args(grid),
+           "--repeats", str(repeats), "--min-time", str(min_time_s), "--db", str(Path(db).resolve()),
+           "--sweep-id", sid, "--progress-file", str(d / "progress.json"), "--cancel-file", str(d / "cancel")]
+    with open(d / "log.txt", "w") as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+    write_json(d / "progress.json", {"sweep_id": sid, "source": f"profile:{sid}", "task": workload,
+                                     "state": "starting", "i": 0, "n": n_configs, "pid": proc.pid,
+                                     "elapsed_s": 0.0, "remaining_s": None, "results": [], "started": time.time()})
+    return sid
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    try:  # a finished child of this process stays a zombie until reaped
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        return done == 0
+    except ChildProcessError:
+        return True
+
+
+def status(db: Path, sid: str) -> dict:
+    """The sweep's progress; a process that died without saying so is reported as 'stopped'."""
+    d = sweeps_dir(db) / sid
+    try:
+        info = json.loads((d / "progress.json").read_text())
+    except (OSError, ValueError):
+        return {"sweep_id": sid, "state": "unknown", "results": []}
+    if info.get("state") not in TERMINAL and not _alive(info.get("pid")):
+        time.sleep(0.2)  # it may have just written its last state
+        try:
+            info = json.loads((d / "progress.json").read_text())
+        except (OSError, ValueError):
+            pass
+        if info.get("state") not in TERMINAL:
+            info["state"] = "stopped"
+            info["error"] = info.get("error") or log_tail(db, sid)
+    info["cancel_requested"] = (d / "cancel").exists()
+    return info
+
+
+def log_tail(db: Path, sid: str, lines: int = 5) -> str:
+    try:
+        return "\n".join((sweeps_dir(db) / sid / "log.txt").read_text().strip().splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def cancel(db: Path, sid: str) -> None:
+    (sweeps_dir(db) / sid / "cancel").touch()
+
+
+def running(db: Path) -> list[str]:
+    """Sweeps of this store still in progress (newest first)."""
+    d = sweeps_dir(db)
+    if not d.exists():
+        return []
+    ids = sorted((p.name for p in d.iterdir() if (p / "progress.json").exists()), reverse=True)
+    return [s for s in ids if status(db, s)["state"] not in TERMINAL]
+
+
+def estimate_s(store, workload, configs: list[dict]) -> float:
+    """Seconds the sweep should take: the median time per configuration of this workload's
+    earlier profiled runs here (else the workload's first guess), plus torch.compile's cost."""
+    per = workload.seconds_per_config
+    if store is not None and store.has_field("wall_s"):
+        from engine.store import first_row
+
+        row = first_row(store.con.execute(
+            "SELECT median(wall_s) FROM runs WHERE task = ? AND status = 'ok' AND wall_s IS NOT NULL AND coalesce(\"compile\", 'off') = 'off'",
+            [workload.name]))
+        if row and row[0]:
+            per = float(row[0])
+    return START_OVERHEAD_S + sum(per + (COMPILE_EXTRA_S if c.get("compile") else 0) for c in configs)
+
+
+def explore_url(task: str, source: str, x: str = "accuracy", y: str = "latency_ms") -> str:
+    """Relative link to the Explore page filtered to one sweep (filters and objectives in the query)."""
+    return "explore?" + urlencode({"task": task, "source": source, "x": x, "y": y})

@@ -1,0 +1,59 @@
+"""The measurement window and hardware detection, on the CPU."""
+import time
+
+import pytest
+import torch
+
+from engine.profiler.hardware import detect
+from engine.profiler.measure import measure, stats
+
+
+def test_stats_of_known_values():
+    s = stats([0.001, 0.002, 0.003, 0.004])
+    assert s["median_ms"] == pytest.approx(2.5)
+    assert s["iqr_ms"] == pytest.approx(1.5)
+    assert s["p90_ms"] == pytest.approx(3.7)
+    assert s["cv"] == pytest.approx(s["std_ms"] / 2.5)
+    assert s["n"] == 4
+
+
+def test_window_on_a_sleep_workload():
+    m = measure(lambda: time.sleep(0.01), units_per_call=4, min_time_s=0.25, min_repeats=5, interval_s=0.02)
+    lat = m.latency
+    assert 9.5 <= lat["median_ms"] < 40  # a 10 ms sleep, with a loaded machine's slack
+    assert lat["median_ms"] <= lat["p90_ms"] <= lat["p99_ms"]
+    assert m.calls >= 5 and m.reading.elapsed_s >= 0.25
+    assert m.throughput == pytest.approx(4 * m.calls / m.reading.elapsed_s)
+    assert 0 <= m.reading.cpu_util < 50  # sleeping uses next to no CPU
+    assert m.reading.gpu_energy_j is None
+    if m.reading.cpu_energy_j is None:  # no RAPL here: said, not guessed
+        assert any("CPU energy not measurable" in n for n in m.reading.notes)
+
+
+def test_minimum_count_wins_over_minimum_time():
+    m = measure(lambda: time.sleep(0.02), units_per_call=1, min_time_s=0.0, min_repeats=4, warmup=0, sample=False)
+    assert m.calls == 4
+    assert m.reading.cpu_util is None  # no sampler, no utilization
+
+
+def test_peak_memory_sees_an_allocation_inside_the_window():
+    held = []
+
+    def fn():
+        held.append(torch.ones(64 * 2**20 // 4))  # 64 MB, touched
+        time.sleep(0.03)
+        held.clear()
+
+    m = measure(fn, units_per_call=1, min_time_s=0.1, min_repeats=2, warmup=0, interval_s=0.01)
+    assert m.reading.peak_memory_mb >= 50
+
+
+def test_hardware_detection_without_gpu_says_what_it_could_not_read():
+    hw = detect()
+    assert hw.cpu_model and hw.cpu_cores_logical >= 1
+    assert hw.torch_version == torch.__version__
+    if not torch.cuda.is_available():
+        assert hw.name == hw.cpu_model
+        assert any("GPU" in n or "CUDA" in n for n in hw.notes)
+    if not hw.rapl_domains:
+        assert any("RAPL" in n for n in hw.notes)
