@@ -215,6 +215,7 @@ class Store:
         file_name: str | None = None,
         file_hash: str | None = None,
         note: str | None = None,
+        append_to: str | None = None,
     ) -> ImportResult:
         """Add runs as one import batch, all or nothing.
 
@@ -255,13 +256,20 @@ class Store:
                         )
                 else:
                     self._add_field(f)
-            import_id = uuid.uuid4().hex[:12]
             now = datetime.now(timezone.utc).replace(tzinfo=None)
-            added, dups = self._insert(runs, source, import_id, now)
-            self.con.execute(
-                "INSERT INTO imports VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [import_id, source, kind, file_name, file_hash, now, added, note],
-            )
+            if append_to:
+                if not first_row(self.con.execute("SELECT 1 FROM imports WHERE import_id = ?", [append_to])):
+                    raise StoreError(f"No import batch '{append_to}' to add runs to.")
+                import_id = append_to
+                added, dups = self._insert(runs, source, import_id, now)
+                self.con.execute("UPDATE imports SET rows_added = rows_added + ? WHERE import_id = ?", [added, import_id])
+            else:
+                import_id = uuid.uuid4().hex[:12]
+                added, dups = self._insert(runs, source, import_id, now)
+                self.con.execute(
+                    "INSERT INTO imports VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [import_id, source, kind, file_name, file_hash, now, added, note],
+                )
             self.con.execute("COMMIT")
         except Exception:
             self.con.execute("ROLLBACK")
@@ -292,6 +300,7 @@ class Store:
             self.con.unregister("_incoming")
         try:
             total = first_row(self.con.execute("SELECT count(*) FROM _staged"))[0]
+            before = first_row(self.con.execute("SELECT count(*) FROM runs WHERE import_id = ?", [import_id]))[0]
             target = ["run_id", "source", "status", "import_id", "imported_at"] + select_cols
             self.con.execute(
                 f"""INSERT INTO runs ({', '.join(quote(c) for c in target)})
@@ -301,7 +310,7 @@ class Store:
                     QUALIFY row_number() OVER (PARTITION BY s.run_id) = 1""",
                 {"iid": import_id, "now": now},
             )
-            added = first_row(self.con.execute("SELECT count(*) FROM runs WHERE import_id = ?", [import_id]))[0]
+            added = first_row(self.con.execute("SELECT count(*) FROM runs WHERE import_id = ?", [import_id]))[0] - before
         finally:
             self.con.execute("DROP TABLE IF EXISTS _staged")
         return added, total - added

@@ -1,0 +1,74 @@
+"""`python -m engine profile`: measure a grid of configurations of a workload on this machine."""
+from __future__ import annotations
+
+import sys
+
+from engine.commands import add_db
+
+
+def add_parser(sub):
+    p = sub.add_parser("profile", help="measure a grid of configurations on this machine into the store")
+    p.add_argument("--workload", help="built-in workload: digits-mlp, digits-cnn, tiny-gpt")
+    p.add_argument("--model", metavar="PKG.MOD:FACTORY",
+                   help="your own model: a factory returning (model, example_inputs[, eval_fn])")
+    p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
+                   help="knob values: precision, batch_size, seq_len, gen_len, compile, threads; repeatable")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="workload parameter, e.g. tiny-gpt layers=4 width=256 heads=8; repeatable")
+    p.add_argument("--repeats", type=int, default=5, help="minimum timed batches per configuration (default 5)")
+    p.add_argument("--min-time", type=float, default=1.0, help="minimum measured seconds per configuration (default 1)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed batches before measuring (default 2)")
+    p.add_argument("--device", default="auto", help="auto (a CUDA GPU if there is one), cpu, cuda or cuda:N")
+    p.add_argument("--no-sampler", action="store_true", help="do not sample utilization / power in a background thread")
+    p.add_argument("--sweep-id", help="id of this sweep (default: time and a random suffix)")
+    p.add_argument("--progress-file", help="JSON file to keep up to date with the sweep's progress")
+    p.add_argument("--cancel-file", help="the sweep stops after the current configuration once this file exists")
+    add_db(p)
+    return p
+
+
+def run(args) -> int:
+    from engine.cli import CliError
+    from engine.profiler import knobs
+    from engine.profiler.sweep import Options, Sweep
+    from engine.profiler.workloads import get_workload
+
+    if not args.workload and not args.model:
+        raise CliError("Name a workload (--workload digits-mlp|digits-cnn|tiny-gpt) or your model (--model pkg.mod:factory).")
+    if args.repeats < 1 or args.min_time < 0 or args.warmup < 0:
+        raise CliError("--repeats must be at least 1, and --min-time and --warmup not negative.")
+    params = {}
+    for spec in args.param:
+        key, sep, value = spec.partition("=")
+        if not sep:
+            raise CliError(f"--param '{spec}' must look like KEY=VALUE.")
+        params[key.strip()] = value.strip()
+    workload = get_workload(args.workload, args.model, params)
+    grid = knobs.parse_grid(args.grid, workload.knobs, workload.name)
+    configs = knobs.expand(grid, workload.defaults)
+    sweep = Sweep(workload, configs, db=args.db, sweep_id=args.sweep_id,
+                  options=Options(args.repeats, args.min_time, args.warmup, args.device, not args.no_sampler),
+                  progress_file=args.progress_file, cancel_file=args.cancel_file,
+                  log=lambda msg: print(msg, flush=True))
+    print(f"sweep {sweep.sweep_id}: {workload.name} ({workload.model_name}), {len(configs)} configurations "
+          f"on {sweep.hw.name} ({sweep.device})", flush=True)
+    for note in sweep.hw.notes:
+        print(f"  note: {note}", flush=True)
+    rows = sweep.run()
+    summary(rows, sweep, sys.stdout)
+    return 0
+
+
+def summary(rows, sweep, out) -> None:
+    import pandas as pd
+
+    cols = ["precision", "batch_size", "seq_len", "gen_len", "compile", "threads", "status", "latency_ms",
+            "latency_p90_ms", "throughput", "accuracy", "peak_memory_mb", "energy_j"]
+    df = pd.DataFrame(rows)
+    df = df[[c for c in cols if c in df.columns and df[c].notna().any()]]
+    counts = df["status"].value_counts().to_dict() if len(df) else {}
+    out.write(f"\n{len(rows)} of {len(sweep.configs)} configurations stored as source '{sweep.source}' "
+              f"({', '.join(f'{v} {k}' for k, v in counts.items())})\n")
+    if len(df):
+        with pd.option_context("display.max_rows", None, "display.width", 200, "display.float_format", "{:.4g}".format):
+            out.write(df.to_string(index=False) + "\n")

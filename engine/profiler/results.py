@@ -1,0 +1,96 @@
+"""Map one measured (or skipped / failed) configuration onto the store's vocabulary.
+
+Canonical columns where DESIGN.md has a name; the rest are extra fields registered here, with
+units and better-directions, so they become explorable metrics and filterable knobs.
+"""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from engine.fields import CANONICAL_BY_NAME, Field, normalize_name
+
+EXTRA_FIELDS = (
+    Field("seq_len", "config", "integer", "tokens", None, "prompt length (tokens)"),
+    Field("gen_len", "config", "integer", "tokens", None, "tokens generated per sequence"),
+    Field("compile", "config", "text", "", None, "torch.compile on / off"),
+    Field("threads", "config", "integer", "count", None, "torch CPU threads (torch.set_num_threads)"),
+    Field("device", "config", "text", "", None, "torch device the run used (cpu, cuda:0)"),
+    Field("quantization", "config", "text", "", None, "how the precision was applied"),
+    Field("sweep_id", "info", "text", "", None, "profiler sweep that measured the run"),
+    Field("ttft_ms", "metric", "double", "ms", "min", "median time to first token (prefill)"),
+    Field("latency_iqr_ms", "metric", "double", "ms", "min", "interquartile range of the per-batch latency"),
+    Field("latency_std_ms", "metric", "double", "ms", "min", "standard deviation of the per-batch latency"),
+    Field("latency_cv", "metric", "double", "", "min", "coefficient of variation of the per-batch latency"),
+    Field("measured_calls", "metric", "integer", "count", None, "batches timed in the measurement window"),
+    Field("flops_per_s", "metric", "double", "FLOP/s", "max", "achieved FLOP/s (float32 model's FLOPs / median latency)"),
+    Field("gpu_util", "metric", "double", "%", None, "mean GPU utilization in the window (NVML samples)"),
+    Field("cpu_util", "metric", "double", "%", None, "mean process CPU use in the window, % of all cores"),
+    Field("agreement", "metric", "double", "", "max", "top-1 agreement with the float32 model"),
+    Field("kl_div", "metric", "double", "nats", "min", "KL divergence from the float32 model's distributions"),
+    Field("rel_error", "metric", "double", "", "min", "relative L2 error of the outputs against float32"),
+    Field("cpu_energy_j", "metric", "double", "J", "min", "CPU package energy (RAPL) per work unit"),
+    Field("process_peak_rss_mb", "metric", "double", "MB", "min", "process resident set size at its peak in the window"),
+    Field("wall_s", "metric", "double", "s", "min", "wall time the configuration took, set-up and quality included"),
+)
+EXTRA_BY_NAME = {f.name: f for f in EXTRA_FIELDS}
+_PANDAS = {"text": "string", "integer": "Int64", "double": "Float64", "timestamp": "datetime64[us]"}
+
+
+def frame(rows: list[dict]) -> pd.DataFrame:
+    """Rows -> a DataFrame whose columns have the store's types (all-null columns included)."""
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    df = pd.DataFrame([{c: r.get(c) for c in cols} for r in rows], columns=cols)
+    for c in cols:
+        f = CANONICAL_BY_NAME.get(c) or EXTRA_BY_NAME.get(c)
+        df[c] = df[c].astype(_PANDAS[f.dtype] if f is not None else "Float64")
+    return df
+
+
+def fields_for(rows: list[dict]) -> list[Field]:
+    """Extra fields these rows use; a metric a user's eval function returned is registered too."""
+    names = list(dict.fromkeys(k for r in rows for k in r))
+    out = [EXTRA_BY_NAME[n] for n in names if n in EXTRA_BY_NAME]
+    out += [Field(n, "metric", "double", "", None, "quality metric from the model's eval function")
+            for n in names if n not in EXTRA_BY_NAME and n not in CANONICAL_BY_NAME]
+    return out
+
+
+def row(*, run_id, workload, cfg, hw_name, device, status, reason=None, how=None, m=None, quality=None,
+        flops=None, wall_s=None, env=None, params_b=None) -> dict:
+    r = {
+        "run_id": run_id, "status": status, "reason": reason, "task": workload.name,
+        "model": workload.model_name, "hardware": hw_name, "num_gpus": 1 if device.startswith("cuda") else 0,
+        "precision": cfg["precision"], "batch_size": cfg["batch_size"], "work_unit": workload.work_unit,
+        "seq_len": cfg.get("seq_len"), "gen_len": cfg.get("gen_len"),
+        "compile": "on" if cfg.get("compile") else "off", "threads": cfg.get("threads"), "device": device,
+        "quantization": how, "params_b": params_b, "wall_s": wall_s,
+        "environment": json.dumps(env or {}, sort_keys=True, default=str),
+    }
+    if m is not None:
+        lat, rd = m.latency, m.reading
+        units = m.units
+        r.update({
+            "throughput": m.throughput, "latency_ms": lat["median_ms"], "latency_p90_ms": lat["p90_ms"],
+            "latency_p99_ms": lat["p99_ms"], "latency_iqr_ms": lat["iqr_ms"], "latency_std_ms": lat["std_ms"],
+            "latency_cv": lat["cv"], "measured_calls": m.calls, "peak_memory_mb": rd.peak_memory_mb,
+            "process_peak_rss_mb": rd.process_peak_rss_mb, "power_w": rd.power_w,
+            "gpu_util": rd.gpu_util, "cpu_util": rd.cpu_util,
+            "cpu_energy_j": rd.cpu_energy_j / units if rd.cpu_energy_j is not None else None,
+        })
+        device_energy = rd.gpu_energy_j if device.startswith("cuda") else rd.cpu_energy_j
+        r["energy_j"] = device_energy / units if device_energy is not None else None
+        if flops:
+            r["flops_per_s"] = flops / (lat["median_ms"] / 1000.0)
+        if "itl" in m.extra and m.extra["itl"]:
+            itl = m.extra["itl"]
+            r.update({"itl_ms": itl["median_ms"], "itl_p90_ms": itl["p90_ms"], "itl_p95_ms": itl["p95_ms"],
+                      "itl_p99_ms": itl["p99_ms"]})
+        if "prefill" in m.extra and m.extra["prefill"]:
+            r["ttft_ms"] = m.extra["prefill"]["median_ms"]
+    for k, v in (quality or {}).items():
+        r[normalize_name(k)] = v
+    if quality and "accuracy" not in quality and "agreement" in quality:
+        r["accuracy"] = quality["agreement"]  # the fidelity is this workload's task quality
+    return r
