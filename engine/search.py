@@ -41,12 +41,16 @@ class Space:
     configs: pd.DataFrame  # columns = knobs (plus side columns such as run_id for lookup)
     numeric: dict[str, bool]  # knob -> treated as an ordered number (log2-scaled)
     side: pd.DataFrame | None = None  # per-configuration numeric side features (model size)
+    fixed: dict = field(default_factory=dict)  # knobs held at one value (a workload grid's defaults)
 
     def __len__(self) -> int:
         return len(self.configs)
 
     def config(self, i: int) -> dict:
-        return {k: _py(self.configs.iloc[i][k]) for k in self.knobs}
+        """The full configuration: the varied knobs plus any knobs held fixed."""
+        out = dict(self.fixed)
+        out.update({k: _py(self.configs.iloc[i][k]) for k in self.knobs})
+        return out
 
     def features(self) -> np.ndarray:
         """Encoding for the surrogate: one-hot categories, log2 numbers scaled to [0, 1]."""
@@ -135,51 +139,86 @@ class LookupEvaluator:
 
 
 class MeasureEvaluator:
-    """Runs the profiler on a configuration now and stores the run; a configuration already in the
-    store (same workload and knob values) is read back instead of measured again.
-
-    ``measure(workload, config) -> dict`` is the profiler's one-configuration function (a run row
-    with canonical columns); it is injected so the search does not depend on the profiler's
-    internals.
-    """
+    """Measures a configuration now with ``measure(workload, config) -> run row`` (which stores the
+    run, as the profiler's sweep does); a configuration already in the store for this workload on
+    this hardware is read back instead, so nothing is measured twice, across searches too."""
     kind = "measure"
 
-    def __init__(self, space: Space, db_path, measure: Callable[[str, dict], dict], objectives: Sequence[str],
-                 settings=None):
-        self.space, self.db_path, self.measure, self.objectives = space, db_path, measure, list(objectives)
-        self.settings = settings
-        self.measured = 0  # how many were really measured (not found in the store)
+    def __init__(self, space: Space, db_path, measure: Callable[[str, dict], dict | None],
+                 hardware: str | None = None, stored_form: Callable[[dict], dict] = lambda c: c):
+        self.space, self.db_path, self.measure = space, db_path, measure
+        self.hardware, self.stored_form = hardware, stored_form
+        self.measured = 0  # configurations really measured (not found in the store)
 
-    def cached(self, store: Store, config: dict) -> dict | None:
-        filters = {"task": [self.space.name]}
-        for k, v in config.items():
-            if not store.has_field(k):
-                return None
-            filters[k] = [v]
-        if not all(store.has_field(o) for o in self.objectives):
-            return None
-        df = store.query(None, filters, limit=1, order_by="imported_at")
-        return df.iloc[0].to_dict() if len(df) else None
+    def cached(self, config: dict) -> dict | None:
+        with Store(self.db_path) as store:
+            filters: dict = {"task": [self.space.name]}
+            if self.hardware:
+                filters["hardware"] = [self.hardware]
+            for k, v in self.stored_form(config).items():
+                if v is None:
+                    continue
+                if not store.has_field(k):
+                    return None
+                filters[k] = [v]
+            df = store.query(None, filters, include_failed=True, order_by="imported_at")
+        return df.iloc[-1].to_dict() if len(df) else None
 
     def __call__(self, i: int) -> dict | None:
         config = self.space.config(i)
-        with Store(self.db_path, settings=self.settings) as store:
-            hit = self.cached(store, config)
-        if hit is not None:
-            return hit
-        row = self.measure(self.space.name, config)
-        self.measured += 1
-        if row is None:
-            return None
-        row = dict(row)
-        row.setdefault("task", self.space.name)
-        for k, v in config.items():
-            row.setdefault(k, v)
-        with Store(self.db_path, settings=self.settings) as store:
-            frame = pd.DataFrame([row])
-            known = [c for c in frame.columns if store.has_field(c)]
-            store.add_runs(frame[known], source="search", kind="profile", note=f"search over {self.space.name}")
-        return row
+        hit = self.cached(config)
+        if hit is None:
+            hit = self.measure(self.space.name, config)
+            self.measured += 1
+        if hit is None or hit.get("status", "ok") != "ok":
+            return None if hit is None else {**config, **{k: hit.get(k) for k in ("status", "reason", "run_id")}}
+        return hit
+
+
+# Search grids for the profiler's built-in workloads when none is given (DESIGN.md grid keys).
+WORKLOAD_GRID = {"precision": ["float32", "bfloat16", "float16", "int8"], "batch_size": [1, 4, 16, 64, 256]}
+WORKLOAD_OBJECTIVES = (["latency_ms", "throughput"], [False, True])
+
+
+def workload_space(name: str, grid_specs: Sequence[str] = ()) -> Space:
+    """The grid of a profiler workload as a space (``--grid KEY=V1,V2`` specs, or WORKLOAD_GRID)."""
+    from engine.profiler import knobs
+    from engine.profiler.workloads import get_workload
+
+    w = get_workload(name)
+    grid = knobs.parse_grid(list(grid_specs), w.knobs, w.name) if grid_specs else \
+        {k: v for k, v in WORKLOAD_GRID.items() if k in w.knobs}
+    configs = pd.DataFrame(knobs.expand(grid, w.defaults))
+    varied = [k for k in configs.columns if configs[k].astype(str).nunique() > 1] or list(configs.columns[:1])
+    numeric = {k: bool(pd.api.types.is_numeric_dtype(configs[k]) and not pd.api.types.is_bool_dtype(configs[k]))
+               for k in configs.columns}
+    space = Space(w.name, varied, configs, {k: numeric[k] for k in varied})
+    space.fixed = {k: _py(configs[k].iloc[0]) for k in configs.columns if k not in varied}
+    return space
+
+
+def profiler_measure(db_path, repeats: int = 3, min_time_s: float = 0.2, device: str = "auto"):
+    """The profiler's one-configuration measurement for MeasureEvaluator: a one-configuration
+    sweep that writes its run to the store. Returns (measure, hardware name, stored_form)."""
+    from engine.profiler.hardware import detect
+    from engine.profiler.sweep import Options, Sweep
+    from engine.profiler.workloads import get_workload
+
+    hw = detect().name
+
+    def stored_form(cfg: dict) -> dict:  # how the sweep writes a configuration's knobs
+        out = dict(cfg)
+        if "compile" in out:
+            out["compile"] = "on" if out["compile"] else "off"
+        return out
+
+    def measure(workload: str, cfg: dict) -> dict | None:
+        sweep = Sweep(get_workload(workload), [cfg], db=db_path, log=lambda _m: None,
+                      options=Options(repeats=repeats, min_time_s=min_time_s, warmup=1, device=device))
+        rows = sweep.run()
+        return rows[0] if rows else None
+
+    return measure, hw, stored_form
 
 
 # -- hypervolume helpers ---------------------------------------------------------------------
@@ -339,7 +378,10 @@ def search(
     mask = np.zeros(len(T), bool)
     if ok.any():
         mask[ok] = pareto.non_dominated(T[ok], False)
-    return SearchResult(evaluated, evaluated[mask].reset_index(drop=True), hv_hist, st.order, space)
+    front = evaluated[mask]
+    if objectives[0] in front.columns:
+        front = front.sort_values(objectives[0], ascending=not maximize[0], kind="stable")
+    return SearchResult(evaluated, front.reset_index(drop=True), hv_hist, st.order, space)
 
 
 def _initial(X: np.ndarray, n: int, rng) -> list[int]:
