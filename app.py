@@ -7,6 +7,7 @@ st.set_page_config(page_title="Paretoscope", page_icon="📈", layout="wide")
 
 PAGES = [
     st.Page("pages/explore.py", title="Explore", icon="📈", default=True, url_path="explore"),
+    st.Page("pages/recommend.py", title="Recommend", icon="🎯", url_path="recommend"),
 ]
 
 st.navigation(PAGES).run()
