@@ -84,6 +84,7 @@ def _py(v):
 def default_objectives(store: Store, task: str) -> tuple[list[str], list[bool]]:
     """energy_j with itl_p90_ms for LLM tasks, energy_j with latency_ms otherwise (what is measured)."""
     filters = {"task": [task]}
+    _check_task(store, task)
     have = set(store.non_empty_columns(filters))
     for pair in (LLM_DEFAULT, OTHER_DEFAULT, (("energy_j", False), ("throughput", True))):
         if all(n in have for n, _ in pair):
@@ -94,13 +95,17 @@ def default_objectives(store: Store, task: str) -> tuple[list[str], list[bool]]:
     return [f.name for f in metrics[:2]], [f.direction == "max" for f in metrics[:2]]
 
 
+def _check_task(store: Store, task: str) -> None:
+    if not store.distinct("task", {"task": [task]}):
+        raise ValueError(f"No runs of task '{task}' in the store; known tasks: {', '.join(store.distinct('task'))}.")
+
+
 def task_space(store: Store, task: str, objectives: Sequence[str], filters: Mapping | None = None) -> Space:
     """The measured configurations of ``task`` that have every objective; knobs are the config
     fields that vary among them (a field fixed by the others, like a model's nickname, is dropped)."""
     filt = dict(filters or {})
     filt["task"] = [task]
-    if not store.distinct("task", {"task": [task]}):
-        raise ValueError(f"No runs of task '{task}' in the store; known tasks: {', '.join(store.distinct('task'))}.")
+    _check_task(store, task)
     have = set(store.non_empty_columns(filt))
     cand = [f.name for f in store.fields("config") if f.name not in SKIP_KNOBS and f.name in have]
     side = [c for c in MODEL_FEATURES if c in have]
