@@ -31,6 +31,7 @@ SKIP_KNOBS = ("task", "work_unit")
 MODEL_FEATURES = ("params_b", "active_params_b")  # numeric side information about a model
 LLM_DEFAULT = (("energy_j", False), ("itl_p90_ms", False))
 OTHER_DEFAULT = (("energy_j", False), ("latency_ms", False))
+NUMERIC_SCALE = 1.5  # span of a numeric knob in the encoding (a category change is sqrt(2))
 
 
 @dataclass
@@ -60,7 +61,7 @@ class Space:
             if self.numeric[k]:
                 x = np.log2(np.maximum(v.astype(float).to_numpy(), 1e-9))
                 span = x.max() - x.min()
-                cols.append(((x - x.min()) / span if span > 0 else x * 0)[:, None] * 1.5)
+                cols.append(((x - x.min()) / span if span > 0 else x * 0)[:, None] * NUMERIC_SCALE)
             else:
                 cols.append(pd.get_dummies(v.astype(str)).to_numpy(float))
         if self.side is not None:
@@ -69,6 +70,15 @@ class Space:
                 span = x.max() - x.min()
                 cols.append(((x - x.min()) / span if span > 0 else x * 0)[:, None])
         return np.hstack(cols) if cols else np.zeros((len(self), 1))
+
+    def numeric_columns(self) -> np.ndarray:
+        """Which columns of features() encode a numeric knob."""
+        out = []
+        for k in self.knobs:
+            n = 1 if self.numeric[k] else self.configs[k].astype(str).nunique()
+            out += [self.numeric[k]] * n
+        out += [False] * (0 if self.side is None else len(self.side.columns))
+        return np.array(out, bool)
 
     def pymoo_vars(self) -> dict:
         """The knobs as pymoo mixed variables (Choice over the values that occur)."""
@@ -276,26 +286,32 @@ def hv_improvement(front: np.ndarray, cand: np.ndarray, ref: np.ndarray) -> np.n
 
 
 # -- the surrogate -----------------------------------------------------------------------------
-def _gp(X: np.ndarray, Y: np.ndarray, Xq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Gaussian-process means and sds of every column of ``Y`` at ``Xq`` (RBF kernel, one
-    length-scale shared by the objectives, picked by marginal likelihood from a small grid)."""
+def _gp(X: np.ndarray, Y: np.ndarray, Xq: np.ndarray, num: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian-process means and sds of every column of ``Y`` at ``Xq`` (RBF kernel shared by
+    the objectives). The length-scale, and how much the numeric columns ``num`` weigh against
+    the categorical ones, are picked by marginal likelihood from a small grid."""
     from scipy.linalg import cho_solve, solve_triangular
 
     mu0, s0 = Y.mean(axis=0), np.where(Y.std(axis=0) > 0, Y.std(axis=0), 1.0)
     t = (Y - mu0) / s0
-    d2 = ((X[:, None, :] - X[None, :, :]) ** 2).sum(-1)
+    num = np.zeros(X.shape[1], bool) if num is None else num
     best = None
-    for ls in (0.7, 1.0, 1.5, 2.5):
-        K = np.exp(-d2 / (2 * ls * ls)) + 1e-3 * np.eye(len(X))
-        try:
-            L = np.linalg.cholesky(K)
-        except np.linalg.LinAlgError:
-            continue
-        a = cho_solve((L, True), t)
-        nll = 0.5 * (t * a).sum() + t.shape[1] * np.log(np.diag(L)).sum()
-        if best is None or nll < best[0]:
-            best = (nll, ls, L, a)
-    _, ls, L, a = best
+    for w in ((1.0, 2.0) if num.any() else (1.0,)):
+        scale = np.where(num, w, 1.0)
+        Xs = X * scale
+        d2 = ((Xs[:, None, :] - Xs[None, :, :]) ** 2).sum(-1)
+        for ls in (0.7, 1.0, 1.5, 2.5):
+            K = np.exp(-d2 / (2 * ls * ls)) + 1e-3 * np.eye(len(X))
+            try:
+                L = np.linalg.cholesky(K)
+            except np.linalg.LinAlgError:
+                continue
+            a = cho_solve((L, True), t)
+            nll = 0.5 * (t * a).sum() + t.shape[1] * np.log(np.diag(L)).sum()
+            if best is None or nll < best[0]:
+                best = (nll, ls, L, a, scale)
+    _, ls, L, a, scale = best
+    X, Xq = X * scale, Xq * scale
     dq = (Xq * Xq).sum(1)[:, None] + (X * X).sum(1)[None, :] - 2 * Xq @ X.T
     Kq = np.exp(-np.maximum(dq, 0) / (2 * ls * ls))
     mu = Kq @ a
@@ -410,6 +426,7 @@ def _surrogate(space: Space, run, st: _State, budget: int, rng, n_obj: int, beta
 
 def _surrogate_loop(space: Space, run, st: _State, budget: int, rng, n_obj: int, beta: float) -> None:
     X = space.features()
+    num = space.numeric_columns()
     n_init = int(min(budget, max(2, min(8, round(budget * 0.15)))))
     for i in _initial(X, n_init, rng):
         run(i)
@@ -424,7 +441,7 @@ def _surrogate_loop(space: Space, run, st: _State, budget: int, rng, n_obj: int,
         lo, hi = T[ok].min(axis=0), T[ok].max(axis=0)
         span = np.where(hi - lo > 0, hi - lo, 1.0)
         Z = (T[ok] - lo) / span
-        mu, sd = _gp(X[done[ok]], Z, X[left])
+        mu, sd = _gp(X[done[ok]], Z, X[left], num)
         pred = mu - beta * sd
         front = Z[pareto.non_dominated(Z, False)]
         gain = hv_improvement(front, pred, np.full(n_obj, 1.1))
