@@ -13,6 +13,7 @@ PAGES = [
     st.Page("app_pages/explore.py", title="Explore", icon=":material/scatter_plot:", default=True, url_path="explore"),
     st.Page("app_pages/import_runs.py", title="Import", icon=":material/upload_file:", url_path="import"),
     st.Page("app_pages/profile.py", title="Profile", icon=":material/speed:", url_path="profile"),
+    st.Page("app_pages/recommend.py", title="Recommend", icon=":material/recommend:", url_path="recommend"),
 ]
 
 page = st.navigation(PAGES)

@@ -1,0 +1,193 @@
+"""Recommend: a suggested configuration from measured runs, and a search over a configuration space."""
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from engine import search as S
+from engine.derived import Settings
+from engine.recommend import Constraint, recommend
+from engine.store import Store, default_db_path
+
+OPS = ["<=", ">=", "<", ">"]
+CONFIG_COLS = ["model", "hardware", "num_gpus", "precision", "batch_size"]
+
+st.title("Recommend")
+db = default_db_path()
+tab_rec, tab_search = st.tabs(["Recommend", "Search"])
+
+
+def _options(store, col, filters=None):
+    return store.distinct(col, filters) if store.has_field(col) else []
+
+
+with tab_rec:
+    with st.sidebar:
+        st.subheader("Settings")
+        price = st.number_input("Price per GPU-hour ($)", 0.0, 1000.0, Settings().price_per_gpu_hour, 0.1, key="r_price")
+        carbon = st.number_input("Grid carbon intensity (gCO2/kWh)", 0.0, 2000.0, Settings().carbon_g_per_kwh, 10.0, key="r_carbon")
+    with Store(db, settings=Settings(price, carbon)) as store:
+        metrics = [f.name for f in store.metrics()]
+        tasks = _options(store, "task")
+        c1, c2, c3, c4 = st.columns(4)
+        task = c1.selectbox("Task", tasks, index=tasks.index("gpqa") if "gpqa" in tasks else 0, key="r_task")
+        base = {"task": [task]} if task else {}
+        hw = c2.multiselect("Hardware", _options(store, "hardware", base), key="r_hw")
+        models = c3.multiselect("Model", _options(store, "model", base), key="r_model")
+        precs = c4.multiselect("Precision", _options(store, "precision", base), key="r_prec")
+        filters = dict(base)
+        for col, vals in (("hardware", hw), ("model", models), ("precision", precs)):
+            if vals:
+                filters[col] = vals
+        measured = [m for m in metrics if m in set(store.non_empty_columns(base)) or m in ("cost_usd", "carbon_g")]
+
+        st.markdown("**Objectives**")
+        defaults = [m for m in ("energy_j", "itl_p90_ms" if "itl_p90_ms" in measured else "latency_ms") if m in measured]
+        objectives = st.multiselect("Objectives", measured, default=defaults, key="r_obj", label_visibility="collapsed")
+        maximize = []
+        if objectives:
+            cols = st.columns(len(objectives))
+            for col, o in zip(cols, objectives):
+                d = store.field(o).direction or "min"
+                maximize.append(col.radio(o, ["min", "max"], index=0 if d == "min" else 1, horizontal=True, key=f"r_dir_{o}") == "max")
+        use_w = st.checkbox("Weigh the objectives (pick nearest the weights instead of the knee)", key="r_use_w")
+        weights = None
+        if use_w and objectives:
+            cols = st.columns(len(objectives))
+            weights = [col.slider(f"weight of {o}", 0.0, 1.0, 0.5, 0.05, key=f"r_w_{o}") for col, o in zip(cols, objectives)]
+            if sum(weights) == 0:
+                weights = None
+
+        st.markdown("**Constraints**")
+        n_cons = st.number_input("Number of constraints", 0, 6, 1, key="r_ncons")
+        constraints = []
+        for i in range(int(n_cons)):
+            a, b, c = st.columns([3, 1, 2])
+            name = a.selectbox("metric", measured, index=measured.index("itl_p90_ms") if "itl_p90_ms" in measured else 0,
+                               key=f"r_cm_{i}", label_visibility="collapsed")
+            op = b.selectbox("op", OPS, key=f"r_co_{i}", label_visibility="collapsed")
+            val = c.text_input("value", "60" if name == "itl_p90_ms" else "", key=f"r_cv_{i}", label_visibility="collapsed",
+                               placeholder="a number, or best-1%")
+            if val.strip():
+                constraints.append(f"{name}{op}{val.strip()}")
+
+        rec, error = None, None
+        if not objectives:
+            st.info("Pick at least one objective.")
+        else:
+            try:
+                rec = recommend(store, objectives, maximize, [Constraint.parse(c) for c in constraints], filters, weights)
+            except ValueError as e:
+                error = str(e)
+    if error:
+        st.error(error)
+    if rec is not None:
+        if rec.pick is None:
+            st.error(f"Nothing is feasible: {rec.reason}")
+        else:
+            pick_cols = [c for c in CONFIG_COLS if c in rec.front.columns] + objectives
+            st.success(rec.reason)
+            picks = [{"": "pick", **{k: rec.pick.get(k) for k in pick_cols}}]
+            if rec.runner_up:
+                picks.append({"": "runner-up", **{k: rec.runner_up.get(k) for k in pick_cols}})
+            st.dataframe(pd.DataFrame(picks), hide_index=True)
+            if len(objectives) >= 2:
+                runs = rec.runs
+                x, y = objectives[0], objectives[1]
+                fig = go.Figure()
+                hover = [c for c in CONFIG_COLS if c in runs.columns]
+
+                def trace(df, name, color, size=7, symbol="circle"):
+                    text = df[hover].astype(str).agg(" / ".join, axis=1) if len(df) else []
+                    fig.add_trace(go.Scattergl(x=df[x], y=df[y], mode="markers", name=name, text=text,
+                                               marker=dict(color=color, size=size, symbol=symbol),
+                                               hovertemplate=f"%{{text}}<br>{x} %{{x:.4g}}<br>{y} %{{y:.4g}}<extra>{name}</extra>"))
+                trace(runs[~runs["feasible"]], "infeasible", "#d0d0d0", 6)
+                trace(runs[runs["feasible"] & ~runs["on_front"]], "feasible, dominated", "#8fb3d9", 6)
+                trace(runs[runs["on_front"]].sort_values(x), "feasible front", "#1f5fbf", 9)
+                trace(pd.DataFrame([rec.pick]), "pick", "#e4572e", 16, "star")
+                if rec.runner_up:
+                    trace(pd.DataFrame([rec.runner_up]), "runner-up", "#f3a712", 12, "diamond")
+                logx = runs[x].gt(0).all() and runs[x].max() / runs[x].min() > 30
+                logy = runs[y].gt(0).all() and runs[y].max() / runs[y].min() > 30
+                fig.update_layout(height=460, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=1.08),
+                                  xaxis=dict(title=x, type="log" if logx else "linear", dtick=1 if logx else None),
+                                  yaxis=dict(title=y, type="log" if logy else "linear", dtick=1 if logy else None))
+                st.plotly_chart(fig, width="stretch")
+            st.markdown(f"**Feasible Pareto front** ({len(rec.front)} runs, in order of preference)")
+            show = [c for c in CONFIG_COLS if c in rec.front.columns] + objectives + \
+                [c.name for c in map(Constraint.parse, constraints) if c.name not in objectives]
+            st.dataframe(rec.front[list(dict.fromkeys(show))], hide_index=True)
+            if rec.costs:
+                st.markdown("**What each constraint costs**")
+                for c in rec.costs:
+                    st.markdown(f"- {c.text}")
+            for title, table, key in (("Best configuration per hardware", rec.per_hardware, "hardware"),
+                                      ("Best configuration per model", rec.per_model, "model")):
+                if table is not None:
+                    st.markdown(f"**{title}** (the knee of its own feasible front, under the same constraints)"
+                                if not weights and len(objectives) > 1 else f"**{title}** (under the same constraints)")
+                    cols = [key] + [c for c in CONFIG_COLS if c != key and c in table.columns] + objectives + ["feasible_runs"]
+                    st.dataframe(table[list(dict.fromkeys(cols))], hide_index=True)
+
+
+with tab_search:
+    with Store(db) as store:
+        tasks = _options(store, "task")
+        source = st.radio("Space", ["task (stored runs)", "workload (profile now)"], horizontal=True, key="s_kind")
+        c1, c2, c3, c4 = st.columns([2, 3, 2, 1])
+        if source.startswith("task"):
+            name = c1.selectbox("Task", tasks, key="s_task")
+            obj_default, max_default = S.default_objectives(store, name) if name else ([], [])
+            measured = [f.name for f in store.metrics() if f.name in set(store.non_empty_columns({"task": [name]}))]
+            evaluator = "lookup"
+            space_n = len(S.task_space(store, name, obj_default)) if name else 0
+        else:
+            name = c1.selectbox("Workload", ["digits-mlp", "digits-cnn", "tiny-gpt"], key="s_wl")
+            obj_default, max_default = S.WORKLOAD_OBJECTIVES
+            measured = [f.name for f in store.metrics()] + [m for m in obj_default if not store.has_field(m)]
+            evaluator = "measure"
+            space_n = len(S.workload_space(name))
+        objectives = c2.multiselect("Objectives", measured, default=[o for o in obj_default if o in measured], key=f"s_obj_{name}")
+        budget = c3.number_input("Budget (evaluations)", 1, max(1, space_n), max(1, min(space_n, round(space_n * 0.25))), key=f"s_budget_{name}")
+        seed = c4.number_input("Seed", 0, 10_000, 0, key="s_seed")
+        dirs = {o: m for o, m in zip(obj_default, max_default)}
+        maximize = [dirs.get(o, (store.field(o).direction == "max") if store.has_field(o) else False) for o in objectives]
+    st.caption(f"{evaluator} evaluator: {space_n} configurations in the space"
+               + (" (each evaluation runs the profiler on this machine and stores the run)" if evaluator == "measure" else ""))
+    if st.button("Start search", type="primary", disabled=len(objectives) < 1, key="s_start"):
+        status = st.status(f"Searching {name} ...", expanded=True)
+        chart = st.empty()
+        table = st.empty()
+        hv: list[float] = []
+        if evaluator == "lookup":
+            with Store(db) as store:
+                space = S.task_space(store, name, objectives)
+            ev = S.LookupEvaluator(space)
+            hv_true, bounds = S.true_front_hv(space, objectives, maximize)
+        else:
+            hv_true = None
+            space = S.workload_space(name)
+            measure, hw, stored_form = S.profiler_measure(db)
+            ev = S.MeasureEvaluator(space, db, measure, hw, stored_form)
+            bounds = None
+
+        label = "share of the true front hypervolume" if hv_true else "hypervolume (scaled to the runs found)"
+
+        def step(n, row, h):
+            hv.append(h / hv_true if hv_true else h)
+            status.write(f"[{n}/{budget}] " + ", ".join(f"{k}={row.get(k)}" for k in space.knobs))
+            chart.line_chart(pd.DataFrame({"evaluations": range(1, len(hv) + 1), "hypervolume": hv}),
+                             x="evaluations", y="hypervolume", height=200)
+
+        res = S.search(space, ev, objectives, maximize, int(budget), seed=int(seed), bounds=bounds, on_step=step)
+        chart.empty()
+        status.update(label=f"Done: {len(res.evaluated)} of {len(space)} configurations evaluated", state="complete", expanded=False)
+        curve = [h / hv_true for h in res.hypervolume] if hv_true else res.hypervolume
+        st.session_state["search_result"] = (name, label, curve, res.front[[c for c in space.knobs + objectives if c in res.front.columns]])
+    if "search_result" in st.session_state:
+        name_, label, hv, front = st.session_state["search_result"]
+        st.markdown(f"**Hypervolume over evaluations** ({name_}): {label}, {100 * hv[-1]:.1f} % after {len(hv)}")
+        st.line_chart(pd.DataFrame({"evaluations": range(1, len(hv) + 1), "hypervolume": hv}),
+                      x="evaluations", y="hypervolume", height=260)
+        st.markdown(f"**Front found** ({len(front)} configurations)")
+        st.dataframe(front, hide_index=True)

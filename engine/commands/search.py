@@ -1,0 +1,105 @@
+"""`python -m engine search`: multi-objective search over a task's measured configurations
+(lookup) or a profiler workload's grid (measure), with a strict evaluation budget."""
+from __future__ import annotations
+
+import json
+import sys
+
+import pandas as pd
+
+from engine.cli import CliError
+from engine.commands import add_db, add_format, parse_objectives, records
+from engine.store import Store, default_db_path
+
+
+def add_parser(sub):
+    p = sub.add_parser("search", help="search a configuration space for the Pareto front, within a budget of evaluations")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--task", help="a task in the store: its measured configurations are the space")
+    which.add_argument("--workload", help="a profiler workload (digits-mlp, digits-cnn, tiny-gpt): its grid is the space")
+    p.add_argument("--objective", action="append", default=[], metavar="NAME:min|max",
+                   help="objective and direction; repeatable (default: energy_j with itl_p90_ms or latency_ms for a task)")
+    p.add_argument("--budget", type=int, required=True, help="most configurations to evaluate")
+    p.add_argument("--evaluator", choices=("lookup", "measure"), default=None,
+                   help="lookup: the stored measurement (default for --task); measure: run the profiler now (default for --workload)")
+    p.add_argument("--algorithm", choices=("surrogate", "nsga2", "random"), default="surrogate")
+    p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2", help="workload grid (measure); repeatable")
+    p.add_argument("--filter", action="append", default=[], metavar="COL=VALUE", help="narrow a task's space, e.g. hardware=H100")
+    p.add_argument("--seed", type=int, default=0)
+    add_db(p)
+    add_format(p, choices=("table", "json"))
+    return p
+
+
+def run(args) -> int:
+    from engine.commands import parse_filters
+    from engine import search as S
+
+    evaluator = args.evaluator or ("lookup" if args.task else "measure")
+    if args.budget < 1:
+        raise CliError("--budget must be at least 1.")
+    db = args.db or default_db_path()
+    bounds = None
+    if args.task:
+        if evaluator != "lookup":
+            raise CliError("A task's space is evaluated by lookup; use --workload NAME to measure on this machine.")
+        with Store(db) as store:
+            filters = parse_filters(store, args.filter)
+            names, maximize = (parse_objectives(store, args.objective) if args.objective
+                               else S.default_objectives(store, args.task))
+            space = S.task_space(store, args.task, names, filters)
+        ev = S.LookupEvaluator(space)
+        _, bounds = S.true_front_hv(space, names, maximize)
+    else:
+        if evaluator != "measure":
+            raise CliError("A workload's grid has no stored values to look up; use --evaluator measure (or --task).")
+        space = S.workload_space(args.workload, args.grid)
+        if args.objective:
+            with Store(db) as store:
+                names, maximize = _objectives_any(store, args.objective)
+        else:
+            names, maximize = S.WORKLOAD_OBJECTIVES
+        measure, hw, stored_form = S.profiler_measure(db)
+        ev = S.MeasureEvaluator(space, db, measure, hw, stored_form)
+
+    budget = min(args.budget, len(space))
+    print(f"search {space.name}: {len(space)} configurations over {', '.join(space.knobs)}; "
+          f"budget {budget}; {evaluator} evaluator; objectives {', '.join(names)}", file=sys.stderr, flush=True)
+
+    def progress(n, row, hv):
+        cfg = " ".join(f"{k}={row.get(k)}" for k in space.knobs)
+        vals = ", ".join(f"{o}={row.get(o):.4g}" if isinstance(row.get(o), (int, float)) else f"{o}=-" for o in names)
+        print(f"[{n}/{budget}] {cfg}: {vals}  hypervolume {hv:.4f}", file=sys.stderr, flush=True)
+
+    res = S.search(space, ev, names, maximize, budget, seed=args.seed, algorithm=args.algorithm,
+                   bounds=bounds, on_step=progress)
+    if args.format == "json":
+        out = {"evaluated": records(_clean(res.evaluated)), "front": records(_clean(res.front)),
+               "hypervolume": [round(h, 6) for h in res.hypervolume], "space_size": len(space),
+               "knobs": space.knobs, "objectives": names}
+        sys.stdout.write(json.dumps(out, indent=1, default=str) + "\n")
+        return 0
+    cols = [c for c in space.knobs + names if c in res.front.columns]
+    print(f"Evaluated {len(res.evaluated)} of {len(space)} configurations; final hypervolume {res.hypervolume[-1]:.4f}.")
+    print(f"Pareto front found ({len(res.front)}):")
+    with pd.option_context("display.max_rows", None, "display.width", 200):
+        print(res.front[cols].to_string(index=False))
+    return 0
+
+
+def _objectives_any(store: Store, specs):
+    try:
+        return parse_objectives(store, specs)
+    except CliError:  # a fresh store may not have the profiler's metrics registered yet
+        names, maximize = [], []
+        for spec in specs:
+            name, _, d = spec.partition(":")
+            if d not in ("min", "max"):
+                raise CliError(f"Objective '{spec}' needs a direction: {name}:min or {name}:max.") from None
+            names.append(name.strip())
+            maximize.append(d == "max")
+        return names, maximize
+
+
+def _clean(df: pd.DataFrame) -> pd.DataFrame:
+    return df.drop(columns=[c for c in ("environment",) if c in df.columns])

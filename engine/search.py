@@ -1,0 +1,496 @@
+"""Multi-objective search over a finite configuration space, measuring only what is worth it.
+
+The space of a task is the set of configurations measured for it in the store (the knobs that
+vary among its runs: model, hardware, num_gpus, precision, batch_size, parallelism, ...); the
+space of a profiler workload is its grid. An *evaluator* turns one configuration into a run
+row: ``lookup`` reads the stored measurement, ``measure`` runs the profiler now and stores the
+result. Every evaluation is cached, so a configuration is never evaluated twice.
+
+Two algorithms, both in pymoo terms (a mixed-variable ``Problem`` whose variables are the knobs):
+- ``surrogate`` (default): a space-filling start, then at each step a Gaussian-process model per
+  objective (on log values, one-hot categorical knobs, log2 numeric knobs) predicts every
+  unevaluated configuration; the one whose optimistic prediction (mean - beta * sd) adds the
+  most hypervolume to the current front is evaluated next; once nothing promises a gain, the one
+  nearest to the front (smallest additive epsilon) is.
+- ``nsga2``: pymoo's MixedVariableGA with NSGA-II survival (RankAndCrowding), ask/tell; its
+  proposals are snapped to the nearest configuration of the space. Kept as the plain baseline.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from engine import pareto
+from engine.store import Store
+
+SKIP_KNOBS = ("task", "work_unit")
+MODEL_FEATURES = ("params_b", "active_params_b")  # numeric side information about a model
+LLM_DEFAULT = (("energy_j", False), ("itl_p90_ms", False))
+OTHER_DEFAULT = (("energy_j", False), ("latency_ms", False))
+NUMERIC_SCALE = 1.5  # span of a numeric knob in the encoding (a category change is sqrt(2))
+
+
+@dataclass
+class Space:
+    """A finite configuration space: one row of knob values per configuration."""
+    name: str
+    knobs: list[str]
+    configs: pd.DataFrame  # columns = knobs (plus side columns such as run_id for lookup)
+    numeric: dict[str, bool]  # knob -> treated as an ordered number (log2-scaled)
+    side: pd.DataFrame | None = None  # per-configuration numeric side features (model size)
+    fixed: dict = field(default_factory=dict)  # knobs held at one value (a workload grid's defaults)
+
+    def __len__(self) -> int:
+        return len(self.configs)
+
+    def config(self, i: int) -> dict:
+        """The full configuration: the varied knobs plus any knobs held fixed."""
+        out = dict(self.fixed)
+        out.update({k: _py(self.configs.iloc[i][k]) for k in self.knobs})
+        return out
+
+    def features(self) -> np.ndarray:
+        """Encoding for the surrogate: one-hot categories, log2 numbers scaled to [0, 1]."""
+        cols = []
+        for k in self.knobs:
+            v = self.configs[k]
+            if self.numeric[k]:
+                x = np.log2(np.maximum(v.astype(float).to_numpy(), 1e-9))
+                span = x.max() - x.min()
+                cols.append(((x - x.min()) / span if span > 0 else x * 0)[:, None] * NUMERIC_SCALE)
+            else:
+                cols.append(pd.get_dummies(v.astype(str)).to_numpy(float))
+        if self.side is not None:
+            for c in self.side.columns:
+                x = np.log10(np.maximum(self.side[c].astype(float).fillna(1).to_numpy(), 1e-9))
+                span = x.max() - x.min()
+                cols.append(((x - x.min()) / span if span > 0 else x * 0)[:, None])
+        return np.hstack(cols) if cols else np.zeros((len(self), 1))
+
+    def numeric_columns(self) -> np.ndarray:
+        """Which columns of features() encode a numeric knob."""
+        out = []
+        for k in self.knobs:
+            n = 1 if self.numeric[k] else self.configs[k].astype(str).nunique()
+            out += [self.numeric[k]] * n
+        out += [False] * (0 if self.side is None else len(self.side.columns))
+        return np.array(out, bool)
+
+    def pymoo_vars(self) -> dict:
+        """The knobs as pymoo mixed variables (Choice over the values that occur)."""
+        from pymoo.core.variable import Choice
+
+        return {k: Choice(options=sorted(self.configs[k].dropna().unique().tolist(), key=str)) for k in self.knobs}
+
+
+def _py(v):
+    return v.item() if hasattr(v, "item") else v
+
+
+def default_objectives(store: Store, task: str) -> tuple[list[str], list[bool]]:
+    """energy_j with itl_p90_ms for LLM tasks, energy_j with latency_ms otherwise (what is measured)."""
+    filters = {"task": [task]}
+    _check_task(store, task)
+    have = set(store.non_empty_columns(filters))
+    for pair in (LLM_DEFAULT, OTHER_DEFAULT, (("energy_j", False), ("throughput", True))):
+        if all(n in have for n, _ in pair):
+            return [n for n, _ in pair], [m for _, m in pair]
+    metrics = [f for f in store.metrics() if f.name in have and f.direction]
+    if len(metrics) < 2:
+        raise ValueError(f"Task '{task}' has fewer than two measured metrics to search over.")
+    return [f.name for f in metrics[:2]], [f.direction == "max" for f in metrics[:2]]
+
+
+def _check_task(store: Store, task: str) -> None:
+    if not store.distinct("task", {"task": [task]}):
+        raise ValueError(f"No runs of task '{task}' in the store; known tasks: {', '.join(store.distinct('task'))}.")
+
+
+def task_space(store: Store, task: str, objectives: Sequence[str], filters: Mapping | None = None) -> Space:
+    """The measured configurations of ``task`` that have every objective; knobs are the config
+    fields that vary among them (a field fixed by the others, like a model's nickname, is dropped)."""
+    filt = dict(filters or {})
+    filt["task"] = [task]
+    _check_task(store, task)
+    have = set(store.non_empty_columns(filt))
+    cand = [f.name for f in store.fields("config") if f.name not in SKIP_KNOBS and f.name in have]
+    side = [c for c in MODEL_FEATURES if c in have]
+    df = store.query(["run_id"] + cand + side + list(objectives), filt)
+    df = df[df[list(objectives)].notna().all(axis=1)]
+    if df.empty:
+        raise ValueError(f"No run of task '{task}' has {' and '.join(objectives)}.")
+    knobs = [k for k in cand if df[k].nunique(dropna=False) > 1]
+    for k in list(reversed(knobs)):  # drop knobs determined by the others
+        rest = [x for x in knobs if x != k]
+        if rest and df.groupby(rest, dropna=False).ngroups == df.groupby(knobs, dropna=False).ngroups:
+            knobs.remove(k)
+    if not knobs:
+        raise ValueError(f"Task '{task}' has a single configuration; there is nothing to search.")
+    # one run per configuration (the first by run_id where a configuration was measured twice)
+    df = df.sort_values("run_id").drop_duplicates(knobs, keep="first").reset_index(drop=True)
+    numeric = {k: store.field(k).dtype in ("integer", "double") for k in knobs}
+    side_df = None
+    if "model" in knobs and side:  # model size helps the surrogate tell models apart
+        side_df = df[side].astype(float)
+        side_df = side_df.loc[:, side_df.notna().any()]
+        side_df = side_df if len(side_df.columns) else None
+    return Space(task, knobs, df, numeric, side_df)
+
+
+# -- evaluators ------------------------------------------------------------------------------
+class LookupEvaluator:
+    """The stored measurement of a configuration of a task space."""
+    kind = "lookup"
+
+    def __init__(self, space: Space):
+        self.space = space
+
+    def __call__(self, i: int) -> dict | None:
+        return {k: _py(v) for k, v in self.space.configs.iloc[i].items()}
+
+
+class MeasureEvaluator:
+    """Measures a configuration now with ``measure(workload, config) -> run row`` (which stores the
+    run, as the profiler's sweep does); a configuration already in the store for this workload on
+    this hardware is read back instead, so nothing is measured twice, across searches too."""
+    kind = "measure"
+
+    def __init__(self, space: Space, db_path, measure: Callable[[str, dict], dict | None],
+                 hardware: str | None = None, stored_form: Callable[[dict], dict] = lambda c: c):
+        self.space, self.db_path, self.measure = space, db_path, measure
+        self.hardware, self.stored_form = hardware, stored_form
+        self.measured = 0  # configurations really measured (not found in the store)
+
+    def cached(self, config: dict) -> dict | None:
+        with Store(self.db_path) as store:
+            filters: dict = {"task": [self.space.name]}
+            if self.hardware:
+                filters["hardware"] = [self.hardware]
+            for k, v in self.stored_form(config).items():
+                if v is None:
+                    continue
+                if not store.has_field(k):
+                    return None
+                filters[k] = [v]
+            df = store.query(None, filters, include_failed=True, order_by="imported_at")
+        return df.iloc[-1].to_dict() if len(df) else None
+
+    def __call__(self, i: int) -> dict | None:
+        config = self.space.config(i)
+        hit = self.cached(config)
+        if hit is None:
+            hit = self.measure(self.space.name, config)
+            self.measured += 1
+        if hit is None or hit.get("status", "ok") != "ok":
+            return None if hit is None else {**config, **{k: hit.get(k) for k in ("status", "reason", "run_id")}}
+        return hit
+
+
+# Search grids for the profiler's built-in workloads when none is given (DESIGN.md grid keys).
+WORKLOAD_GRID = {"precision": ["float32", "bfloat16", "float16", "int8"], "batch_size": [1, 4, 16, 64, 256]}
+WORKLOAD_OBJECTIVES = (["latency_ms", "throughput"], [False, True])
+
+
+def workload_space(name: str, grid_specs: Sequence[str] = ()) -> Space:
+    """The grid of a profiler workload as a space (``--grid KEY=V1,V2`` specs, or WORKLOAD_GRID)."""
+    from engine.profiler import knobs
+    from engine.profiler.workloads import get_workload
+
+    w = get_workload(name)
+    grid = knobs.parse_grid(list(grid_specs), w.knobs, w.name) if grid_specs else \
+        {k: v for k, v in WORKLOAD_GRID.items() if k in w.knobs}
+    configs = pd.DataFrame(knobs.expand(grid, w.defaults))
+    varied = [k for k in configs.columns if configs[k].astype(str).nunique() > 1] or list(configs.columns[:1])
+    numeric = {k: bool(pd.api.types.is_numeric_dtype(configs[k]) and not pd.api.types.is_bool_dtype(configs[k]))
+               for k in configs.columns}
+    space = Space(w.name, varied, configs, {k: numeric[k] for k in varied})
+    space.fixed = {k: _py(configs[k].iloc[0]) for k in configs.columns if k not in varied}
+    return space
+
+
+def profiler_measure(db_path, repeats: int = 3, min_time_s: float = 0.2, device: str = "auto"):
+    """The profiler's one-configuration measurement for MeasureEvaluator: a one-configuration
+    sweep that writes its run to the store. Returns (measure, hardware name, stored_form)."""
+    from engine.profiler.hardware import detect
+    from engine.profiler.sweep import Options, Sweep
+    from engine.profiler.workloads import get_workload
+
+    hw = detect().name
+
+    def stored_form(cfg: dict) -> dict:  # how the sweep writes a configuration's knobs
+        out = dict(cfg)
+        if "compile" in out:
+            out["compile"] = "on" if out["compile"] else "off"
+        return out
+
+    def measure(workload: str, cfg: dict) -> dict | None:
+        sweep = Sweep(get_workload(workload), [cfg], db=db_path, log=lambda _m: None,
+                      options=Options(repeats=repeats, min_time_s=min_time_s, warmup=1, device=device))
+        rows = sweep.run()
+        return rows[0] if rows else None
+
+    return measure, hw, stored_form
+
+
+# -- hypervolume helpers ---------------------------------------------------------------------
+def transform(F: np.ndarray, maximize: Sequence[bool]) -> np.ndarray:
+    """Objectives as minimisation, log10 where positive (the scale every comparison here uses)."""
+    F = np.asarray(F, float)
+    out = np.empty_like(F)
+    for j in range(F.shape[1]):
+        col = F[:, j]
+        pos = col[np.isfinite(col)]
+        x = np.log10(col) if len(pos) and (pos > 0).all() else col
+        out[:, j] = -x if maximize[j] else x
+    return out
+
+
+def hv_normalized(T: np.ndarray, lo: np.ndarray, hi: np.ndarray, ref: float = 1.1) -> float:
+    """Hypervolume of transformed points scaled to [0, 1] by ``lo``/``hi``, reference ``ref``."""
+    T = T[np.isfinite(T).all(axis=1)]
+    if len(T) == 0:
+        return 0.0
+    span = np.where(hi - lo > 0, hi - lo, 1.0)
+    Z = (T - lo) / span
+    return pareto.hypervolume(Z, np.full(T.shape[1], ref))
+
+
+def _hvi_2d(front: np.ndarray, cand: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """Hypervolume each candidate would add to a 2-D minimisation front (vectorised)."""
+    if len(front) == 0:
+        return np.prod(np.maximum(ref - cand, 0), axis=1)
+    f = front[np.argsort(front[:, 0])]
+    keep = np.r_[True, f[1:, 1] < np.minimum.accumulate(f[:, 1])[:-1]]
+    f = f[keep]
+    xs = np.r_[-np.inf, f[:, 0], ref[0]]  # interval starts ... end
+    hs = np.r_[ref[1], f[:, 1]]  # staircase height on [xs[i], xs[i+1])
+    lo = np.maximum(xs[:-1][None, :], cand[:, :1])
+    hi = np.minimum(xs[1:][None, :], ref[0])
+    width = np.maximum(hi - lo, 0)
+    height = np.maximum(np.minimum(hs[None, :], ref[1]) - cand[:, 1:2], 0)
+    return (width * height).sum(axis=1)
+
+
+def hv_improvement(front: np.ndarray, cand: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    if cand.shape[1] == 2:
+        return _hvi_2d(front, cand, ref)
+    if cand.shape[1] == 1:
+        best = front[:, 0].min() if len(front) else ref[0]
+        return np.maximum(np.minimum(best, ref[0]) - cand[:, 0], 0)
+    base = pareto.hypervolume(front, ref) if len(front) else 0.0
+    return np.array([pareto.hypervolume(np.vstack([front, c[None]]), ref) - base for c in cand])
+
+
+# -- the surrogate -----------------------------------------------------------------------------
+def _gp(X: np.ndarray, Y: np.ndarray, Xq: np.ndarray, num: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian-process means and sds of every column of ``Y`` at ``Xq`` (RBF kernel shared by
+    the objectives). The length-scale, and how much the numeric columns ``num`` weigh against
+    the categorical ones, are picked by marginal likelihood from a small grid."""
+    from scipy.linalg import cho_solve, solve_triangular
+
+    mu0, s0 = Y.mean(axis=0), np.where(Y.std(axis=0) > 0, Y.std(axis=0), 1.0)
+    t = (Y - mu0) / s0
+    num = np.zeros(X.shape[1], bool) if num is None else num
+    best = None
+    for w in ((1.0, 2.0) if num.any() else (1.0,)):
+        scale = np.where(num, w, 1.0)
+        Xs = X * scale
+        d2 = ((Xs[:, None, :] - Xs[None, :, :]) ** 2).sum(-1)
+        for ls in (0.7, 1.0, 1.5, 2.5):
+            K = np.exp(-d2 / (2 * ls * ls)) + 1e-3 * np.eye(len(X))
+            try:
+                L = np.linalg.cholesky(K)
+            except np.linalg.LinAlgError:
+                continue
+            a = cho_solve((L, True), t)
+            nll = 0.5 * (t * a).sum() + t.shape[1] * np.log(np.diag(L)).sum()
+            if best is None or nll < best[0]:
+                best = (nll, ls, L, a, scale)
+    _, ls, L, a, scale = best
+    X, Xq = X * scale, Xq * scale
+    dq = (Xq * Xq).sum(1)[:, None] + (X * X).sum(1)[None, :] - 2 * Xq @ X.T
+    Kq = np.exp(-np.maximum(dq, 0) / (2 * ls * ls))
+    mu = Kq @ a
+    v = solve_triangular(L, Kq.T, lower=True)
+    sd = np.sqrt(np.maximum(1.0 - (v * v).sum(axis=0), 1e-12))
+    return mu * s0 + mu0, sd[:, None] * s0
+
+
+@dataclass
+class SearchResult:
+    evaluated: pd.DataFrame  # runs in the order evaluated (failed ones have NaN objectives)
+    front: pd.DataFrame
+    hypervolume: list[float]  # normalized hypervolume after each evaluation
+    order: list[int]  # space indices in evaluation order
+    space: Space
+    hv_true: float | None = None  # the whole space's hypervolume (lookup only)
+
+
+@dataclass
+class _State:
+    order: list[int] = field(default_factory=list)
+    rows: list[dict] = field(default_factory=list)
+    T: list[np.ndarray] = field(default_factory=list)  # transformed objectives per evaluation
+
+
+def search(
+    space: Space,
+    evaluate: Callable[[int], dict | None],
+    objectives: Sequence[str],
+    maximize: Sequence[bool],
+    budget: int,
+    seed: int = 0,
+    algorithm: str = "surrogate",
+    bounds: tuple[np.ndarray, np.ndarray] | None = None,
+    on_step: Callable[[int, dict | None, float], None] | None = None,
+    beta: float = 0.5,
+) -> SearchResult:
+    """Evaluate at most ``budget`` distinct configurations of ``space``, chosen by ``algorithm``
+    (surrogate | nsga2 | random). ``bounds`` (lo, hi of the transformed objectives) fixes the
+    hypervolume scale; without it the evaluated points set it (recomputed each step)."""
+    if budget < 1:
+        raise ValueError("The budget must be at least one evaluation.")
+    budget = min(int(budget), len(space))
+    rng = np.random.default_rng(seed)
+    st = _State()
+    hv_hist: list[float] = []
+    n_obj = len(objectives)
+
+    def run(i: int) -> None:
+        row = evaluate(int(i))
+        vals = np.full(n_obj, np.nan)
+        if row is not None:
+            vals = np.array([float(row.get(o)) if row.get(o) is not None else np.nan for o in objectives])
+        st.order.append(int(i))
+        st.rows.append(row if row is not None else {**space.config(int(i)), "status": "failed"})
+        st.T.append(transform(vals[None, :], maximize)[0])
+        T = np.array(st.T)
+        if bounds is not None:
+            hv = hv_normalized(T, *bounds)
+        else:
+            ok = T[np.isfinite(T).all(axis=1)]
+            hv = hv_normalized(T, ok.min(axis=0), ok.max(axis=0)) if len(ok) else 0.0
+        hv_hist.append(hv)
+        if on_step:
+            on_step(len(st.order), st.rows[-1], hv)
+
+    if algorithm == "random":
+        for i in rng.permutation(len(space))[:budget]:
+            run(i)
+    elif algorithm == "nsga2":
+        _nsga2(space, run, st, budget, seed, n_obj)
+    elif algorithm == "surrogate":
+        _surrogate(space, run, st, budget, rng, n_obj, beta)
+    else:
+        raise ValueError(f"Unknown search algorithm '{algorithm}'; use surrogate, nsga2 or random.")
+
+    if bounds is None and hv_hist:  # one scale for the whole history: the final evaluated bounds
+        T = np.array(st.T)
+        ok = T[np.isfinite(T).all(axis=1)]
+        if len(ok):
+            hv_hist = [hv_normalized(T[: n + 1], ok.min(axis=0), ok.max(axis=0)) for n in range(len(T))]
+    evaluated = pd.DataFrame(st.rows)
+    T = np.array(st.T)
+    ok = np.isfinite(T).all(axis=1)
+    mask = np.zeros(len(T), bool)
+    if ok.any():
+        mask[ok] = pareto.non_dominated(T[ok], False)
+    front = evaluated[mask]
+    if objectives[0] in front.columns:
+        front = front.sort_values(objectives[0], ascending=not maximize[0], kind="stable")
+    return SearchResult(evaluated, front.reset_index(drop=True), hv_hist, st.order, space)
+
+
+def _initial(X: np.ndarray, n: int, rng) -> list[int]:
+    """Greedy max-min (space-filling) design over the encoded configurations."""
+    first = int(rng.integers(len(X)))
+    chosen = [first]
+    dmin = ((X - X[first]) ** 2).sum(axis=1)
+    while len(chosen) < n:
+        nxt = int(np.argmax(dmin + rng.random(len(X)) * 1e-6))
+        chosen.append(nxt)
+        dmin = np.minimum(dmin, ((X - X[nxt]) ** 2).sum(axis=1))
+    return chosen
+
+
+def _surrogate(space: Space, run, st: _State, budget: int, rng, n_obj: int, beta: float) -> None:
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):  # small matrices: BLAS threads only fight over the cores
+        _surrogate_loop(space, run, st, budget, rng, n_obj, beta)
+
+
+def _surrogate_loop(space: Space, run, st: _State, budget: int, rng, n_obj: int, beta: float) -> None:
+    X = space.features()
+    num = space.numeric_columns()
+    n_init = int(min(budget, max(2, min(8, round(budget * 0.15)))))
+    for i in _initial(X, n_init, rng):
+        run(i)
+    while len(st.order) < budget:
+        done = np.array(st.order)
+        T = np.array(st.T)
+        ok = np.isfinite(T).all(axis=1)
+        left = np.setdiff1d(np.arange(len(space)), done)
+        if ok.sum() < 2:
+            run(int(rng.choice(left)))
+            continue
+        lo, hi = T[ok].min(axis=0), T[ok].max(axis=0)
+        span = np.where(hi - lo > 0, hi - lo, 1.0)
+        Z = (T[ok] - lo) / span
+        mu, sd = _gp(X[done[ok]], Z, X[left], num)
+        pred = mu - beta * sd
+        front = Z[pareto.non_dominated(Z, False)]
+        gain = hv_improvement(front, pred, np.full(n_obj, 1.1))
+        if gain.max() > 1e-12:
+            pick = int(np.argmax(gain))
+        else:  # nothing promises a gain: the one closest to the front (smallest additive epsilon)
+            eps = (pred[:, None, :] - front[None, :, :]).max(axis=2).min(axis=1)
+            pick = int(np.argmin(eps))
+        run(int(left[pick]))
+
+
+def _nsga2(space: Space, run, st: _State, budget: int, seed: int, n_obj: int) -> None:
+    """Plain pymoo NSGA-II for mixed variables, ask/tell. A proposal is snapped to the configuration
+    of the space sharing the most knob values; one already evaluated is answered from the cache
+    (no budget used). After a few generations with nothing new, proposals snap to unevaluated ones."""
+    from pymoo.algorithms.moo.nsga2 import RankAndCrowding
+    from pymoo.core.mixed import MixedVariableGA
+    from pymoo.core.problem import Problem
+
+    problem = Problem(vars=space.pymoo_vars(), n_obj=n_obj)
+    algo = MixedVariableGA(pop_size=max(4, min(20, budget // 3)), survival=RankAndCrowding())
+    algo.setup(problem, seed=seed)
+    values = {k: space.configs[k].astype(str).to_numpy() for k in space.knobs}
+    noise = np.random.default_rng(seed).random(len(space)) * 1e-3
+    cache: dict[int, np.ndarray] = {}
+    stale = 0
+    while len(st.order) < budget:
+        pop = algo.ask()
+        F = np.empty((len(pop), n_obj))
+        before = len(st.order)
+        for n, ind in enumerate(pop):
+            score = noise + sum((values[k] == str(ind.X[k])).astype(float) for k in space.knobs)
+            if stale >= 5:
+                score[list(cache)] = -np.inf
+            idx = int(np.argmax(score))
+            if idx not in cache:
+                if len(st.order) >= budget:
+                    F[n] = np.full(n_obj, 1e9)
+                    continue
+                run(idx)
+                cache[idx] = np.where(np.isfinite(st.T[-1]), st.T[-1], 1e9)
+            F[n] = cache[idx]
+        stale = stale + 1 if len(st.order) == before else 0
+        pop.set("F", F)
+        algo.tell(infills=pop)
+
+
+def true_front_hv(space: Space, objectives: Sequence[str], maximize: Sequence[bool]) -> tuple[float, tuple[np.ndarray, np.ndarray]]:
+    """The hypervolume of the whole space's front and the bounds it is measured in (lookup)."""
+    T = transform(space.configs[list(objectives)].to_numpy(float), maximize)
+    lo, hi = T.min(axis=0), T.max(axis=0)
+    return hv_normalized(T, lo, hi), (lo, hi)
