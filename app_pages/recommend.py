@@ -4,9 +4,9 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from engine import search as S
-from engine.derived import Settings
 from engine.recommend import Constraint, recommend
 from engine.store import Store, default_db_path
+from ui.state import open_store
 
 OPS = ["<=", ">=", "<", ">"]
 CONFIG_COLS = ["model", "hardware", "num_gpus", "precision", "batch_size"]
@@ -21,11 +21,7 @@ def _options(store, col, filters=None):
 
 
 with tab_rec:
-    with st.sidebar:
-        st.subheader("Settings")
-        price = st.number_input("Price per GPU-hour ($)", 0.0, 1000.0, Settings().price_per_gpu_hour, 0.1, key="r_price")
-        carbon = st.number_input("Grid carbon intensity (gCO2/kWh)", 0.0, 2000.0, Settings().carbon_g_per_kwh, 10.0, key="r_carbon")
-    with Store(db, settings=Settings(price, carbon)) as store:
+    with open_store() as store:  # price and carbon intensity come from the sidebar's settings
         metrics = [f.name for f in store.metrics()]
         tasks = _options(store, "task")
         c1, c2, c3, c4 = st.columns(4)

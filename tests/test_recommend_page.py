@@ -6,7 +6,7 @@ from streamlit.testing.v1 import AppTest
 from tests.browser import chromium_page, streamlit_server
 from tests.conftest import ROOT
 
-PAGE = str(ROOT / "pages" / "recommend.py")
+PAGE = str(ROOT / "app_pages" / "recommend.py")
 
 
 def _app(monkeypatch, db):
