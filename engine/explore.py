@@ -117,7 +117,7 @@ def front_table(store: Store, objectives: Sequence[str], maximize: Sequence[bool
 
 # -- the Explore view as plain data: state <-> URL query string, filter options, labels --------
 
-CHOICE_FILTERS = ("task", "hardware", "precision", "model")  # multiselects of text values
+CHOICE_FILTERS = ("task", "hardware", "precision", "model", "source")  # multiselects of text values
 RANGE_FILTERS = ("batch_size", "num_gpus")  # numeric ranges
 GROUPS = ("model", "hardware")
 Z_MODES = ("colour", "3d")

@@ -20,14 +20,18 @@ def test_profile_page_runs_a_sweep(empty_db):
         seconds.press("Enter")
         page.get_by_role("button", name="Start").click()
         page.get_by_text("Now measuring").or_(page.get_by_text("Sweep done")).first.wait_for()
-        link = page.get_by_role("link", name="Open these runs in Explore")
+        link = page.get_by_role("link", name="Open these runs in Explore").first  # a rerun may briefly show two
         link.wait_for(timeout=120_000)
-        page.get_by_text("2 of 2 configurations measured and stored").wait_for()
+        page.get_by_text("2 of 2 configurations measured and stored").first.wait_for()
         expect(page.locator('[data-testid="stDataFrame"]')).to_have_count(1)
         query = parse_qs(urlparse(link.get_attribute("href")).query)
         assert query["task"] == ["digits-mlp"] and query["source"][0].startswith("profile:")
         assert query["x"] == ["accuracy"] and query["y"] == ["latency_ms"]
         expect(page.get_by_role("button", name="Start")).to_be_enabled()  # after the page's own refresh
+        page.get_by_role("link", name="Open these runs in Explore").first.click()
+        page.get_by_role("heading", name="Explore").wait_for()
+        page.get_by_text("2 runs match").wait_for()  # the link's task + sweep filters are applied
+        expect(page.get_by_text("Page not found")).to_have_count(0)
     with Store(empty_db) as s:
         df = s.query(["precision", "accuracy", "latency_ms", "source"], {"source": query["source"]})
     assert sorted(df.precision) == ["float32", "int8"]

@@ -122,5 +122,5 @@ def estimate_s(store, workload, configs: list[dict]) -> float:
 
 
 def explore_url(task: str, source: str, x: str = "accuracy", y: str = "latency_ms") -> str:
-    """Relative link to the Explore page filtered to one sweep (filters and objectives in the query)."""
-    return "explore?" + urlencode({"task": task, "source": source, "x": x, "y": y})
+    """Relative link to the Explore page (the app's root, its default page) filtered to one sweep (filters and objectives in the query)."""
+    return "./?" + urlencode({"task": task, "source": source, "x": x, "y": y})
