@@ -9,6 +9,7 @@ import pandas as pd
 
 from engine import exchange
 from engine.importers import mlenergy
+from engine.ingest import file_hash
 from engine.store import ROOT, Store
 
 SEED_DIR = ROOT / "data" / "seed"
@@ -33,15 +34,9 @@ def load(store: Store, seed_dir: Path = SEED_DIR) -> int:
     for path in sorted(Path(seed_dir).glob("*.parquet")):
         parsed = exchange.read_export(path)
         res = store.add_runs(parsed.runs, source=SEED_SOURCE, kind="seed", extra_fields=parsed.extra_fields,
-                             file_name=path.name, file_hash=_file_hash(path))
+                             file_name=path.name, file_hash=file_hash(path))
         added += res.added
     return added
-
-
-def _file_hash(path: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 if __name__ == "__main__":
