@@ -257,15 +257,13 @@ class Store:
                 else:
                     self._add_field(f)
             now = datetime.now(timezone.utc).replace(tzinfo=None)
+            if append_to and not first_row(self.con.execute("SELECT 1 FROM imports WHERE import_id = ?", [append_to])):
+                raise StoreError(f"No import batch '{append_to}' to add runs to.")
+            import_id = append_to or uuid.uuid4().hex[:12]
+            added, dups = self._insert(runs, source, import_id, now)
             if append_to:
-                if not first_row(self.con.execute("SELECT 1 FROM imports WHERE import_id = ?", [append_to])):
-                    raise StoreError(f"No import batch '{append_to}' to add runs to.")
-                import_id = append_to
-                added, dups = self._insert(runs, source, import_id, now)
                 self.con.execute("UPDATE imports SET rows_added = rows_added + ? WHERE import_id = ?", [added, import_id])
             else:
-                import_id = uuid.uuid4().hex[:12]
-                added, dups = self._insert(runs, source, import_id, now)
                 self.con.execute(
                     "INSERT INTO imports VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     [import_id, source, kind, file_name, file_hash, now, added, note],
