@@ -35,6 +35,7 @@ SKIP_KNOBS = ("task", "work_unit")
 MODEL_FEATURES = ("params_b", "active_params_b")  # numeric side information about a model
 LLM_DEFAULT = (("energy_j", False), ("itl_p90_ms", False))
 OTHER_DEFAULT = (("energy_j", False), ("latency_ms", False))
+REFIT_ALWAYS, REFIT_EVERY = 30, 5  # GP hyperparameters: refit every step while few points, then every 5th
 EHVI_SAMPLES = 64  # Monte Carlo draws per candidate for expected hypervolume improvement
 NUMERIC_SCALE = 1.5  # span of a numeric knob in the encoding (a category change is sqrt(2))
 
@@ -291,13 +292,15 @@ def hv_improvement(front: np.ndarray, cand: np.ndarray, ref: np.ndarray) -> np.n
 
 
 # -- the surrogate -----------------------------------------------------------------------------
-def _gp(X: np.ndarray, Y: np.ndarray, Xq: np.ndarray, num: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def _gp(X: np.ndarray, Y: np.ndarray, Xq: np.ndarray, num: np.ndarray | None = None,
+        hyper: list | None = None) -> tuple[np.ndarray, np.ndarray, list]:
     """Gaussian-process means and sds of every column of ``Y`` at ``Xq``, one model per column.
     The kernel is a linear part (on log-scaled knobs and model size, log energy and latency are
     close to additive: a bigger model or batch moves them the same way everywhere) plus an RBF
     part for what is not linear. Each objective's hyperparameters (linear share, length-scale,
     how much the numeric columns weigh against the categorical ones, noise) are picked by
-    marginal likelihood from a small grid."""
+    marginal likelihood from a small grid (or taken from ``hyper``, as returned by the last fit:
+    (numeric weight, length-scale, linear share, noise) per objective)."""
     from scipy.linalg import cho_solve, solve_triangular
 
     num = np.zeros(X.shape[1], bool) if num is None else num
@@ -305,17 +308,20 @@ def _gp(X: np.ndarray, Y: np.ndarray, Xq: np.ndarray, num: np.ndarray | None = N
     Xc, Xqc = X - centre, Xq - centre
     n = len(X)
     cands = []  # (scale, ls, lin share, K parts for the training set)
-    for w in ((1.0, 2.0) if num.any() else (1.0,)):
+    grid_w = sorted({h[0] for h in hyper}) if hyper else ((1.0, 2.0) if num.any() else (1.0,))
+    for w in grid_w:
         scale = np.where(num, w, 1.0)
         Xs = Xc * scale
         d2 = ((Xs[:, None, :] - Xs[None, :, :]) ** 2).sum(-1)
         lin = Xs @ Xs.T
         lin_norm = max(np.trace(lin) / n, 1e-9)
         for ls in (0.7, 1.0, 1.5, 2.5):
-            rbf = np.exp(-d2 / (2 * ls * ls))
             for r in (0.0, 0.5, 0.9):
-                cands.append((scale, ls, r, lin_norm, (1 - r) * rbf + r * lin / lin_norm))
-    mus, sds = [], []
+                if hyper and not any(h[:3] == (w, ls, r) for h in hyper):
+                    continue
+                rbf = np.exp(-d2 / (2 * ls * ls))
+                cands.append((w, scale, ls, r, lin_norm, (1 - r) * rbf + r * lin / lin_norm))
+    mus, sds, chosen = [], [], []
     for j in range(Y.shape[1]):
         y = Y[:, j]
         mu0, s0 = y.mean(), (y.std() if y.std() > 0 else 1.0)
@@ -323,7 +329,9 @@ def _gp(X: np.ndarray, Y: np.ndarray, Xq: np.ndarray, num: np.ndarray | None = N
         best = None
         for c in cands:
             for noise in (1e-3, 1e-2):
-                K = c[4] + noise * np.eye(n)
+                if hyper and hyper[j] != (c[0], c[2], c[3], noise):
+                    continue
+                K = c[5] + noise * np.eye(n)
                 try:
                     L = np.linalg.cholesky(K)
                 except np.linalg.LinAlgError:
@@ -331,8 +339,11 @@ def _gp(X: np.ndarray, Y: np.ndarray, Xq: np.ndarray, num: np.ndarray | None = N
                 a = cho_solve((L, True), t)
                 nll = 0.5 * t @ a + np.log(np.diag(L)).sum()
                 if best is None or nll < best[0]:
-                    best = (nll, c, L, a)
-        _, (scale, ls, r, lin_norm, _K), L, a = best
+                    best = (nll, c, L, a, noise)
+        if best is None:  # the kept hyperparameters no longer factorise: refit from the grid
+            return _gp(X, Y, Xq, num)
+        _, (w, scale, ls, r, lin_norm, _K), L, a, noise = best
+        chosen.append((w, ls, r, noise))
         Xs, Xqs = Xc * scale, Xqc * scale
         dq = (Xqs * Xqs).sum(1)[:, None] + (Xs * Xs).sum(1)[None, :] - 2 * Xqs @ Xs.T
         Kq = (1 - r) * np.exp(-np.maximum(dq, 0) / (2 * ls * ls)) + r * (Xqs @ Xs.T) / lin_norm
@@ -340,7 +351,7 @@ def _gp(X: np.ndarray, Y: np.ndarray, Xq: np.ndarray, num: np.ndarray | None = N
         v = solve_triangular(L, Kq.T, lower=True)
         mus.append(Kq @ a * s0 + mu0)
         sds.append(np.sqrt(np.maximum(kqq - (v * v).sum(axis=0), 1e-12)) * s0)
-    return np.column_stack(mus), np.column_stack(sds)
+    return np.column_stack(mus), np.column_stack(sds), chosen
 
 
 @dataclass
@@ -453,6 +464,7 @@ def _surrogate_loop(space: Space, run, st: _State, budget: int, rng, n_obj: int,
     n_init = int(min(budget, max(2, min(4, round(budget * 0.15)))))
     for i in _initial(X, n_init, rng):
         run(i)
+    hyper = None
     while len(st.order) < budget:
         done = np.array(st.order)
         T = np.array(st.T)
@@ -464,7 +476,8 @@ def _surrogate_loop(space: Space, run, st: _State, budget: int, rng, n_obj: int,
         lo, hi = T[ok].min(axis=0), T[ok].max(axis=0)
         span = np.where(hi - lo > 0, hi - lo, 1.0)
         Z = (T[ok] - lo) / span
-        mu, sd = _gp(X[done[ok]], Z, X[left], num)
+        refit = hyper is None or ok.sum() <= REFIT_ALWAYS or ok.sum() % REFIT_EVERY == 0
+        mu, sd, hyper = _gp(X[done[ok]], Z, X[left], num, None if refit else hyper)
         pred = mu - beta * sd
         front = Z[pareto.non_dominated(Z, False)]
         ref = np.full(n_obj, 1.1)
