@@ -78,12 +78,12 @@ class Space:
         return np.hstack(cols) if cols else np.zeros((len(self), 1))
 
     def numeric_columns(self) -> np.ndarray:
-        """Which columns of features() encode a numeric knob."""
+        """Which columns of features() encode a number (a numeric knob or the model size)."""
         out = []
         for k in self.knobs:
             n = 1 if self.numeric[k] else self.configs[k].astype(str).nunique()
             out += [self.numeric[k]] * n
-        out += [False] * (0 if self.side is None else len(self.side.columns))
+        out += [True] * (0 if self.side is None else len(self.side.columns))  # model size is a number
         return np.array(out, bool)
 
     def pymoo_vars(self) -> dict:
