@@ -439,9 +439,10 @@ def search(
     return SearchResult(evaluated, front.reset_index(drop=True), hv_hist, st.order, space)
 
 
-def _initial(X: np.ndarray, n: int, rng) -> list[int]:
-    """Greedy max-min (space-filling) design over the encoded configurations."""
-    first = int(rng.integers(len(X)))
+def _initial(X: np.ndarray, n: int, rng, start: np.ndarray | None = None) -> list[int]:
+    """Greedy max-min (space-filling) design over the encoded configurations, from a random one
+    (of those flagged by ``start`` where given)."""
+    first = int(rng.choice(np.flatnonzero(start))) if start is not None and start.any() else int(rng.integers(len(X)))
     chosen = [first]
     dmin = ((X - X[first]) ** 2).sum(axis=1)
     while len(chosen) < n:
@@ -449,6 +450,20 @@ def _initial(X: np.ndarray, n: int, rng) -> list[int]:
         chosen.append(nxt)
         dmin = np.minimum(dmin, ((X - X[nxt]) ** 2).sum(axis=1))
     return chosen
+
+
+def _smallest_model(space: Space) -> np.ndarray | None:
+    """The configurations of the smallest model (active parameters, then parameters): model size
+    is the one knob whose effect is known in sign on both energy and latency (a smaller model
+    costs less per token and is faster), so the design starts there; None without model sizes."""
+    if space.side is None:
+        return None
+    key = [c for c in ("active_params_b", "params_b") if c in space.side.columns]
+    if not key:
+        return None
+    v = space.side[key].fillna(np.inf).to_numpy(float)
+    order = np.lexsort(v.T[::-1])
+    return (v == v[order[0]]).all(axis=1)
 
 
 def _surrogate(space: Space, run, st: _State, budget: int, rng, n_obj: int, beta: float) -> None:
@@ -462,7 +477,7 @@ def _surrogate_loop(space: Space, run, st: _State, budget: int, rng, n_obj: int,
     X = space.features()
     num = space.numeric_columns()
     n_init = int(min(budget, max(2, min(4, round(budget * 0.15)))))
-    for i in _initial(X, n_init, rng):
+    for i in _initial(X, n_init, rng, _smallest_model(space)):
         run(i)
     hyper = None
     while len(st.order) < budget:
