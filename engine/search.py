@@ -7,7 +7,8 @@ row: ``lookup`` reads the stored measurement, ``measure`` runs the profiler now 
 result. Every evaluation is cached, so a configuration is never evaluated twice.
 
 Two algorithms over the same finite space (exposed to pymoo as a mixed-variable ``Problem``):
-- ``surrogate`` (default): a small space-filling start, then at each step a Gaussian-process
+- ``surrogate`` (default): a small space-filling start (from a configuration of the smallest
+  model, where model sizes are known), then at each step a Gaussian-process
   model per objective (on log values, one-hot categorical knobs, log2 numeric knobs, log model
   size; a linear plus RBF kernel whose hyperparameters are picked by marginal likelihood)
   predicts every unevaluated configuration; the one with the largest expected hypervolume
