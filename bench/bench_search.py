@@ -19,7 +19,7 @@ from engine.search import LookupEvaluator, default_objectives, search, task_spac
 from engine.store import Store
 
 FRACTIONS = (0.10, 0.25, 0.50)
-SEEDS = int(os.environ.get("BENCH_SEARCH_SEEDS", 10))
+SEEDS = int(os.environ.get("BENCH_SEARCH_SEEDS", 15))
 ALGORITHMS = tuple(os.environ.get("BENCH_SEARCH_ALGOS", "surrogate,nsga2,random").split(","))
 TARGET = {0.10: 0.95, 0.25: 0.99}
 
