@@ -65,7 +65,7 @@ def chromium_page(width: int = 1400, height: int = 1000):
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": width, "height": height})
-            page.set_default_timeout(30_000)
+            page.set_default_timeout(60_000)  # generous: CI machines are small and shared
             yield page
         finally:
             browser.close()

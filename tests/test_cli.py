@@ -21,7 +21,7 @@ def engine(*args, db=None, env_db=None):
     if env_db:
         env["PARETOSCOPE_DB"] = str(env_db)
     cmd = [sys.executable, "-m", "engine", *args] + (["--db", str(db)] if db else [])
-    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
 
 
 def brute_front(df: pd.DataFrame, cols, maximize) -> set:

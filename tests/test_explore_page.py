@@ -17,7 +17,7 @@ def app(seeded_db, monkeypatch):
     monkeypatch.setenv("PARETOSCOPE_DB", str(seeded_db))
 
     def make(params: dict | None = None) -> AppTest:
-        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
         at.query_params.update(params or {})
         at.run()
         assert not at.exception, at.exception

@@ -14,7 +14,7 @@ def test_page_states_limit_lists_and_deletes_batches(seeded_db, monkeypatch):
     with Store(seeded_db) as s:
         [done] = import_files(s, [FX / "sweep.csv"])
         before = s.count()
-    at = AppTest.from_file(PAGE, default_timeout=30).run()
+    at = AppTest.from_file(PAGE, default_timeout=120).run()
     assert not at.exception
     assert at.title[0].value == "Import runs"
     assert "200 MB" in at.caption[0].value

@@ -104,7 +104,7 @@ def test_unknown_metric_is_one_sentence(store):
 
 def _cli(*args):
     return subprocess.run([sys.executable, "-m", "engine", "recommend", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=180)
 
 
 def test_done_when_question_via_cli(seeded_db):

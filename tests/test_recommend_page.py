@@ -11,7 +11,7 @@ PAGE = str(ROOT / "app_pages" / "recommend.py")
 
 def _app(monkeypatch, db):
     monkeypatch.setenv("PARETOSCOPE_DB", str(db))
-    at = AppTest.from_file(PAGE, default_timeout=60)
+    at = AppTest.from_file(PAGE, default_timeout=120)
     at.run()
     assert not at.exception, at.exception
     return at

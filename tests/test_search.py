@@ -58,16 +58,16 @@ def test_surrogate_beats_random_on_gpqa(seeded_db):
 
 def test_search_cli_json_and_table(seeded_db):
     cmd = [sys.executable, "-m", "engine", "search", "--task", "video-chat", "--budget", "12", "--seed", "2", "--db", str(seeded_db)]
-    out = subprocess.run(cmd + ["--format", "json"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(cmd + ["--format", "json"], cwd=ROOT, capture_output=True, text=True, timeout=180)
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
     assert len(doc["evaluated"]) == 12 == len(doc["hypervolume"]) and doc["front"]
     assert len({r["run_id"] for r in doc["evaluated"]}) == 12
     assert "[12/12]" in out.stderr and "hypervolume" in out.stderr  # progress as it goes
-    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=180)
     assert out.returncode == 0 and "Pareto front found" in out.stdout
     out = subprocess.run(cmd[:4] + ["--task", "nope", "--budget", "3", "--db", str(seeded_db)], cwd=ROOT,
-                         capture_output=True, text=True, timeout=60)
+                         capture_output=True, text=True, timeout=180)
     assert out.returncode == 1 and "No runs of task 'nope'" in out.stderr
 
 
