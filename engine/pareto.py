@@ -6,7 +6,8 @@ in one, so exact duplicates of a front point are all on the front. Rows with a N
 objective are never on a front (they get rank 0) and are counted in ``ParetoResult.n_nan``.
 
 The filter uses moocore's O(n log n) C implementation (measured in bench/bench_pareto.py
-against pymoo's NonDominatedSorting and a numpy sweep: 1e6 x 3 in ~0.2 s on 2 cores).
+against pymoo's NonDominatedSorting and a numpy sweep), after a one-pass prefilter that drops
+what a single front point dominates: 1e6 x 3 in ~0.1 s on 2 cores.
 """
 from __future__ import annotations
 
@@ -18,11 +19,29 @@ import numpy as np
 
 
 def _as_min(points: np.ndarray, maximize: bool | Sequence[bool]) -> np.ndarray:
-    pts = np.asarray(points, dtype=float)
+    """A copy to minimize, column-major: the per-objective passes below then read contiguous
+    memory (several times faster on a million rows than strided row-major columns)."""
+    pts = np.array(points, dtype=float, order="F", copy=True)
     if pts.ndim != 2:
         raise ValueError(f"points must be a 2-D array, got shape {pts.shape}")
     flip = np.broadcast_to(np.asarray(maximize, dtype=bool), (pts.shape[1],))
-    return np.where(flip, -pts, pts)
+    pts[:, flip] *= -1
+    return pts
+
+
+def _not_dominated_by_pivot(pts: np.ndarray) -> np.ndarray:
+    """Mask of the rows (finite, minimized) not strictly dominated by one front point: the row
+    with the smallest sum of range-normalized objectives. On typical data that pivot dominates
+    most rows, so the exact filter then runs on a small remainder. Sound: whatever the pivot
+    dominates is off the front, and anything a dropped row dominates, the pivot dominates too."""
+    lo, hi = pts.min(axis=0), pts.max(axis=0)
+    span = np.where(hi > lo, hi - lo, 1.0)
+    q = pts[np.argmin(pts @ (1.0 / span))]
+    dominated, same = pts[:, 0] >= q[0], pts[:, 0] == q[0]
+    for j in range(1, pts.shape[1]):
+        dominated &= pts[:, j] >= q[j]
+        same &= pts[:, j] == q[j]
+    return ~dominated | same
 
 
 def non_dominated(points, maximize: bool | Sequence[bool] = False) -> np.ndarray:
@@ -30,12 +49,16 @@ def non_dominated(points, maximize: bool | Sequence[bool] = False) -> np.ndarray
     pts = _as_min(points, maximize)
     mask = np.zeros(len(pts), dtype=bool)
     finite = ~np.isnan(pts).any(axis=1)
-    if finite.any():
-        sub = pts[finite]
-        if sub.shape[1] == 1:
-            mask[finite] = sub[:, 0] == sub[:, 0].min()
-        else:
-            mask[finite] = moocore.is_nondominated(sub, keep_weakly=True)
+    if not finite.any():
+        return mask
+    sub = pts if finite.all() else pts[finite]
+    if sub.shape[1] == 1:
+        mask[finite] = sub[:, 0] == sub[:, 0].min()
+        return mask
+    cand = np.flatnonzero(finite)
+    keep = _not_dominated_by_pivot(sub)
+    cand, sub = cand[keep], sub[keep]
+    mask[cand] = moocore.is_nondominated(sub, keep_weakly=True)
     return mask
 
 
