@@ -7,10 +7,11 @@ row: ``lookup`` reads the stored measurement, ``measure`` runs the profiler now 
 result. Every evaluation is cached, so a configuration is never evaluated twice.
 
 Two algorithms over the same finite space (exposed to pymoo as a mixed-variable ``Problem``):
-- ``surrogate`` (default): a small space-filling start (from a configuration of the smallest
-  model, where model sizes are known), then at each step a Gaussian-process
+- ``surrogate`` (default): a small space-filling start among the configurations of the smallest
+  model (where model sizes are known), then at each step a Gaussian-process
   model per objective (on log values, one-hot categorical knobs, log2 numeric knobs, log model
-  size; a linear plus RBF kernel whose hyperparameters are picked by marginal likelihood)
+  size, for token tasks as weights read per token; a linear plus RBF kernel whose
+  hyperparameters are picked by marginal likelihood)
   predicts every unevaluated configuration; the one with the largest expected hypervolume
   improvement (Monte Carlo over the predictive distributions) is evaluated next; once nothing
   promises a gain, the one nearest to the front (smallest additive epsilon) is. This is our own
@@ -34,6 +35,14 @@ from engine.store import Store
 
 SKIP_KNOBS = ("task", "work_unit")
 MODEL_FEATURES = ("params_b", "active_params_b")  # numeric side information about a model
+# Bits per weight, for the weights a model reads per generated token (active parameters x bytes):
+# decoding is memory-bound, so this orders models' energy and latency per token better than a
+# parameter count does (gpt-oss-20b in mxfp4 reads 2 GB per token, a 3B-active model in bfloat16
+# 6 GB). Where it is known, the model's own one-hot code weighs MODEL_ONEHOT_SCALE: the size
+# explains most of the difference between models, the one-hot only what is left.
+MODEL_ONEHOT_SCALE = 0.25
+BITS_PER_WEIGHT = {"float32": 32, "float16": 16, "bfloat16": 16, "fp8": 8, "int8": 8,
+                   "nvfp4": 4.5, "mxfp4": 4.25, "int4": 4}
 LLM_DEFAULT = (("energy_j", False), ("itl_p90_ms", False))
 OTHER_DEFAULT = (("energy_j", False), ("latency_ms", False))
 REFIT_ALWAYS, REFIT_EVERY = 30, 5  # GP hyperparameters: refit every step while few points, then every 5th
@@ -50,6 +59,7 @@ class Space:
     numeric: dict[str, bool]  # knob -> treated as an ordered number (log2-scaled)
     side: pd.DataFrame | None = None  # per-configuration numeric side features (model size)
     fixed: dict = field(default_factory=dict)  # knobs held at one value (a workload grid's defaults)
+    model_scale: float = 1.0  # weight of the model's one-hot code in features()
 
     def __len__(self) -> int:
         return len(self.configs)
@@ -70,7 +80,10 @@ class Space:
                 span = x.max() - x.min()
                 cols.append(((x - x.min()) / span if span > 0 else x * 0)[:, None] * NUMERIC_SCALE)
             else:
-                cols.append(pd.get_dummies(v.astype(str)).to_numpy(float))
+                onehot = pd.get_dummies(v.astype(str)).to_numpy(float)
+                if k == "model":
+                    onehot = onehot * self.model_scale
+                cols.append(onehot)
         if self.side is not None:
             for c in self.side.columns:
                 x = np.log10(np.maximum(self.side[c].astype(float).fillna(1).to_numpy(), 1e-9))
@@ -143,9 +156,15 @@ def task_space(store: Store, task: str, objectives: Sequence[str], filters: Mapp
     side_df = None
     if "model" in knobs and side:  # model size helps the surrogate tell models apart
         side_df = df[side].astype(float)
+        if "precision" in df.columns and store.distinct("work_unit", filt) == ["token"]:
+            size = df["active_params_b"] if "active_params_b" in df.columns else df["params_b"]
+            weight = size.astype(float) * df["precision"].map(BITS_PER_WEIGHT).astype(float) / 8
+            if weight.notna().all():
+                side_df = side_df.drop(columns=["active_params_b"], errors="ignore").assign(weight_gb=weight)
         side_df = side_df.loc[:, side_df.notna().any()]
         side_df = side_df if len(side_df.columns) else None
-    return Space(task, knobs, df, numeric, side_df)
+    scale = MODEL_ONEHOT_SCALE if side_df is not None and "weight_gb" in side_df.columns else 1.0
+    return Space(task, knobs, df, numeric, side_df, model_scale=scale)
 
 
 # -- evaluators ------------------------------------------------------------------------------
@@ -441,25 +460,27 @@ def search(
 
 
 def _initial(X: np.ndarray, n: int, rng, start: np.ndarray | None = None) -> list[int]:
-    """Greedy max-min (space-filling) design over the encoded configurations, from a random one
-    (of those flagged by ``start`` where given)."""
+    """Greedy max-min (space-filling) design over the encoded configurations, from a random one;
+    among those flagged by ``start`` where given and there are enough of them."""
     first = int(rng.choice(np.flatnonzero(start))) if start is not None and start.any() else int(rng.integers(len(X)))
     chosen = [first]
     dmin = ((X - X[first]) ** 2).sum(axis=1)
+    allowed = start if start is not None and start.sum() >= n else np.ones(len(X), bool)
     while len(chosen) < n:
-        nxt = int(np.argmax(dmin + rng.random(len(X)) * 1e-6))
+        nxt = int(np.argmax(np.where(allowed, dmin + rng.random(len(X)) * 1e-6, -1)))
         chosen.append(nxt)
         dmin = np.minimum(dmin, ((X - X[nxt]) ** 2).sum(axis=1))
     return chosen
 
 
 def _smallest_model(space: Space) -> np.ndarray | None:
-    """The configurations of the smallest model (active parameters, then parameters): model size
-    is the one knob whose effect is known in sign on both energy and latency (a smaller model
-    costs less per token and is faster), so the design starts there; None without model sizes."""
+    """The configurations of the smallest model (weights read per token, else active parameters,
+    then parameters): model size is the one knob whose effect is known in sign on both energy and
+    latency (a smaller model costs less per token and is faster), so the design starts there;
+    None without model sizes."""
     if space.side is None:
         return None
-    key = [c for c in ("active_params_b", "params_b") if c in space.side.columns]
+    key = [c for c in ("weight_gb", "active_params_b", "params_b") if c in space.side.columns]
     if not key:
         return None
     v = space.side[key].fillna(np.inf).to_numpy(float)

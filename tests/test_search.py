@@ -43,6 +43,22 @@ def test_budget_respected_and_no_repeats(seeded_db, algorithm):
     assert len(calls) == len(set(calls)) == 15 == len(res.evaluated) == len(res.hypervolume)
 
 
+def test_token_tasks_size_models_by_weights_read_per_token(seeded_db):
+    """gpt-oss-20b (4B active, mxfp4) reads fewer bytes per token than Qwen3-30B-A3B (3B active,
+    bfloat16): the search starts among its configurations, and the model one-hot weighs less."""
+    with Store(seeded_db) as store:
+        llm = S.task_space(store, "gpqa", ["energy_j", "itl_p90_ms"])
+        image = S.task_space(store, "text-to-image", ["energy_j", "latency_ms"])
+    gb = llm.side.assign(model=llm.configs["model"]).groupby("model")["weight_gb"].first()
+    assert gb["openai/gpt-oss-20b"] == pytest.approx(4.0 * 4.25 / 8)
+    assert gb["Qwen/Qwen3-30B-A3B-Thinking-2507"] == pytest.approx(3.0 * 2)
+    assert set(llm.configs.loc[S._smallest_model(llm), "model"]) == {"openai/gpt-oss-20b"}
+    first = S._initial(llm.features(), 4, np.random.default_rng(0), S._smallest_model(llm))
+    assert set(llm.configs.loc[first, "model"]) == {"openai/gpt-oss-20b"}
+    assert llm.model_scale == S.MODEL_ONEHOT_SCALE < 1
+    assert "weight_gb" not in image.side.columns and image.model_scale == 1.0  # images: not memory-bound
+
+
 def test_surrogate_beats_random_on_gpqa(seeded_db):
     """The point of the surrogate: at 25 % of the space it is ahead of uniform sampling (3 seeds)."""
     with Store(seeded_db) as store:
