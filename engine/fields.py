@@ -57,6 +57,11 @@ CANONICAL: tuple[Field, ...] = (
     Field("environment", "info", "text", description="JSON: hardware, driver, library versions, settings"),
 )
 
+# Not in DESIGN.md's table, but written by more than one source (the profiler, CodeCarbon), so
+# defined once here: whichever source registers it first, it means the same.
+CPU_ENERGY_J = Field("cpu_energy_j", "metric", "double", "J", "min",
+                     "CPU energy per work unit (RAPL in the profiler; CodeCarbon's figure on import)")
+
 CANONICAL_BY_NAME = {f.name: f for f in CANONICAL}
 CANONICAL_NAMES = tuple(f.name for f in CANONICAL)
 DIRECTIONS = ("min", "max")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from engine.fields import Field
+from engine.fields import CPU_ENERGY_J, Field
 from engine.importers import Parsed
 from engine.importers.tabular import check_size, check_text
 
@@ -33,7 +33,7 @@ _TEXT = ("experiment_id", "country_name", "country_iso_code", "region", "cloud_p
 EXTRA = {f.name: f for f in (
     Field("emissions_g", "metric", "double", "gCO2eq", "min", "CodeCarbon emissions of the run"),
     Field("duration_s", "metric", "double", "s", "min", "CodeCarbon tracked duration of the run"),
-    Field("cpu_energy_j", "metric", "double", "J", "min", "CPU energy of the run"),
+    CPU_ENERGY_J,
     Field("gpu_energy_j", "metric", "double", "J", "min", "GPU energy of the run"),
     Field("ram_energy_j", "metric", "double", "J", "min", "RAM energy of the run"),
     Field("project_name", "config", "text", "", None, "CodeCarbon project name"),

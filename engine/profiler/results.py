@@ -9,7 +9,7 @@ import json
 
 import pandas as pd
 
-from engine.fields import CANONICAL_BY_NAME, Field, normalize_name
+from engine.fields import CANONICAL_BY_NAME, CPU_ENERGY_J, Field, normalize_name
 
 EXTRA_FIELDS = (
     Field("seq_len", "config", "integer", "tokens", None, "prompt length (tokens)"),
@@ -30,7 +30,7 @@ EXTRA_FIELDS = (
     Field("agreement", "metric", "double", "", "max", "top-1 agreement with the float32 model"),
     Field("kl_div", "metric", "double", "nats", "min", "KL divergence from the float32 model's distributions"),
     Field("rel_error", "metric", "double", "", "min", "relative L2 error of the outputs against float32"),
-    Field("cpu_energy_j", "metric", "double", "J", "min", "CPU package energy (RAPL) per work unit"),
+    CPU_ENERGY_J,
     Field("process_peak_rss_mb", "metric", "double", "MB", "min", "process resident set size at its peak in the window"),
     Field("wall_s", "metric", "double", "s", "min", "wall time the configuration took, set-up and quality included"),
 )
