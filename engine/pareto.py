@@ -7,7 +7,7 @@ objective are never on a front (they get rank 0) and are counted in ``ParetoResu
 
 The filter uses moocore's O(n log n) C implementation (measured in bench/bench_pareto.py
 against pymoo's NonDominatedSorting and a numpy sweep), after a one-pass prefilter that drops
-what a single front point dominates: 1e6 x 3 in ~0.1 s on 2 cores.
+what a single front point dominates: 1e6 x 3 random points in ~0.02 s on 2 cores.
 """
 from __future__ import annotations
 

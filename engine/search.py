@@ -59,10 +59,14 @@ class Space:
     numeric: dict[str, bool]  # knob -> treated as an ordered number (log2-scaled)
     side: pd.DataFrame | None = None  # per-configuration numeric side features (model size)
     fixed: dict = field(default_factory=dict)  # knobs held at one value (a workload grid's defaults)
-    model_scale: float = 1.0  # weight of the model's one-hot code in features()
 
     def __len__(self) -> int:
         return len(self.configs)
+
+    @property
+    def model_scale(self) -> float:
+        """Weight of the model's one-hot code in features(): less where weights per token are known."""
+        return MODEL_ONEHOT_SCALE if self.side is not None and "weight_gb" in self.side.columns else 1.0
 
     def config(self, i: int) -> dict:
         """The full configuration: the varied knobs plus any knobs held fixed."""
@@ -163,8 +167,7 @@ def task_space(store: Store, task: str, objectives: Sequence[str], filters: Mapp
                 side_df = side_df.drop(columns=["active_params_b"], errors="ignore").assign(weight_gb=weight)
         side_df = side_df.loc[:, side_df.notna().any()]
         side_df = side_df if len(side_df.columns) else None
-    scale = MODEL_ONEHOT_SCALE if side_df is not None and "weight_gb" in side_df.columns else 1.0
-    return Space(task, knobs, df, numeric, side_df, model_scale=scale)
+    return Space(task, knobs, df, numeric, side_df)
 
 
 # -- evaluators ------------------------------------------------------------------------------
