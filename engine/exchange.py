@@ -64,7 +64,7 @@ def read_export(path: str | Path) -> Parsed:
     if meta is None:
         raise ValueError(f"{Path(path).name}: not a Paretoscope export (no '{META_KEY}' metadata).")
     fields = [Field(**{k: r.get(k) or ("" if k in ("unit", "description") else None) for k in
-                       ("name", "role", "dtype", "unit", "direction", "description")})
+                       ("name", "role", "dtype", "unit", "direction", "description")}, quality=bool(r.get("quality")))
               for r in json.loads(meta[META_KEY])]
     df = duckdb.execute("SELECT * FROM read_parquet(?)", [str(path)]).df()
     extra = [f for f in fields if f.name not in CANONICAL_BY_NAME and f.name in df.columns]

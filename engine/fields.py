@@ -3,7 +3,10 @@
 A *field* is a column of the runs table. Its role says how the UI treats it:
 - ``id``: identity and provenance (run_id, source, status, ...);
 - ``config``: a configuration dimension (model, precision, batch_size, ...), text or number;
-- ``metric``: a numeric measurement with a unit and a better-direction (min / max / None).
+- ``metric``: a numeric measurement with a unit and a better-direction (min / max / None);
+  ``quality`` marks the metrics that say how good the output is (accuracy, a published
+  benchmark score, fidelity to a reference), so pages can open on quality against cost and
+  count the runs that lack it.
 Fields beyond these (a user's extra metrics, an importer's extra knobs) are registered in the
 store at import time with the same shape.
 """
@@ -21,6 +24,7 @@ class Field:
     unit: str = ""
     direction: str | None = None  # min | max | None
     description: str = ""
+    quality: bool = False
 
     def as_row(self) -> dict:
         return asdict(self)
@@ -53,14 +57,47 @@ CANONICAL: tuple[Field, ...] = (
     Field("peak_memory_mb", "metric", "double", "MB", "min", "peak accelerator (or process) memory"),
     Field("params_b", "metric", "double", "billions", None, "total parameters"),
     Field("active_params_b", "metric", "double", "billions", None, "activated parameters"),
-    Field("accuracy", "metric", "double", "", "max", "task quality in [0, 1]"),
+    Field("accuracy", "metric", "double", "", "max", "task quality in [0, 1] measured against labels", True),
     Field("environment", "info", "text", description="JSON: hardware, driver, library versions, settings"),
 )
 
-# Not in DESIGN.md's table, but written by more than one source (the profiler, CodeCarbon), so
-# defined once here: whichever source registers it first, it means the same.
+# Not in DESIGN.md's table, but written by more than one source (the profiler, importers, seed
+# data), so defined once here: whichever source registers one first, it means the same.
 CPU_ENERGY_J = Field("cpu_energy_j", "metric", "double", "J", "min",
                      "CPU energy per work unit (RAPL in the profiler; CodeCarbon's figure on import)")
+BACKEND = Field("backend", "config", "text", "", None, "inference engine or backend (vLLM, transformers, pytorch, ...)")
+QUANT = Field("quant", "config", "text", "", None, "quantization method applied to the weights (none, gptq-int8, int8-weight, ...)")
+PROMPT_LEN = Field("prompt_len", "config", "integer", "tokens", None, "prompt (input) length")
+GEN_LEN = Field("gen_len", "config", "integer", "tokens", None, "tokens generated per sequence")
+
+# Named quality metrics, each one benchmark under its own name and direction (DESIGN: "gpqa_diamond,
+# arena_score, ..."), and fidelity to an unquantized reference (no labels needed). Defined once
+# here, registered in a store when a source first brings them. The order is the order of
+# preference for a task's headline quality after ``accuracy`` (engine.quality.headline).
+QUALITY_FIELDS: tuple[Field, ...] = (
+    Field("gpqa_diamond", "metric", "double", "%", "max", "GPQA-Diamond accuracy as published by the model's makers", True),
+    Field("gpqa_diamond_epoch", "metric", "double", "%", "max", "GPQA-Diamond accuracy in Epoch AI's independent runs", True),
+    Field("mmmu", "metric", "double", "%", "max", "MMMU (val) accuracy, multimodal understanding", True),
+    Field("video_mme", "metric", "double", "%", "max", "Video-MME accuracy, video understanding", True),
+    Field("swe_bench_verified", "metric", "double", "%", "max", "SWE-bench Verified, share of issues resolved", True),
+    Field("arena_score", "metric", "double", "Elo", "max", "LMArena text leaderboard rating (a rating, not an accuracy)", True),
+    Field("geneval", "metric", "double", "", "max", "GenEval overall score in [0, 1], text-to-image alignment", True),
+    Field("vbench_total", "metric", "double", "%", "max", "VBench total score, text-to-video", True),
+    Field("mmlu", "metric", "double", "%", "max", "MMLU accuracy", True),
+    Field("ceval", "metric", "double", "%", "max", "C-Eval accuracy", True),
+    Field("ifeval", "metric", "double", "%", "max", "IFEval strict prompt-level accuracy", True),
+    Field("agreement", "metric", "double", "", "max", "top-1 agreement with the unquantized reference model", True),
+    Field("perplexity", "metric", "double", "", "min", "perplexity on the project's bundled text", True),
+    Field("kl_div", "metric", "double", "nats", "min", "KL divergence from the unquantized reference's distributions", True),
+)
+QUALITY_BY_NAME = {f.name: f for f in QUALITY_FIELDS}
+SOURCE_SUFFIX = "_source"
+
+
+def source_field(metric: str) -> Field:
+    """The info column that says where a quality figure came from (``accuracy_source``, ...)."""
+    return Field(metric + SOURCE_SUFFIX, "info", "text", "", None, f"where {metric} comes from (source, setting, file)")
+
 
 CANONICAL_BY_NAME = {f.name: f for f in CANONICAL}
 CANONICAL_NAMES = tuple(f.name for f in CANONICAL)

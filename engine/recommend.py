@@ -26,6 +26,7 @@ import pandas as pd
 
 from engine import pareto
 from engine.explore import HOVER_COLUMNS, check_work_units
+from engine.quality import Lacking, lacking
 from engine.store import Store
 
 OPS = {"<=": operator.le, ">=": operator.ge, "<": operator.lt, ">": operator.gt}
@@ -100,6 +101,7 @@ class Recommendation:
     per_hardware: pd.DataFrame | None = None
     per_model: pd.DataFrame | None = None
     runs: pd.DataFrame | None = None  # every filtered run with a 'feasible' and 'on_front' column
+    lacking: list[Lacking] = field(default_factory=list)  # filtered runs left out for want of a value
 
 
 def _fmt(v: float) -> str:
@@ -237,11 +239,14 @@ def recommend(
     df["feasible"] = feasible
     df["on_front"] = False
     rec.runs = df
+    rec.lacking = [gap for name in dict.fromkeys(objectives + [c.name for c in cons])
+                   if (gap := lacking(store, name, filters)).runs]
+    gaps = "".join(" " + gap.sentence() for gap in rec.lacking)
     if len(df) == 0:
-        rec.infeasible = rec.reason = "No run matches the filters with a value for every objective."
+        rec.infeasible = rec.reason = "No run matches the filters with a value for every objective." + gaps
         return rec
     if not feasible.any():
-        rec.infeasible = rec.reason = _why_infeasible(df, cons, limits, masks, unit)
+        rec.infeasible = rec.reason = _why_infeasible(df, cons, limits, masks, unit) + gaps
         rec.binding = _binding_when_infeasible(df, cons, masks)
         return rec
 
@@ -267,7 +272,7 @@ def recommend(
             rec.runner_up = sub.iloc[o2[0]].drop(["feasible", "on_front"]).to_dict()
     rec.costs = _costs(df, objectives[0], maximize[0], cons, masks, limits, unit)
     rec.binding = [c.constraint for c in sorted(rec.costs, key=lambda c: -c.change_pct) if c.change_pct > 0]
-    rec.reason = _reason(rec, how, weights, unit)
+    rec.reason = _reason(rec, how, weights, unit) + gaps
     if summaries:
         rec.per_hardware = _per_group(feas, "hardware", objectives, maximize, weights)
         rec.per_model = _per_group(feas, "model", objectives, maximize, weights)

@@ -19,7 +19,8 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,11 +29,11 @@ import duckdb
 import pandas as pd
 
 from engine import derived
-from engine.fields import CANONICAL, CANONICAL_BY_NAME, Field, is_safe_identifier, quote
+from engine.fields import CANONICAL, CANONICAL_BY_NAME, QUALITY_BY_NAME, Field, is_safe_identifier, quote
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB = ROOT / "data" / "runs.duckdb"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 STATUSES = ("ok", "failed", "skipped")
 _SQL_TYPES = {"text": "VARCHAR", "integer": "BIGINT", "double": "DOUBLE", "timestamp": "TIMESTAMP"}
 # Columns that identify a run's content; everything else (provenance) is left out of the hash.
@@ -70,16 +71,25 @@ def _create_v1(con: duckdb.DuckDBPyConnection) -> None:
     cols = ", ".join(f"{quote(f.name)} {_SQL_TYPES[f.dtype]}" for f in CANONICAL)
     con.execute(f"CREATE TABLE runs ({cols})")
     for f in CANONICAL:
-        _register(con, f, canonical=True)
+        con.execute("INSERT INTO fields VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [f.name, f.role, f.dtype, f.unit, f.direction, f.description, True])
 
 
-MIGRATIONS = {1: _create_v1}  # version -> function that brings version-1 to version
+def _add_quality_flag(con: duckdb.DuckDBPyConnection) -> None:
+    """v2: the registry says which metrics are quality (accuracy, named benchmarks, fidelity)."""
+    con.execute("ALTER TABLE fields ADD COLUMN quality BOOLEAN NOT NULL DEFAULT FALSE")
+    known = ["accuracy", *QUALITY_BY_NAME]
+    con.execute(f"UPDATE fields SET quality = TRUE WHERE role = 'metric' AND name IN ({', '.join('?' for _ in known)})", known)
+
+
+MIGRATIONS = {1: _create_v1, 2: _add_quality_flag}  # version -> function that brings version-1 to version
 
 
 def _register(con, f: Field, canonical: bool = False) -> None:
     con.execute(
-        "INSERT INTO fields VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [f.name, f.role, f.dtype, f.unit, f.direction, f.description, canonical],
+        "INSERT INTO fields (name, role, dtype, unit, direction, description, canonical, quality) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [f.name, f.role, f.dtype, f.unit, f.direction, f.description, canonical, f.quality],
     )
 
 
@@ -102,6 +112,8 @@ class Store:
         if read_only and not self.path.exists():
             raise StoreError(f"No store at {self.path}; run `python -m engine init` first.")
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._depth = 0  # nesting of transaction()
+        self._fields: dict[str, Field] | None = None
         deadline = time.monotonic() + timeout_s
         while True:
             try:
@@ -113,7 +125,6 @@ class Store:
                 time.sleep(0.1)
         if not read_only:
             self._migrate()
-        self._fields: dict[str, Field] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     def __enter__(self) -> "Store":
@@ -130,14 +141,32 @@ class Store:
         if have > SCHEMA_VERSION:
             raise StoreError(f"{self.path} has schema version {have}, newer than this Paretoscope ({SCHEMA_VERSION}).")
         for version in range(have + 1, SCHEMA_VERSION + 1):
-            self.con.execute("BEGIN")
-            try:
+            with self.transaction():
                 MIGRATIONS[version](self.con)
                 self.con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(version)])
-                self.con.execute("COMMIT")
-            except Exception:
-                self.con.execute("ROLLBACK")
-                raise
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One transaction around the block; nested blocks join the outer one, so several
+        writes (runs, quality figures, a batch's bookkeeping) land all together or not at all."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self.con.execute("BEGIN")
+        self._depth = 1
+        try:
+            yield
+        except BaseException:
+            self._depth = 0
+            self.con.execute("ROLLBACK")
+            self._fields = None
+            raise
+        self._depth = 0
+        self.con.execute("COMMIT")
 
     def schema_version(self) -> int:
         exists = first_row(self.con.execute(
@@ -151,13 +180,14 @@ class Store:
     # -- the field registry ----------------------------------------------------------------
     def fields(self, role: str | None = None) -> list[Field]:
         if self._fields is None:
+            quality = "f.quality" if self.schema_version() >= 2 else "FALSE"  # a read-only older file
             rows = self.con.execute(
-                """SELECT f.name, f.role, f.dtype, f.unit, f.direction, f.description
+                f"""SELECT f.name, f.role, f.dtype, f.unit, f.direction, f.description, {quality}
                    FROM fields f JOIN information_schema.columns c
                      ON c.table_name = 'runs' AND c.column_name = f.name
                    ORDER BY c.ordinal_position"""
             ).fetchall()
-            self._fields = {r[0]: Field(r[0], r[1], r[2], r[3] or "", r[4], r[5] or "") for r in rows}
+            self._fields = {r[0]: Field(r[0], r[1], r[2], r[3] or "", r[4], r[5] or "", bool(r[6])) for r in rows}
             self._fields.update(derived.DERIVED)
         fs = list(self._fields.values())
         return [f for f in fs if role is None or f.role == role]
@@ -238,14 +268,12 @@ class Store:
             if bad:
                 raise StoreError(f"Column 'status' has values {sorted(bad)}; allowed: {', '.join(STATUSES)}.")
 
-        self.con.execute("BEGIN")
-        try:
+        with self.transaction():
             if file_hash:
                 seen = first_row(self.con.execute(
                     "SELECT import_id FROM imports WHERE file_hash = ?", [file_hash]
                 ))
                 if seen:
-                    self.con.execute("ROLLBACK")
                     return ImportResult(seen[0], 0, len(runs), already_imported=True)
             for name, f in extra.items():
                 if self.has_field(name):
@@ -268,11 +296,6 @@ class Store:
                     "INSERT INTO imports VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     [import_id, source, kind, file_name, file_hash, now, added, note],
                 )
-            self.con.execute("COMMIT")
-        except Exception:
-            self.con.execute("ROLLBACK")
-            self._fields = None
-            raise
         return ImportResult(import_id, added, dups)
 
     def _insert(self, runs: pd.DataFrame, source: str, import_id: str, now: datetime) -> tuple[int, int]:
@@ -313,50 +336,44 @@ class Store:
             self.con.execute("DROP TABLE IF EXISTS _staged")
         return added, total - added
 
-    def update_column(self, column: str, table: pd.DataFrame, keys: Sequence[str], field: Field | None = None) -> int:
-        """Set ``column`` of the runs matching ``table`` on ``keys`` to the table's ``value``, in one
-        transaction (adding ``field`` first when the column is new). A key whose value is null in a
-        table row matches any run; text keys compare case-insensitively. Returns runs updated."""
+    def update_columns(self, table: pd.DataFrame, keys: Sequence[str], columns: Sequence[str],
+                       new_fields: Sequence[Field] = ()) -> int:
+        """Set ``columns`` of the runs matching ``table`` on ``keys`` to the table's columns of the
+        same names, in one transaction (registering ``new_fields`` first). A key whose value is
+        null in a table row matches any run; text keys compare case-insensitively. Returns runs
+        updated."""
         for k in keys:
             self.field(k)
-        if not self.has_field(column) and field is None:
-            raise StoreError(f"Unknown column '{column}'.")
-        self.con.execute("BEGIN")
-        try:
-            if not self.has_field(column):
-                self._add_field(field)
+        new = {f.name: f for f in new_fields}
+        for c in columns:
+            if not self.has_field(c) and c not in new:
+                raise StoreError(f"Unknown column '{c}'.")
+        with self.transaction():
+            for c in columns:
+                if not self.has_field(c):
+                    self._add_field(new[c])
             conds = []
             for k in keys:
                 r, q = f"runs.{quote(k)}", f"q.{quote(k)}"
                 if self.field(k).dtype == "text":
                     r, q = f"lower({r})", f"lower({q})"
                 conds.append(f"(q.{quote(k)} IS NULL OR {r} = {q})")
-            self.con.register("_quality", table)
+            sets = ", ".join(f"{quote(c)} = q.{quote(c)}" for c in columns)
+            self.con.register("_update", table)
             try:
-                sql = (f"UPDATE runs SET {quote(column)} = q.value FROM _quality q WHERE {' AND '.join(conds)}")
-                n = first_row(self.con.execute(sql))[0]
+                sql = f"UPDATE runs SET {sets} FROM _update q WHERE {' AND '.join(conds) or 'TRUE'}"
+                return first_row(self.con.execute(sql))[0]
             finally:
-                self.con.unregister("_quality")
-            self.con.execute("COMMIT")
-        except Exception:
-            self.con.execute("ROLLBACK")
-            self._fields = None
-            raise
-        return n
+                self.con.unregister("_update")
 
     def delete_import(self, import_id: str) -> int:
         """Remove an import batch and its runs; returns how many runs went."""
-        self.con.execute("BEGIN")
-        try:
+        with self.transaction():
             if not first_row(self.con.execute("SELECT 1 FROM imports WHERE import_id = ?", [import_id])):
                 raise StoreError(f"No import batch '{import_id}'.")
             n = first_row(self.con.execute("SELECT count(*) FROM runs WHERE import_id = ?", [import_id]))[0]
             self.con.execute("DELETE FROM runs WHERE import_id = ?", [import_id])
             self.con.execute("DELETE FROM imports WHERE import_id = ?", [import_id])
-            self.con.execute("COMMIT")
-        except Exception:
-            self.con.execute("ROLLBACK")
-            raise
         return n
 
     # -- reading ---------------------------------------------------------------------------

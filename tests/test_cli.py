@@ -37,11 +37,12 @@ def test_init_builds_the_store_once(tmp_path):
     db = tmp_path / "new.duckdb"
     first = engine("init", env_db=db)
     assert first.returncode == 0, first.stderr
-    assert "1858" in first.stdout
+    assert "Loaded 2017 bundled runs" in first.stdout  # 1,858 ML.ENERGY + 159 Qwen2 quantization runs
+    assert "Published quality: gpqa_diamond: 152 runs updated from 10 quality rows; 0 rows matched no run." in first.stdout
     again = engine("init", db=db)
-    assert again.returncode == 0 and "nothing to do" in again.stdout
+    assert again.returncode == 0 and "no new bundled runs" in again.stdout and "Published quality" not in again.stdout
     with Store(db) as s:
-        assert s.count() == 1858
+        assert s.count() == 2017
 
 
 def test_done_when_command_prints_the_gpqa_front_as_csv(seeded_db):

@@ -126,7 +126,7 @@ def test_unknown_names_in_the_url_are_rejected_with_a_note(app):
     assert at.selectbox(key="x").value == "energy_j" and at.selectbox(key="z").value == "(none)"
     assert at.multiselect(key="f_task").value == ["gpqa"]
     with Store(app.db) as s:
-        assert s.count() == 1858
+        assert s.count() == 2017
 
 
 def test_empty_states(app):

@@ -59,15 +59,17 @@ def test_an_older_file_is_migrated_forward_keeping_its_runs(empty_db, monkeypatc
     with Store(empty_db) as s:
         s.add_runs(runs_df(), source="t", kind="test")
 
-    def to_v2(con):
+    def to_next(con):
         con.execute("ALTER TABLE runs ADD COLUMN gpu_hours DOUBLE")
         con.execute("UPDATE runs SET gpu_hours = num_gpus * 0.5")
-        con.execute("INSERT INTO fields VALUES ('gpu_hours', 'metric', 'double', 'h', 'min', 'added by v2', false)")
+        con.execute("INSERT INTO fields (name, role, dtype, unit, direction, description, canonical) "
+                    "VALUES ('gpu_hours', 'metric', 'double', 'h', 'min', 'added by the next version', false)")
 
-    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", 2)
-    monkeypatch.setitem(store_mod.MIGRATIONS, 2, to_v2)
+    nxt = store_mod.SCHEMA_VERSION + 1
+    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", nxt)
+    monkeypatch.setitem(store_mod.MIGRATIONS, nxt, to_next)
     with Store(empty_db) as s:
-        assert s.schema_version() == 2
+        assert s.schema_version() == nxt
         assert s.count() == 6
         assert s.field("gpu_hours").unit == "h"
         assert sorted(s.query(["gpu_hours"])["gpu_hours"]) == [0.5, 0.5, 1.0, 1.0, 2.0, 4.0]
@@ -81,16 +83,33 @@ def test_a_failing_migration_leaves_the_file_at_its_old_version(empty_db, monkey
         con.execute("ALTER TABLE runs ADD COLUMN half_done DOUBLE")
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", 2)
-    monkeypatch.setitem(store_mod.MIGRATIONS, 2, broken)
+    now = store_mod.SCHEMA_VERSION
+    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", now + 1)
+    monkeypatch.setitem(store_mod.MIGRATIONS, now + 1, broken)
     with pytest.raises(RuntimeError):
         Store(empty_db)
-    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", 1)
+    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", now)
     with Store(empty_db) as s:
-        assert s.schema_version() == 1
+        assert s.schema_version() == now
         cols = s.con.execute("SELECT column_name FROM information_schema.columns WHERE table_name='runs'").fetchall()
         assert ("half_done",) not in cols
         assert s.count() == 6
+
+
+def test_a_version_1_file_learns_which_metrics_are_quality(empty_db, monkeypatch):
+    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", 1)
+    with Store(empty_db) as s:  # what a version-1 Paretoscope wrote: no quality column in the registry
+        s.add_runs(runs_df(), source="t", kind="test")
+        for name, unit in (("agreement", ""), ("mmlu", "%")):
+            s.con.execute(f"ALTER TABLE runs ADD COLUMN {name} DOUBLE")
+            s.con.execute("INSERT INTO fields VALUES (?, 'metric', 'double', ?, 'max', '', false)", [name, unit])
+        assert s.schema_version() == 1
+    monkeypatch.undo()
+    with Store(empty_db) as s:
+        assert s.schema_version() == store_mod.SCHEMA_VERSION == 2
+        assert {f.name for f in s.metrics() if f.quality} == {"accuracy", "agreement", "mmlu"}
+        assert s.count() == 6
+        s.add_runs(runs_df().assign(task="other"), source="t2", kind="test")  # the registry still takes new runs
 
 
 def test_a_newer_file_is_refused(empty_db):
@@ -241,7 +260,9 @@ def test_delete_import_removes_only_that_batch(empty_db):
 
 def test_seed_loads_every_run_mapped_onto_canonical_columns(seeded_db):
     with Store(seeded_db) as s:
-        assert s.count() == 1858
+        assert s.count() == 2017 and s.count({"source": ["mlenergy-v3"]}) == 1858
+        assert s.count({"source": ["qwen2-quantization-docs"]}) == 159
+        s.con.execute("DELETE FROM runs WHERE source <> 'mlenergy-v3'")  # the ML.ENERGY mapping below
         assert sorted(s.distinct("task")) == sorted([
             "gpqa", "image-chat", "lm-arena-chat", "sourcegraph-fim", "text-to-image", "text-to-video", "video-chat"])
         units = dict(s.con.execute("SELECT task, any_value(work_unit) FROM runs GROUP BY task").fetchall())
@@ -261,4 +282,4 @@ def test_seed_loads_every_run_mapped_onto_canonical_columns(seeded_db):
             assert s.has_field(extra) and extra not in CANONICAL_NAMES
             assert s.count({extra: {"min": 0}}) > 0
         assert s.field("energy_per_request_j").unit == "J"
-        assert s.imports()["kind"].tolist() == ["seed"]
+        assert s.imports()["kind"].tolist() == ["seed", "seed"]

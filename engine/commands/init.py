@@ -1,4 +1,5 @@
-"""`python -m engine init`: create the store and load the bundled seed data if it is empty."""
+"""`python -m engine init`: create the store and load the bundled seed data it does not hold yet
+(the runs of data/seed/*.parquet and the published quality figures of data/seed/quality.csv)."""
 from __future__ import annotations
 
 from engine import seed
@@ -7,16 +8,12 @@ from engine.store import Store
 
 
 def add_parser(sub):
-    p = sub.add_parser("init", help="build the store from data/seed if empty")
+    p = sub.add_parser("init", help="build the store from data/seed (runs and published quality) where it lacks them")
     add_db(p)
     return p
 
 
 def run(args) -> int:
     with Store(args.db) as store:
-        if store.count() == 0:
-            added = seed.load(store)
-            print(f"Loaded {added} bundled runs into {store.path}.")
-        else:
-            print(f"{store.path} already holds {store.count()} runs; nothing to do.")
+        print(seed.load(store).message(store))
     return 0

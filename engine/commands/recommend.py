@@ -63,6 +63,7 @@ def run(args) -> int:
                                   "best_without": c.best_without, "change_pct": round(c.change_pct, 2),
                                   "text": c.text} for c in rec.costs],
             "per_hardware": records(rec.per_hardware) if rec.per_hardware is not None else [],
+            "lacking": [{"metric": g.metric, "runs": g.runs, "models": g.models} for g in rec.lacking],
         }
         sys.stdout.write(json.dumps(out, indent=1, default=str) + "\n")
         return 0 if rec.pick else 2

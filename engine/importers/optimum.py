@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from engine.fields import Field
+from engine.fields import BACKEND, Field
 from engine.importers import Parsed
 from engine.store import environment_json
 
@@ -34,7 +34,7 @@ EXTRA = {f.name: f for f in (
     Field("run_energy_j", "metric", "double", "J", "min", "energy of the measured section, all work units together"),
     Field("sequence_length", "config", "integer", "tokens", None, "input sequence length"),
     Field("new_tokens", "config", "integer", "tokens", None, "tokens generated per request"),
-    Field("backend", "config", "text", "", None, "optimum-benchmark backend (pytorch, onnxruntime, py-txi, ...)"),
+    BACKEND,
     Field("benchmark_name", "info", "text", "", None, "optimum-benchmark experiment name"),
 )}
 

@@ -9,7 +9,7 @@ import json
 
 import pandas as pd
 
-from engine.fields import CANONICAL_BY_NAME, CPU_ENERGY_J, Field, normalize_name
+from engine.fields import CANONICAL_BY_NAME, CPU_ENERGY_J, QUALITY_BY_NAME, Field, normalize_name
 
 EXTRA_FIELDS = (
     Field("seq_len", "config", "integer", "tokens", None, "prompt length (tokens)"),
@@ -27,8 +27,8 @@ EXTRA_FIELDS = (
     Field("flops_per_s", "metric", "double", "FLOP/s", "max", "achieved FLOP/s (float32 model's FLOPs / median latency)"),
     Field("gpu_util", "metric", "double", "%", None, "mean GPU utilization in the window (NVML samples)"),
     Field("cpu_util", "metric", "double", "%", None, "mean process CPU use in the window, % of all cores"),
-    Field("agreement", "metric", "double", "", "max", "top-1 agreement with the float32 model"),
-    Field("kl_div", "metric", "double", "nats", "min", "KL divergence from the float32 model's distributions"),
+    QUALITY_BY_NAME["agreement"],
+    QUALITY_BY_NAME["kl_div"],
     Field("rel_error", "metric", "double", "", "min", "relative L2 error of the outputs against float32"),
     CPU_ENERGY_J,
     Field("process_peak_rss_mb", "metric", "double", "MB", "min", "process resident set size at its peak in the window"),
