@@ -7,6 +7,8 @@ import streamlit as st
 from engine.explore import (CHOICE_FILTERS, RANGE_FILTERS, MixedWorkUnits, ViewState, axis_label, build_view,
                             default_direction, filter_options, missing_objectives, state_from_params,
                             state_to_params, work_units)
+from engine.fields import SOURCE_SUFFIX
+from engine.quality import headline
 from ui.figures import front_figure, parcoords_figure
 from ui.state import open_store, read_params, store_stamp, write_params
 
@@ -153,26 +155,38 @@ with open_store() as store:
         st.stop()
     if view.front.empty:
         gone = missing_objectives(store, state.objectives, state.filters)
+        head = headline(store, state.filters)
+        hint = f" These runs' quality metric is {head}." if head and head not in state.objectives else ""
         st.warning(f"None of the {view.n_runs:,} matching runs has a value for {' or '.join(gone or state.objectives)}; "
-                   "pick another objective or change the filters.")
+                   f"pick another objective or change the filters.{hint}")
         st.stop()
+    quality_axis = headline(store, state.filters)
 
 st.caption(f"{view.n_runs:,} runs match · **{len(view.front):,} on the front** · {view.n_dominated:,} dominated"
            + (f" · {view.n_missing:,} lack an objective" if view.n_missing else ""))
+for gap in view.lacking:  # named, not dropped silently
+    st.caption(f"ℹ️ {gap.sentence()} They are left out of this view.")
 for warning in view.warnings:
-    st.caption(f"ℹ️ {warning}")
+    if not (view.lacking and warning.endswith("are left out.")):
+        st.caption(f"ℹ️ {warning}")
 
 fig = front_figure(view, state.objectives, label, group=state.group, z_mode=state.z_mode,
-                   log_x=state.log_x, log_y=state.log_y)
+                   log_x=state.log_x, log_y=state.log_y, also=[quality_axis] if quality_axis else [])
 st.plotly_chart(fig, key="front_plot", config={"displaylogo": False})
 
 st.subheader("Runs on the front")
 first = [c for c in ("model", "hardware", "precision", "batch_size", "num_gpus", "task") if c in view.front.columns]
 order = first + [o for o in state.objectives if o not in first]
+if quality_axis and quality_axis not in order and quality_axis in view.front.columns:
+    order.append(quality_axis)
+order += [c + SOURCE_SUFFIX for c in order if c + SOURCE_SUFFIX in view.front.columns]
 order += [c for c in view.front.columns if c not in order]
 table = view.front[order]
 st.dataframe(table, key="front_table", hide_index=True,
-             column_config={o: st.column_config.NumberColumn(label(o), format="%.4g") for o in state.objectives})
+             column_config={o: st.column_config.NumberColumn(label(o), format="%.4g") for o in state.objectives}
+             | {c: st.column_config.TextColumn(c, width="medium") for c in table.columns if c.endswith(SOURCE_SUFFIX)})
+if quality_axis and quality_axis in table.columns and table[quality_axis].isna().any():
+    st.caption(f"An empty {quality_axis} cell means not measured: no published or measured figure for that run.")
 st.download_button("Download the front as CSV", table.to_csv(index=False).encode(), file_name="pareto_front.csv",
                    mime="text/csv", on_click="ignore")
 

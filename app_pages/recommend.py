@@ -4,6 +4,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from engine import search as S
+from engine.quality import headline
 from engine.recommend import Constraint, recommend
 from engine.store import Store, default_db_path
 from ui.state import open_store
@@ -35,10 +36,13 @@ with tab_rec:
             if vals:
                 filters[col] = vals
         measured = [m for m in metrics if m in set(store.non_empty_columns(base)) or m in ("cost_usd", "carbon_g")]
+        quality = headline(store, base)  # the task's quality figure (accuracy, a benchmark score), if it has one
 
         st.markdown("**Objectives**")
-        defaults = [m for m in ("energy_j", "itl_p90_ms" if "itl_p90_ms" in measured else "latency_ms") if m in measured]
-        objectives = st.multiselect("Objectives", measured, default=defaults, key="r_obj", label_visibility="collapsed")
+        defaults = [m for m in (quality, "energy_j") if m in measured] or \
+            [m for m in ("energy_j", "itl_p90_ms" if "itl_p90_ms" in measured else "latency_ms") if m in measured]
+        objectives = st.multiselect("Objectives", measured, default=defaults, key=f"r_obj_{task}",
+                                    label_visibility="collapsed")
         maximize = []
         if objectives:
             cols = st.columns(len(objectives))
@@ -54,8 +58,10 @@ with tab_rec:
                 weights = None
 
         st.markdown("**Constraints**")
-        n_cons = st.number_input("Number of constraints", 0, 6, 1, key="r_ncons")
         constraints = []
+        if quality and st.toggle(f"Keep {quality} within 1 % of the best ({quality} >= best-1%)", key=f"r_q1_{task}"):
+            constraints.append(f"{quality}>=best-1%")
+        n_cons = st.number_input("More constraints", 0, 6, 1, key="r_ncons")
         for i in range(int(n_cons)):
             a, b, c = st.columns([3, 1, 2])
             name = a.selectbox("metric", measured, index=measured.index("itl_p90_ms") if "itl_p90_ms" in measured else 0,

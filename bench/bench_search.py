@@ -32,7 +32,7 @@ def _store() -> Path:
 
 
 def run_task(store: Store, task: str) -> dict:
-    objectives, maximize = default_objectives(store, task)
+    objectives, maximize = default_objectives(store, task, with_quality=False)
     space = task_space(store, task, objectives)
     hv_true, bounds = true_front_hv(space, objectives, maximize)
     budget = max(1, int(np.ceil(max(FRACTIONS) * len(space))))

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from engine import pareto
-from engine.fields import PER_WORK_UNIT
+from engine import pareto, quality
+from engine.fields import PER_WORK_UNIT, SOURCE_SUFFIX
 from engine.store import Store, first_row
 
 HOVER_COLUMNS = ("run_id", "task", "model", "hardware", "num_gpus", "precision", "batch_size", "work_unit", "source")
@@ -28,6 +28,7 @@ class FrontView:
     n_dominated: int  # all dominated runs (the sample may hold fewer)
     n_missing: int  # runs left out because an objective is missing
     warnings: list[str] = field(default_factory=list)
+    lacking: list[quality.Lacking] = field(default_factory=list)  # per objective: runs without a value, and whose
 
 
 def work_units(store: Store, filters: Mapping | None) -> list[str]:
@@ -85,19 +86,21 @@ def pareto_view(
         dominated_idx = np.sort(rng.choice(dominated_idx, sample_size, replace=False))
 
     cols = list(columns) if columns else [c for c in store.non_empty_columns(filters)]
-    for c in list(HOVER_COLUMNS) + list(objectives) + ([group_by] if group_by else []):
+    sources = [o + SOURCE_SUFFIX for o in objectives]
+    for c in list(HOVER_COLUMNS) + list(objectives) + sources + ([group_by] if group_by else []):
         if c not in cols and store.has_field(c):
             cols.append(c)
     front = _rows(store, cols, rowid[mask]).sort_values(list(objectives[:1]), ascending=not maximize[0], kind="stable")
     dominated = _rows(store, cols, rowid[dominated_idx])
-    warnings = []
+    warnings, lacking = [], []
     if missing.any():
         warnings.append(f"{int(missing.sum())} runs lack {' or '.join(objectives)} and are left out.")
+        lacking = [gap for o in objectives if (gap := quality.lacking(store, o, filters)).runs]
     if sample_size and (~mask & ~missing).sum() > len(dominated_idx):
         warnings.append(f"Showing the whole front and a random sample of {len(dominated_idx):,} of "
                         f"{int((~mask & ~missing).sum()):,} dominated runs.")
     return FrontView(front.reset_index(drop=True), dominated, len(rowid), int((~mask & ~missing).sum()),
-                     int(missing.sum()), warnings)
+                     int(missing.sum()), warnings, lacking)
 
 
 def _rows(store: Store, cols: Sequence[str], rowids: np.ndarray) -> pd.DataFrame:
@@ -199,8 +202,8 @@ def state_from_params(store: Store, params: Mapping[str, str], options: Mapping 
     known = {"x", "y", "z", "zmode", "dirs", "log", "group", *CHOICE_FILTERS, *RANGE_FILTERS}
     params = {k: v for k, v in params.items() if k in known}
     notes: list[str] = []
-    if not params:  # the landing view: log axes show this front best
-        return _fit_defaults(store, ViewState(log_x=True, log_y=True)), notes
+    if not params:
+        return landing_view(store), notes
     metrics = {f.name for f in store.metrics()}
     state = ViewState(filters={})
 
@@ -249,14 +252,22 @@ def state_from_params(store: Store, params: Mapping[str, str], options: Mapping 
     return state, notes
 
 
-def _fit_defaults(store: Store, state: ViewState) -> ViewState:
-    """The default view, adapted to a store that lacks its metrics or task."""
-    metrics = [f.name for f in store.metrics()]
-    if state.x not in metrics or state.y not in metrics:
-        state.x, state.y = (metrics + ["", ""])[:2]
-    if "gpqa" not in (store.distinct("task") if store.has_field("task") else []):
-        state.filters = {}
-    return state
+def landing_view(store: Store) -> ViewState:
+    """The view a first visit opens on: the gpqa task (or the first task), its headline quality
+    against energy per work unit where it has a quality figure, else p90 inter-token latency (or
+    latency) against energy; energy on a log axis, a latency too."""
+    tasks = store.distinct("task") if store.has_field("task") else []
+    task = "gpqa" if "gpqa" in tasks else tasks[0] if tasks else None
+    filters = {"task": [task]} if task else {}
+    have = set(store.non_empty_columns(filters))
+    metrics = [f.name for f in store.metrics() if f.name in have]
+    head = quality.headline(store, filters)
+    x = next((m for m in ("energy_j", "latency_ms", "throughput") if m in metrics and m != head), None)
+    y = head or next((m for m in ("itl_p90_ms", "latency_ms") if m in metrics and m != x), None)
+    if x is None or y is None:  # a store without the usual metrics: the first two it has
+        pick = ([y] if y else []) + [m for m in metrics or [f.name for f in store.metrics()] if m != y]
+        y, x = (pick + ["", ""])[:2]
+    return ViewState(x=x, y=y, log_x=True, log_y=y != head, filters=filters)
 
 
 def build_view(store: Store, state: ViewState, sample_size: int = 5000, columns: Sequence[str] | None = None) -> FrontView:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from engine import pareto
+from engine import pareto, quality
 from engine.store import Store
 
 SKIP_KNOBS = ("task", "work_unit")
@@ -115,18 +115,23 @@ def _py(v):
     return v.item() if hasattr(v, "item") else v
 
 
-def default_objectives(store: Store, task: str) -> tuple[list[str], list[bool]]:
-    """energy_j with itl_p90_ms for LLM tasks, energy_j with latency_ms otherwise (what is measured)."""
+def default_objectives(store: Store, task: str, with_quality: bool = True) -> tuple[list[str], list[bool]]:
+    """The task's headline quality (where its runs have one, and ``with_quality``), then energy_j
+    with itl_p90_ms for LLM tasks, energy_j with latency_ms otherwise (what is measured)."""
     filters = {"task": [task]}
     _check_task(store, task)
     have = set(store.non_empty_columns(filters))
+    head = quality.headline(store, filters) if with_quality else None
+    first = [(head, True)] if head else []
     for pair in (LLM_DEFAULT, OTHER_DEFAULT, (("energy_j", False), ("throughput", True))):
         if all(n in have for n, _ in pair):
-            return [n for n, _ in pair], [m for _, m in pair]
-    metrics = [f for f in store.metrics() if f.name in have and f.direction]
-    if len(metrics) < 2:
+            both = first + list(pair)
+            return [n for n, _ in both], [m for _, m in both]
+    metrics = [f for f in store.metrics() if f.name in have and f.direction and f.name != head]
+    if len(metrics) + len(first) < 2:
         raise ValueError(f"Task '{task}' has fewer than two measured metrics to search over.")
-    return [f.name for f in metrics[:2]], [f.direction == "max" for f in metrics[:2]]
+    both = first + [(f.name, f.direction == "max") for f in metrics[:2]]
+    return [n for n, _ in both], [m for _, m in both]
 
 
 def _check_task(store: Store, task: str) -> None:

@@ -13,9 +13,13 @@ def test_explore_changes_objective_and_opens_links(seeded_db):
         page.goto(url)
         page.get_by_role("heading", name="Explore").wait_for()
         page.locator(".js-plotly-plot .g-ytitle").first.wait_for()
-        assert plot_y_title(page) == "itl_p90_ms (ms)"
-        assert "x=energy_j" in page.url and "task=gpqa" in page.url
-        before = page.get_by_text("on the front").first.inner_text()
+        # the landing view: published GPQA-Diamond accuracy against energy per token on gpqa
+        assert plot_y_title(page) == "accuracy"
+        assert page.locator(".js-plotly-plot .g-xtitle").first.text_content() == "energy_j (J per token)"
+        assert "x=energy_j" in page.url and "y=accuracy" in page.url and "task=gpqa" in page.url
+        assert page.get_by_text("runs lack accuracy (not measured)").first.is_visible()
+        before = page.get_by_text("runs match").first.inner_text()
+        assert "lack an objective" in before
 
         # pick another y objective in the selectbox
         page.get_by_label("y objective").first.click()
@@ -23,8 +27,9 @@ def test_explore_changes_objective_and_opens_links(seeded_db):
         page.wait_for_function(
             "() => document.querySelector('.js-plotly-plot .g-ytitle')?.textContent === 'throughput (token/s)'")
         page.wait_for_url("**y=throughput**")
-        after = page.get_by_text("on the front").first.inner_text()
-        assert after != before  # a different front: 18 runs for itl_p90_ms, another count for throughput
+        page.get_by_text("runs lack accuracy").wait_for(state="detached")
+        after = page.get_by_text("runs match").first.inner_text()
+        assert after != before and "lack an objective" not in after  # every gpqa run has throughput
 
         # a link with query params opens that view
         page.goto(url + "/?x=power_w&y=itl_p99_ms&task=lm-arena-chat&hardware=B200&group=model")

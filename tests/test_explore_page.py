@@ -40,18 +40,36 @@ def figure(at: AppTest) -> dict:
     return json.loads(at.get("plotly_chart")[0].proto.spec)  # the front plot comes first
 
 
-def test_default_view_is_the_gpqa_energy_itl_front(app):
+def test_default_view_is_gpqa_accuracy_against_energy(app):
     at = app()
-    assert at.selectbox(key="x").value == "energy_j" and at.selectbox(key="y").value == "itl_p90_ms"
+    assert at.selectbox(key="x").value == "energy_j" and at.selectbox(key="y").value == "accuracy"
     assert at.multiselect(key="f_task").value == ["gpqa"]
-    assert front_ids(at) == expected_ids(app.db, ViewState(filters={"task": ["gpqa"]}))
+    assert front_ids(at) == expected_ids(app.db, ViewState(x="energy_j", y="accuracy", filters={"task": ["gpqa"]}))
     fig = figure(at)
     assert fig["layout"]["xaxis"]["title"]["text"] == "energy_j (J per token)"
-    assert fig["layout"]["yaxis"]["title"]["text"] == "itl_p90_ms (ms)"
-    assert fig["layout"]["xaxis"]["type"] == "log"
+    assert fig["layout"]["yaxis"]["title"]["text"] == "accuracy"
+    assert fig["layout"]["xaxis"]["type"] == "log" and fig["layout"]["yaxis"]["type"] == "linear"
     assert [t["type"] for t in fig["data"]] == ["scattergl", "scattergl"]
-    assert at.query_params["x"] == "energy_j" and at.query_params["task"] == "gpqa"
+    front_hover = " ".join(fig["data"][1]["text"])
+    assert "accuracy source: " in front_hover and "Table" in front_hover
+    assert at.query_params["x"] == "energy_j" and at.query_params["y"] == "accuracy" and at.query_params["task"] == "gpqa"
     assert any(b.proto.label == "Download the front as CSV" for b in at.get("download_button"))
+    # the runs without a published accuracy are counted and named, not dropped silently
+    notes = " ".join(c.value for c in at.caption)
+    assert "runs lack accuracy (not measured): " in notes and "Qwen/Qwen3-235B-A22B-Thinking-2507-FP8" in notes
+    table = at.dataframe[0].value
+    assert list(table.columns[:8]) == ["model", "hardware", "precision", "batch_size", "num_gpus", "task", "energy_j",
+                                       "accuracy"]
+    assert "accuracy_source" in table.columns and table["accuracy_source"].notna().all()
+
+
+def test_a_task_without_accuracy_is_pointed_at_its_own_quality_metric(app):
+    at = app({"x": "energy_j", "y": "accuracy", "task": "lm-arena-chat"})
+    assert any("quality metric is arena_score" in w.value for w in at.warning)
+    at = app({"x": "energy_j", "y": "arena_score", "task": "lm-arena-chat"})
+    notes = " ".join(c.value for c in at.caption)
+    assert "lack arena_score (not measured)" in notes and "Qwen/Qwen3-8B" in notes
+    assert figure(at)["layout"]["yaxis"]["title"]["text"] == "arena_score (Elo)"
 
 
 def test_changing_objective_filters_group_and_log_updates_the_front(app):

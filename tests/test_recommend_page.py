@@ -21,13 +21,30 @@ def test_recommend_tab_gives_a_pick(monkeypatch, seeded_db):
     at = _app(monkeypatch, seeded_db)
     assert at.selectbox(key="r_task").value == "gpqa"
     at.multiselect(key="r_hw").set_value(["H100"]).run()
-    at.multiselect(key="r_obj").set_value(["energy_j"]).run()
+    at.multiselect(key="r_obj_gpqa").set_value(["energy_j"]).run()
     assert not at.exception, at.exception
     reason = at.success[0].value
     assert "Pick: openai/gpt-oss-20b / H100" in reason and "itl_p90_ms <= 60" in reason
     # an impossible limit: the binding message instead of a pick
     at.text_input(key="r_cv_0").set_value("1").run()
     assert not at.success and "no run meets itl_p90_ms <= 1: the lowest is" in at.error[0].value
+
+
+def test_quality_is_a_default_objective_and_one_click_constraint(monkeypatch, seeded_db):
+    at = _app(monkeypatch, seeded_db)
+    assert at.multiselect(key="r_obj_gpqa").value == ["accuracy", "energy_j"]
+    assert at.radio(key="r_dir_accuracy").value == "max"
+    reason = at.success[0].value
+    assert "Pick: openai/gpt-oss-120b" in reason and "accuracy 0.801" in reason
+    assert "35 runs lack accuracy (not measured): Qwen/Qwen3-235B-A22B-Thinking-2507-FP8" in reason
+    at.toggle(key="r_q1_gpqa").set_value(True).run()
+    assert not at.exception, at.exception
+    reason = at.success[0].value
+    assert "Pick: Qwen/Qwen3-235B-A22B-Thinking-2507 " in reason and "19 of 152 runs meet the constraints" in reason
+    # another task: its own quality metric (a rating, not an accuracy)
+    at.selectbox(key="r_task").set_value("lm-arena-chat").run()
+    assert at.multiselect(key="r_obj_lm-arena-chat").value == ["arena_score", "energy_j"]
+    assert at.toggle(key="r_q1_lm-arena-chat").proto.label.startswith("Keep arena_score within 1 %")
 
 
 def test_search_tab_lookup_draws_hypervolume(monkeypatch, seeded_db):
@@ -44,14 +61,19 @@ def test_search_tab_lookup_draws_hypervolume(monkeypatch, seeded_db):
 
 
 def test_done_when_question_in_the_browser(seeded_db):
+    """Quality beside energy by default, the accuracy constraint in one click, then a hardware filter."""
     with streamlit_server(seeded_db) as url, chromium_page() as page:
         page.goto(url + "/recommend")
         page.get_by_text("Pick:").first.wait_for()
+        alert = page.get_by_text("Pick:").first.inner_text()
+        assert "openai/gpt-oss-120b" in alert and "accuracy 0.801" in alert and "lack accuracy (not measured)" in alert
+        page.get_by_text("Keep accuracy within 1 % of the best").click()
+        page.get_by_text("19 of 152 runs meet the constraints").wait_for()
         hw = page.get_by_role("combobox").nth(1)  # Task, Hardware, Model, Precision
         hw.click()
         page.get_by_role("option", name="H100").click()
         page.keyboard.press("Escape")
-        page.get_by_text("of 81 runs meet the constraints").wait_for()
+        page.get_by_text("3 of 65 runs meet the constraints").wait_for()
         alert = page.get_by_text("Pick:").first.inner_text()
-        assert "H100" in alert and "itl_p90_ms ≤ 60" in alert
+        assert "H100" in alert and "Qwen/Qwen3-235B-A22B-Thinking-2507" in alert
         page.get_by_text("Feasible Pareto front").wait_for()

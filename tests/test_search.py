@@ -22,7 +22,7 @@ def _true_front_ids(space, objectives, maximize):
 @pytest.mark.parametrize("algorithm", ["surrogate", "nsga2", "random"])
 def test_lookup_finds_the_true_front_of_a_small_space(seeded_db, algorithm):
     with Store(seeded_db) as store:
-        objectives, maximize = S.default_objectives(store, "sourcegraph-fim")
+        objectives, maximize = S.default_objectives(store, "sourcegraph-fim", with_quality=False)
         space = S.task_space(store, "sourcegraph-fim", objectives)
     assert objectives == ["energy_j", "itl_p90_ms"] and len(space) == 50
     assert {"model", "hardware", "num_gpus", "batch_size"} <= set(space.knobs)
@@ -62,7 +62,7 @@ def test_token_tasks_size_models_by_weights_read_per_token(seeded_db):
 def test_surrogate_beats_random_on_gpqa(seeded_db):
     """The point of the surrogate: at 25 % of the space it is ahead of uniform sampling (3 seeds)."""
     with Store(seeded_db) as store:
-        objectives, maximize = S.default_objectives(store, "gpqa")
+        objectives, maximize = S.default_objectives(store, "gpqa", with_quality=False)
         space = S.task_space(store, "gpqa", objectives)
     hv_true, bounds = S.true_front_hv(space, objectives, maximize)
     budget = int(0.25 * len(space))
@@ -72,11 +72,28 @@ def test_surrogate_beats_random_on_gpqa(seeded_db):
     assert got["surrogate"] > got["random"] and got["surrogate"] >= 0.95
 
 
+def test_quality_is_the_first_of_three_default_objectives(seeded_db):
+    """Where a task has quality figures the search trades quality, energy and latency; the
+    configurations without a figure are outside the space (nothing is made up for them)."""
+    with Store(seeded_db) as store:
+        objectives, maximize = S.default_objectives(store, "gpqa")
+        space = S.task_space(store, "gpqa", objectives)
+        with_accuracy = set(store.distinct("model", {"task": ["gpqa"], "accuracy": {"min": 0}}))
+        assert S.default_objectives(store, "qwen2-quantization")[0][0] == "accuracy"
+    assert objectives == ["accuracy", "energy_j", "itl_p90_ms"] and maximize == [True, False, False]
+    assert set(space.configs["model"]) == with_accuracy and space.configs["accuracy"].notna().all()
+    hv_true, bounds = S.true_front_hv(space, objectives, maximize)
+    res = S.search(space, S.LookupEvaluator(space), objectives, maximize, int(0.25 * len(space)), seed=0, bounds=bounds)
+    assert res.hypervolume[-1] / hv_true >= 0.9
+    assert res.front["accuracy"].nunique() >= 2  # the front trades quality against cost
+
+
 def test_search_cli_json_and_table(seeded_db):
-    cmd = [sys.executable, "-m", "engine", "search", "--task", "video-chat", "--budget", "12", "--seed", "2", "--db", str(seeded_db)]
+    cmd = [sys.executable, "-m", "engine", "search", "--task", "lm-arena-chat", "--budget", "12", "--seed", "2", "--db", str(seeded_db)]
     out = subprocess.run(cmd + ["--format", "json"], cwd=ROOT, capture_output=True, text=True, timeout=180)
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
+    assert all(r["arena_score"] is not None for r in doc["evaluated"])  # the task's quality is an objective
     assert len(doc["evaluated"]) == 12 == len(doc["hypervolume"]) and doc["front"]
     assert len({r["run_id"] for r in doc["evaluated"]}) == 12
     assert "[12/12]" in out.stderr and "hypervolume" in out.stderr  # progress as it goes

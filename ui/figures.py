@@ -9,33 +9,47 @@ import plotly.colors as px_colors
 import plotly.graph_objects as go
 
 from engine.explore import FrontView
+from engine.fields import SOURCE_SUFFIX
 
 CONFIG_HOVER = ("model", "hardware", "precision", "batch_size", "num_gpus", "task")
 DOMINATED = "rgba(140,140,140,0.28)"
 FRONT = "#d62728"
 
 
-def hover_text(df: pd.DataFrame, objectives: Sequence[str], label: Callable[[str], str]) -> pd.Series:
-    """One HTML string per run: its configuration, then each objective with its unit."""
+def _short(text, limit: int = 110) -> str:
+    text = str(text)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def hover_text(df: pd.DataFrame, objectives: Sequence[str], label: Callable[[str], str],
+               also: Sequence[str] = (), sources: bool = False) -> pd.Series:
+    """One HTML string per run: its configuration, then each objective with its unit and (with
+    ``sources``: the front's points, few enough to carry it) where a quality figure comes from;
+    ``also`` adds metrics that are not objectives (the task's quality), shown as "not measured"
+    where a run has none."""
     parts = []
     for c in CONFIG_HOVER:
         if c in df.columns:
             parts.append(f"{c}: " + df[c].astype("string").fillna("–"))
-    for o in objectives:
+    for o in list(objectives) + [a for a in also if a not in objectives]:
         if o in df.columns:
-            vals = pd.Series(["–" if pd.isna(v) else f"{v:.4g}" for v in df[o]], index=df.index, dtype=object)
+            vals = pd.Series(["not measured" if pd.isna(v) else f"{v:.4g}" for v in df[o]], index=df.index, dtype=object)
             parts.append(f"<b>{label(o)}</b>: " + vals)
+            src = o + SOURCE_SUFFIX
+            if sources and src in df.columns and df[src].notna().any():
+                parts.append(pd.Series([f"<i>{o} source: {_short(v)}</i>" if pd.notna(v) else "" for v in df[src]],
+                                       index=df.index, dtype=object))
     if not parts:
         return pd.Series([""] * len(df), index=df.index)
     out = parts[0].astype(str)
     for p in parts[1:]:
-        out = out + "<br>" + p.astype(str)
+        out = out + p.astype(str).map(lambda t: "<br>" + t if t else "")
     return out
 
 
 def front_figure(view: FrontView, objectives: Sequence[str], label: Callable[[str], str], *,
                  group: str | None = None, z_mode: str = "colour", log_x: bool = False,
-                 log_y: bool = False) -> go.Figure:
+                 log_y: bool = False, also: Sequence[str] = ()) -> go.Figure:
     """The front as a line (per group when grouped) over faded dominated runs; a third
     objective as marker colour or as the third axis of a 3-D view."""
     x, y = objectives[:2]
@@ -46,17 +60,17 @@ def front_figure(view: FrontView, objectives: Sequence[str], label: Callable[[st
     if three_d:
         fig.add_trace(go.Scatter3d(x=dom[x], y=dom[y], z=dom[z], mode="markers", name="dominated",
                                    marker=dict(size=2, color="rgba(120,120,120,0.45)"), hovertemplate="%{text}<extra></extra>",
-                                   text=hover_text(dom, objectives, label)))
+                                   text=hover_text(dom, objectives, label, also)))
     else:
         fig.add_trace(go.Scattergl(x=dom[x], y=dom[y], mode="markers", name=f"dominated ({view.n_dominated:,})",
                                    marker=dict(size=5, color=DOMINATED), hovertemplate="%{text}<extra></extra>",
-                                   text=hover_text(dom, objectives, label)))
+                                   text=hover_text(dom, objectives, label, also)))
     groups = [(None, view.front)] if not group else [
         (str(g), part) for g, part in view.front.groupby(view.front[group].astype("string").fillna("(none)"), sort=True)]
     palette = px_colors.qualitative.Dark24 + px_colors.qualitative.Light24
     for i, (name, part) in enumerate(groups):
         part = part.sort_values([x, y], kind="stable")
-        text = hover_text(part, objectives, label)
+        text = hover_text(part, objectives, label, also, sources=True)
         trace_name = f"front ({len(part)})" if name is None else name
         colour = FRONT if not group else palette[i % len(palette)]
         if three_d:
