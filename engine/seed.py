@@ -121,7 +121,7 @@ def load_quality(store: Store, path: Path = SEED_DIR / QUALITY_FILE) -> list[qua
             results.append(quality.attach(store, frame, metric, name=path.name, field=QUALITY_BY_NAME[metric]))
         head = table[table["headline"] == "accuracy"]
         if len(head):
-            acc = head["value"].where(head["unit"] != "%", head["value"] / 100)
+            acc = head["value"].where(head["unit"] != "%", (head["value"] / 100).round(6))
             frame = head[["model", "precision", "task", "source"]].assign(accuracy=acc)
             results.append(quality.attach(store, frame, "accuracy", name=path.name))
     return results

@@ -111,7 +111,7 @@ def runs(accuracy_text: str, speed_text: str) -> pd.DataFrame:
     keys = list(zip(out["model"], sp["Quantization"]))
     for name, col in columns.items():
         vals = [float(acc.loc[k, col]) if k in acc.index else None for k in keys]
-        out[name] = [v / 100 if v is not None and name == "accuracy" else v for v in vals]
+        out[name] = [round(v / 100, 6) if v is not None and name == "accuracy" else v for v in vals]
         out[name + "_source"] = [cite + ("; average of MMLU, C-Eval and IFEval" if name == "accuracy" else "")
                                  if v is not None else None for v in vals]
     out["speed_source"] = f"Qwen2 documentation, Speed Benchmark (batch 1, A100 80GB); {REPO} {SPEED_PAGE}"
