@@ -94,6 +94,16 @@ QUALITY_BY_NAME = {f.name: f for f in QUALITY_FIELDS}
 SOURCE_SUFFIX = "_source"
 
 
+CI_LO, CI_HI = "_ci_lo", "_ci_hi"
+
+
+def ci_fields(metric: Field) -> tuple[Field, Field]:
+    """The 95 % confidence interval of a metric, stored beside it (``latency_ms_ci_lo`` / ``_ci_hi``):
+    information about the value, not an objective of its own."""
+    return tuple(Field(metric.name + sfx, "info", "double", metric.unit, None, f"95 % confidence interval of {metric.name}, {end} end")
+                 for sfx, end in ((CI_LO, "lower"), (CI_HI, "upper")))
+
+
 def source_field(metric: str) -> Field:
     """The info column that says where a quality figure came from (``accuracy_source``, ...)."""
     return Field(metric + SOURCE_SUFFIX, "info", "text", "", None, f"where {metric} comes from (source, setting, file)")
