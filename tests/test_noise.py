@@ -38,3 +38,18 @@ def test_without_intervals_pareto_is_unchanged(seeded_db):
     res = engine("pareto", "--objective", "energy_j:min", "--objective", "itl_p90_ms:min", "--filter", "task=gpqa",
                  "--format", "json", env_db=seeded_db)
     assert res.returncode == 0 and all("membership" not in r for r in json.loads(res.stdout))
+
+
+def test_recommend_says_when_pick_and_runner_up_are_indistinguishable(empty_db):
+    from engine.recommend import recommend
+
+    _runs_with_intervals(empty_db)
+    with Store(empty_db) as s:
+        rec = recommend(s, ["accuracy"], [True], filters={"model": ["a", "b"]})
+        assert rec.pick["model"] == "a" and rec.runner_up["model"] == "b"
+        assert "not distinguishable at 95 %" in rec.reason and "accuracy" in rec.indistinct
+        clear = recommend(s, ["accuracy"], [True], filters={"model": ["a", "c"]})
+        assert clear.indistinct is None and "distinguishable" not in clear.reason
+        both = recommend(s, ["latency_ms", "accuracy"], [False, True], filters={"model": ["a", "b"]})
+        # they overlap most in accuracy (60 % of the joint span), where b's interval is the wider
+        assert "More repeats of the runner-up's accuracy (interval 5 % of its value)" in both.indistinct
