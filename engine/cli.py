@@ -9,7 +9,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ("init", "import_", "runs", "pareto", "profile", "recommend", "search")
+COMMANDS = ("init", "import_", "runs", "pareto", "profile", "recommend", "search", "compare")
 
 
 class CliError(Exception):
