@@ -14,6 +14,7 @@ PAGES = [
     st.Page("app_pages/import_runs.py", title="Import", icon=":material/upload_file:", url_path="import"),
     st.Page("app_pages/profile.py", title="Profile", icon=":material/speed:", url_path="profile"),
     st.Page("app_pages/recommend.py", title="Recommend", icon=":material/recommend:", url_path="recommend"),
+    st.Page("app_pages/compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),
 ]
 
 page = st.navigation(PAGES)

@@ -56,3 +56,25 @@ def test_compare_cli_table_and_json(seeded_db):
     assert table.returncode == 0 and f"run 1: {big}" in table.stdout and "run 2 ratio" in table.stdout
     same = engine("compare", big, big, env_db=seeded_db)
     assert same.returncode == 1 and same.stderr.strip() == "error: The same run was named twice."
+
+
+def test_compare_page_from_a_link(seeded_db, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import ROOT
+
+    big, small = _ids(seeded_db)
+    monkeypatch.setenv("PARETOSCOPE_DB", str(seeded_db))
+    at = AppTest.from_file(str(ROOT / "app_pages" / "compare.py"), default_timeout=60)
+    at.query_params["runs"] = f"{big[:10]},{small}"
+    at.run()
+    assert not at.exception, at.exception
+    heads, metrics = at.dataframe[0].value, at.dataframe[1].value
+    assert list(heads["run_id"]) == [big, small]
+    row = metrics.set_index("field").loc["accuracy"]
+    assert row["run 1"] == pytest.approx(0.801) and row["best"] == "run 1"
+    assert at.query_params["runs"] == f"{big[:10]},{small}"
+    at.text_input(key="c_ids").set_value(big).run()
+    assert "Give at least two run ids." in at.info[0].value
+    at.text_input(key="c_ids").set_value(f"{big},nope").run()
+    assert "No run has the id 'nope'." in at.error[0].value
