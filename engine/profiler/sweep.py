@@ -24,7 +24,7 @@ import psutil
 import torch
 
 from engine.profiler import hardware, knobs, results
-from engine.profiler.energy import Nvml
+from engine.profiler.energy import EnergyMonitor
 from engine.profiler.measure import measure
 from engine.store import Store
 
@@ -100,12 +100,7 @@ class Sweep:
         self.rows: list[dict] = []
         self._quality: dict = {}
         self._flops: dict = {}
-        self.nvml = None
-        if self.device.startswith("cuda"):
-            try:
-                self.nvml = Nvml(torch.device(self.device).index or 0)
-            except Exception as e:
-                self.hw.notes.append(f"GPU energy / power / utilization not measurable: NVML did not start ({e})")
+        self.energy = EnergyMonitor(self.device)
 
     # -- progress --------------------------------------------------------------------------
     def _progress(self, state: str, i: int, current: dict | None, t0: float, error: str | None = None) -> None:
@@ -148,9 +143,6 @@ class Sweep:
         except BaseException as e:
             self._progress("cancelled" if isinstance(e, KeyboardInterrupt) else "failed", len(self.rows), None, t0, _short(e))
             raise
-        finally:
-            if self.nvml:
-                self.nvml.close()
         self._progress(state, len(self.rows), None, t0)
         return self.rows
 
@@ -188,8 +180,7 @@ class Sweep:
             fn = w.step(model, w.inputs(cfg, device, dtype), cfg, sync)
             m = measure(fn, units_per_call=w.units(cfg), device=device, warmup=self.opt.warmup,
                         min_time_s=self.opt.min_time_s, min_repeats=self.opt.repeats, sample=self.opt.sample,
-                        interval_s=self.opt.interval_s, rapl_domains=self.hw.rapl_domains,
-                        baseline_rss=baseline, nvml=self.nvml)
+                        interval_s=self.opt.interval_s, baseline_rss=baseline, energy=self.energy)
             qkey = (cfg["precision"], cfg.get("compile"))
             if qkey not in self._quality:
                 self._quality[qkey] = w.quality(model, ref, device, dtype)
@@ -201,7 +192,7 @@ class Sweep:
                     self._flops[fkey] = None
                     env["notes"].append(f"FLOPs not counted: {_short(e)}")
             env["settings"]["quantization"] = how
-            env["energy_method"] = m.reading.energy_method or ("RAPL" if m.reading.cpu_energy_j is not None else None)
+            env["energy_method"] = m.reading.energy_method
             env["notes"].extend(n for n in m.reading.notes if n not in env["notes"])
             return results.row(**base, status="ok", how=how, m=m, quality=self._quality[qkey],
                                flops=self._flops[fkey], wall_s=time.monotonic() - start, env=env, params_b=params_b)
