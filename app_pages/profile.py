@@ -71,6 +71,12 @@ st.divider()
 NUMBERS = {"latency_ms": st.column_config.NumberColumn("latency ms", format="%.4g"),
            "throughput": st.column_config.NumberColumn("throughput /s", format="%.4g"),
            "accuracy": st.column_config.NumberColumn(format="%.4f"),
+           "agreement": st.column_config.NumberColumn(format="%.4f"),
+           "kl_div": st.column_config.NumberColumn("KL div", format="%.3g"),
+           "perplexity": st.column_config.NumberColumn(format="%.4g"),
+           "ttft_ms": st.column_config.NumberColumn("TTFT ms", format="%.4g"),
+           "itl_ms": st.column_config.NumberColumn("ITL ms", format="%.4g"),
+           "predicted_memory_mb": st.column_config.NumberColumn("predicted MB", format="%.2f"),
            "peak_memory_mb": st.column_config.NumberColumn("peak MB", format="%.2f"),
            "energy_j": st.column_config.NumberColumn("J / unit", format="%.4g")}
 
@@ -107,8 +113,10 @@ else:
             msg(f"Sweep {state} after {elapsed:.0f} s: {i} of {n} configurations measured and stored."
                 + (f" {info['error']}" if info.get("error") else ""))
             if i:
-                st.markdown(f'<a href="{launch.explore_url(info.get("task") or name, info.get("source", ""))}" '
-                            f'target="_self">Open these runs in Explore: accuracy vs latency →</a>', unsafe_allow_html=True)
+                x, y = launch.explore_axes(info)
+                url = launch.explore_url(info.get("task") or name, info.get("source", ""), x, y)
+                st.markdown(f'<a href="{url}" target="_self">Open these runs in Explore: {x} vs {y} →</a>',
+                            unsafe_allow_html=True)
         if info.get("results"):
             df = pd.DataFrame(info["results"]).dropna(axis=1, how="all")
             st.dataframe(df, hide_index=True, column_config=NUMBERS)

@@ -62,8 +62,11 @@ def run(args) -> int:
 def summary(rows, sweep, out) -> None:
     import pandas as pd
 
-    cols = ["precision", "batch_size", "seq_len", "gen_len", "compile", "threads", "status", "latency_ms",
-            "latency_p90_ms", "throughput", "accuracy", "peak_memory_mb", "energy_j"]
+    from engine.profiler.sweep import QUALITY
+
+    cols = ["precision", "quant", "batch_size", "seq_len", "prompt_len", "gen_len", "compile", "threads", "power_limit_w",
+            "status", "latency_ms", "latency_p90_ms", "ttft_ms", "itl_ms", "throughput", *QUALITY, "peak_memory_mb",
+            "predicted_memory_mb", "energy_j"]
     df = pd.DataFrame(rows)
     df = df[[c for c in cols if c in df.columns and df[c].notna().any()]]
     counts = df["status"].value_counts().to_dict() if len(df) else {}

@@ -121,6 +121,12 @@ def estimate_s(store, workload, configs: list[dict]) -> float:
     return START_OVERHEAD_S + sum(per + (COMPILE_EXTRA_S if c.get("compile") else 0) for c in configs)
 
 
+def explore_axes(info: dict) -> tuple[str, str]:
+    """The sweep's quality metric (accuracy where labels measured it, else fidelity / perplexity)
+    against its latency: inter-token latency for token workloads, per-batch latency otherwise."""
+    return info.get("quality_metric") or "accuracy", "itl_ms" if info.get("work_unit") == "token" else "latency_ms"
+
+
 def explore_url(task: str, source: str, x: str = "accuracy", y: str = "latency_ms") -> str:
     """Relative link to the Explore page (the app's root, its default page) filtered to one sweep (filters and objectives in the query)."""
     return "./?" + urlencode({"task": task, "source": source, "x": x, "y": y})

@@ -89,8 +89,6 @@ def row(*, run_id, workload, cfg, hw_name, device, status, reason=None, how=None
                       "itl_p99_ms": itl["p99_ms"]})
         if "prefill" in m.extra and m.extra["prefill"]:
             r["ttft_ms"] = m.extra["prefill"]["median_ms"]
-    for k, v in (quality or {}).items():
+    for k, v in (quality or {}).items():  # accuracy only where labels measured it; fidelity keeps its own names
         r[normalize_name(k)] = v
-    if quality and "accuracy" not in quality and "agreement" in quality:
-        r["accuracy"] = quality["agreement"]  # the fidelity is this workload's task quality
     return r

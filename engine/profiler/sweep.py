@@ -28,6 +28,11 @@ from engine.profiler.energy import EnergyMonitor
 from engine.profiler.measure import measure
 from engine.store import Store
 
+QUALITY = ("accuracy", "agreement", "kl_div", "perplexity", "rel_error")  # label-based, then label-free
+PROGRESS_KEYS = ("precision", "quant", "batch_size", "seq_len", "prompt_len", "gen_len", "compile", "threads",
+                 "power_limit_w", "status", "latency_ms", "ttft_ms", "itl_ms", "throughput", *QUALITY,
+                 "peak_memory_mb", "predicted_memory_mb", "energy_j", "reason")
+
 MEMORY_METHOD = {
     "cpu": "process RSS peak in the window (sampled + ru_maxrss) minus RSS before the configured model was built",
     "cuda": "torch.cuda.max_memory_allocated over the window (weights + activations, caching allocator)",
@@ -113,10 +118,14 @@ class Sweep:
             "sweep_id": self.sweep_id, "source": self.source, "task": self.workload.name, "state": state,
             "i": i, "n": len(self.configs), "current": current, "elapsed_s": elapsed, "remaining_s": remaining,
             "pid": os.getpid(), "error": error, "import_id": self.import_id,
-            "results": [{k: r.get(k) for k in ("precision", "batch_size", "seq_len", "gen_len", "compile", "threads",
-                                              "status", "latency_ms", "throughput", "accuracy", "peak_memory_mb",
-                                              "energy_j", "reason")} for r in self.rows],
+            "work_unit": self.workload.work_unit, "quality_metric": self.quality_metric(),
+            "results": [{k: r.get(k) for k in PROGRESS_KEYS if k in r} for r in self.rows],
         })
+
+    def quality_metric(self) -> str:
+        """The workload's headline quality, or the first quality metric its runs actually carry."""
+        have = [m for m in (self.workload.quality_metric, *QUALITY) if any(r.get(m) is not None for r in self.rows)]
+        return have[0] if have else self.workload.quality_metric
 
     def cancelled(self) -> bool:
         return bool(self.cancel_file and self.cancel_file.exists())
@@ -238,6 +247,6 @@ def _label(cfg: dict) -> str:
 def _outcome(r: dict) -> str:
     if r["status"] != "ok":
         return f"{r['status']}: {r['reason']}"
-    acc = f", accuracy {r['accuracy']:.3f}" if r.get("accuracy") is not None else ""
+    q = "".join(f", {m} {r[m]:.4g}" for m in QUALITY if r.get(m) is not None)
     return (f"ok: {r['latency_ms']:.3f} ms median (p90 {r['latency_p90_ms']:.3f}), "
-            f"{r['throughput']:.1f} {r['work_unit']}/s{acc}")
+            f"{r['throughput']:.1f} {r['work_unit']}/s{q}")

@@ -52,6 +52,7 @@ def fidelity(ref_logits: torch.Tensor, logits: torch.Tensor) -> dict:
 class Workload:
     name = ""
     work_unit = "sample"
+    quality_metric = "accuracy"  # the headline quality the workload measures (Explore's link plots it)
     knobs = ("precision", "batch_size", "compile", "threads")
     defaults: dict = {"precision": ["float32"], "batch_size": [32], "compile": [False], "threads": [None]}
     seconds_per_config = 3.0  # a first guess for the page's duration estimate
@@ -228,6 +229,7 @@ class TinyGPT(nn.Module):
 class TinyGPTWorkload(Workload):
     name = "tiny-gpt"
     work_unit = "token"
+    quality_metric = "agreement"  # no labels: fidelity to its own float32 self
     knobs = ("precision", "batch_size", "seq_len", "gen_len", "compile", "threads")
     defaults = {"precision": ["float32"], "batch_size": [1], "seq_len": [32], "gen_len": [16],
                 "compile": [False], "threads": [None]}
@@ -346,6 +348,10 @@ class UserWorkload(Workload):
     @property
     def model_name(self):
         return self.spec
+
+    @property
+    def quality_metric(self):
+        return "accuracy" if self.eval_fn is not None else "agreement"
 
     def reference(self):
         return self.model
