@@ -66,7 +66,8 @@ CANONICAL: tuple[Field, ...] = (
 CPU_ENERGY_J = Field("cpu_energy_j", "metric", "double", "J", "min",
                      "CPU energy per work unit (RAPL in the profiler; CodeCarbon's figure on import)")
 BACKEND = Field("backend", "config", "text", "", None, "inference engine or backend (vLLM, transformers, pytorch, ...)")
-QUANT = Field("quant", "config", "text", "", None, "quantization method applied to the weights (none, gptq-int8, int8-weight, ...)")
+QUANT = Field("quant", "config", "text", "", None,
+              "quantization applied to the weights: none, or the method (torchao int8-weight, int8-dynamic, int4-weight, fp8; gptq-int8, awq, ...)")
 PROMPT_LEN = Field("prompt_len", "config", "integer", "tokens", None, "prompt (input) length")
 GEN_LEN = Field("gen_len", "config", "integer", "tokens", None, "tokens generated per sequence")
 
@@ -87,7 +88,7 @@ QUALITY_FIELDS: tuple[Field, ...] = (
     Field("ceval", "metric", "double", "%", "max", "C-Eval accuracy", True),
     Field("ifeval", "metric", "double", "%", "max", "IFEval strict prompt-level accuracy", True),
     Field("agreement", "metric", "double", "", "max", "top-1 agreement with the unquantized reference model", True),
-    Field("perplexity", "metric", "double", "", "min", "perplexity on the project's bundled text", True),
+    Field("perplexity", "metric", "double", "", "min", "perplexity on the project's bundled text (data/text)", True),
     Field("kl_div", "metric", "double", "nats", "min", "KL divergence from the unquantized reference's distributions", True),
 )
 QUALITY_BY_NAME = {f.name: f for f in QUALITY_FIELDS}

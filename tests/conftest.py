@@ -35,6 +35,22 @@ def empty_db(tmp_path) -> Path:
     return tmp_path / "empty.duckdb"
 
 
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory) -> Path:
+    """A tiny Llama-style checkpoint (random weights, safetensors, BPE tokenizer) saved once."""
+    from engine.profiler import hf_tiny
+
+    return hf_tiny.save(tmp_path_factory.mktemp("hf") / "tiny-llama", "llama")
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen(tmp_path_factory) -> Path:
+    """A tiny Qwen2-style checkpoint (tied embeddings, q/k/v biases) saved once."""
+    from engine.profiler import hf_tiny
+
+    return hf_tiny.save(tmp_path_factory.mktemp("hf") / "tiny-qwen", "qwen2")
+
+
 def require_browser():
     """Skip browser tests where chromium is absent, except in CI where they are mandatory."""
     if not Path(CHROMIUM).exists():

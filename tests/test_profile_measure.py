@@ -4,6 +4,7 @@ import time
 import pytest
 import torch
 
+from engine.profiler.energy import EnergyMonitor, capabilities
 from engine.profiler.hardware import detect
 from engine.profiler.measure import measure, stats
 
@@ -28,6 +29,8 @@ def test_window_on_a_sleep_workload():
     assert m.reading.gpu_energy_j is None
     if m.reading.cpu_energy_j is None:  # no RAPL here: said, not guessed
         assert any("CPU energy not measurable" in n for n in m.reading.notes)
+    else:  # RAPL read through Zeus: a sleeping process's package still draws something
+        assert m.reading.cpu_energy_j > 0 and m.reading.energy_method == "zeus: RAPL"
 
 
 def test_minimum_count_wins_over_minimum_time():
@@ -55,5 +58,41 @@ def test_hardware_detection_without_gpu_says_what_it_could_not_read():
     if not torch.cuda.is_available():
         assert hw.name == hw.cpu_model
         assert any("GPU" in n or "CUDA" in n for n in hw.notes)
-    if not hw.rapl_domains:
+    if not hw.cpu_energy:
         assert any("RAPL" in n for n in hw.notes)
+
+
+def test_zeus_energy_on_this_machine_says_what_it_cannot_read():
+    """The real path: Zeus on this machine (here: no GPU, no RAPL). Nothing is guessed."""
+    mon = EnergyMonitor("cpu")
+    mon.begin()
+    time.sleep(0.05)
+    r = mon.end()
+    assert r.gpu_j is None  # a CPU run never reports GPU energy
+    if mon.cpu_ok:
+        assert r.cpu_j is not None and r.cpu_j >= 0 and r.method == "zeus: RAPL"
+    else:
+        assert r.cpu_j is None and r.method is None
+        assert any(n.startswith("CPU energy not measurable here: Zeus found no readable RAPL") for n in r.notes)
+
+
+def test_zeus_without_nvml_gpu_energy_is_not_measurable(monkeypatch):
+    """A GPU run where NVML cannot start (faked absent, as Zeus's own tests fake pynvml): the
+    window still closes, GPU energy is None and the note says why."""
+    import pynvml
+    import zeus.device.gpu as zgpu
+
+    def no_library():
+        raise pynvml.NVMLError(pynvml.NVML_ERROR_LIBRARY_NOT_FOUND)
+
+    monkeypatch.setattr(pynvml, "nvmlInit", no_library)
+    monkeypatch.setattr(zgpu, "_gpus", None)  # Zeus keeps its GPU manager as a singleton
+    zgpu.nvml_is_available.cache_clear() if hasattr(zgpu.nvml_is_available, "cache_clear") else None
+    mon = EnergyMonitor("cuda:0")
+    assert not mon.gpu_ok
+    mon.begin()
+    r = mon.end()
+    assert r.gpu_j is None
+    assert any(n.startswith("GPU energy not measurable here: Zeus could not reach the GPU") for n in r.notes)
+    ok, _, notes = capabilities(0)
+    assert not ok and any("GPU energy not measurable" in n for n in notes)

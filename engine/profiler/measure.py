@@ -2,9 +2,11 @@
 
 ``measure(fn, ...)`` warms up, then calls ``fn`` until both a minimum time and a minimum count
 are reached, synchronizing the device before every clock read, and reports the median, tails
-and spread of the per-call latency together with what the window drew: energy (NVML counter,
-else integrated NVML power samples; RAPL for the CPU), average power, utilization (background
-sampler) and peak memory.
+and spread of the per-call latency together with what the window drew: energy, average power,
+utilization (background sampler) and peak memory.
+
+Energy comes from Zeus (energy.EnergyMonitor: NVML's energy counter for the GPU, RAPL for the CPU
+package), whose window opens and closes with this one, after the device is synchronized.
 
 Peak memory means: on a GPU, ``torch.cuda.max_memory_allocated`` over the window (live weights
 plus the activations' high-water mark, as the caching allocator saw them); on the CPU, the
@@ -22,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import psutil
 
-from engine.profiler.energy import Nvml, Rapl, integrate_power
+from engine.profiler.energy import EnergyMonitor
 from engine.profiler.sampler import Sampler
 
 MB = 2**20
@@ -67,22 +69,13 @@ class Window:
     """Open with begin(), close with end(); also usable as ``with Window(...) as w:`` (w.reading)."""
 
     def __init__(self, device: str = "cpu", sample: bool = True, interval_s: float = 0.05,
-                 rapl_domains: list[str] | None = None, baseline_rss: int | None = None, nvml: Nvml | None = None):
+                 baseline_rss: int | None = None, energy: EnergyMonitor | None = None):
         self.device = device
         self.cuda = device.startswith("cuda")
         self.sample = sample
         self.interval_s = interval_s
         self.baseline_rss = baseline_rss
-        self.notes: list[str] = []
-        self.nvml = nvml
-        self.rapl = None
-        if rapl_domains:
-            try:
-                self.rapl = Rapl(rapl_domains)
-            except OSError as e:
-                self.notes.append(f"CPU energy not measurable here: {e}")
-        else:
-            self.notes.append("CPU energy not measurable here: no readable RAPL counter")
+        self.energy = energy if energy is not None else EnergyMonitor(device)
         self.reading: Reading | None = None
 
     def sync(self) -> None:
@@ -99,49 +92,25 @@ class Window:
         self.sync()
         self._maxrss0 = _maxrss_bytes()
         self._rss0 = _rss()
-        self.sampler = Sampler(self.interval_s, self.nvml).start() if self.sample else None
-        self._rapl0 = self._read_rapl()
-        self._nvml0 = self.nvml.energy_mj() if self.nvml and self.nvml.has_energy_counter else None
+        gpu_index = self.energy.cuda_index if self.cuda else None
+        self.sampler = Sampler(self.interval_s, gpu_index).start() if self.sample else None
+        self.energy.begin()
         self._t0 = time.perf_counter()
-
-    def _read_rapl(self):
-        if self.rapl is None:
-            return None
-        try:
-            return self.rapl.read_uj()
-        except OSError as e:
-            self.notes.append(f"CPU energy not measurable here: {e}")
-            self.rapl = None
-            return None
 
     def end(self) -> Reading:
         self.sync()
         t1 = time.perf_counter()
-        nvml1 = self.nvml.energy_mj() if self._nvml0 is not None else None
-        rapl1 = self._read_rapl() if self._rapl0 is not None else None
-        if self.sampler:
-            self.sampler.stop()
-            self.notes.extend(self.sampler.errors)
-        r = Reading(elapsed_s=t1 - self._t0, notes=self.notes)
+        e = self.energy.end()
         s = self.sampler
-        if self._rapl0 is not None and rapl1 is not None:
-            r.cpu_energy_j = self.rapl.joules_between(self._rapl0, rapl1)
-        if self.nvml is not None:
-            if nvml1 is not None:
-                r.gpu_energy_j, r.energy_method = (nvml1 - self._nvml0) / 1000.0, "nvml total energy counter"
-            elif s and (e := integrate_power(s.power)) is not None:
-                r.gpu_energy_j, r.energy_method = e, f"integrated NVML power samples every {self.interval_s} s"
-            else:
-                self.notes.append("GPU energy not measured: no energy counter and no power samples (sampler off or window too short)")
-            if s and s.gpu_util:
-                r.gpu_util = float(np.mean(s.gpu_util))
-        elif self.cuda:
-            self.notes.append("GPU energy / utilization not measurable here: NVML unavailable")
+        if s:
+            s.stop()
+        r = Reading(elapsed_s=t1 - self._t0, notes=e.notes + (s.errors if s else []))
+        r.gpu_energy_j, r.cpu_energy_j, r.energy_method = e.gpu_j, e.cpu_j, e.method
         energy = r.gpu_energy_j if self.cuda else r.cpu_energy_j
         if energy is not None and r.elapsed_s > 0:
             r.power_w = energy / r.elapsed_s
-        elif self.cuda and s and s.power:
-            r.power_w = float(np.mean([p for _, p in s.power]))
+        if s and s.gpu_util:
+            r.gpu_util = float(np.mean(s.gpu_util))
         if self.cuda:
             import torch
 
@@ -181,16 +150,15 @@ class Measurement:
 
 def measure(fn: Callable[[], dict | None], *, units_per_call: float, device: str = "cpu", warmup: int = 2,
             min_time_s: float = 1.0, min_repeats: int = 5, max_repeats: int = 100_000, max_time_s: float = 120.0,
-            sample: bool = True, interval_s: float = 0.05, rapl_domains: list[str] | None = None,
-            baseline_rss: int | None = None, nvml: Nvml | None = None) -> Measurement:
+            sample: bool = True, interval_s: float = 0.05, baseline_rss: int | None = None,
+            energy: EnergyMonitor | None = None) -> Measurement:
     """Time ``fn`` (one batch / one request) after ``warmup`` calls.
 
     Calls continue until at least ``min_time_s`` has passed AND ``min_repeats`` calls were made
     (or ``max_repeats`` / ``max_time_s`` is hit). ``fn`` may return a dict of lists of
     sub-timings in seconds (e.g. {"itl": [...], "prefill": [...]}); they are summarised too.
     """
-    win = Window(device, sample=sample, interval_s=interval_s, rapl_domains=rapl_domains,
-                 baseline_rss=baseline_rss, nvml=nvml)
+    win = Window(device, sample=sample, interval_s=interval_s, baseline_rss=baseline_rss, energy=energy)
     for _ in range(warmup):
         fn()
     win.sync()
