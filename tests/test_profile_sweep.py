@@ -43,6 +43,9 @@ def test_digits_mlp_cli_stores_ok_and_skipped_runs(empty_db, capsys):
     assert sorted(ok.precision.unique()) == ["float32", "int8"]
     assert (ok.accuracy > 0.9).all() and (ok.latency_ms > 0).all() and (ok.throughput > 0).all()
     assert (ok.latency_p90_ms >= ok.latency_ms).all() and ok.flops_per_s.notna().all()
+    # every statistic with its 95 % interval, which holds the value
+    for col in ("latency_ms", "latency_p90_ms", "throughput"):
+        assert (ok[col + "_ci_lo"] <= ok[col]).all() and (ok[col] <= ok[col + "_ci_hi"]).all(), col
     assert (ok.work_unit == "sample").all() and (ok.task == "digits-mlp").all()
     skipped = df[df.status == "skipped"]
     assert len(skipped) == 2 and skipped.reason.str.contains("fp8 needs an NVIDIA GPU").all()

@@ -21,6 +21,11 @@ def add_parser(sub):
     p.add_argument("--repeats", type=int, default=5, help="minimum timed batches per configuration (default 5)")
     p.add_argument("--min-time", type=float, default=1.0, help="minimum measured seconds per configuration (default 1)")
     p.add_argument("--warmup", type=int, default=2, help="untimed batches before measuring (default 2)")
+    p.add_argument("--until-ci", type=float, metavar="PCT",
+                   help="keep measuring a configuration until the 95%% intervals of its latency, throughput and "
+                        "energy are within PCT%% of the value (up to --max-time)")
+    p.add_argument("--max-time", type=float, default=120.0,
+                   help="most measured seconds per configuration (default 120)")
     p.add_argument("--device", default="auto", help="auto (a CUDA GPU if there is one), cpu, cuda or cuda:N")
     p.add_argument("--no-sampler", action="store_true", help="do not sample utilization / power in a background thread")
     p.add_argument("--memory-budget", type=float, metavar="MB",
@@ -42,6 +47,10 @@ def run(args) -> int:
         raise CliError("Name a workload (--workload digits-mlp|digits-cnn|tiny-gpt|hf:MODEL) or your model (--model pkg.mod:factory).")
     if args.repeats < 1 or args.min_time < 0 or args.warmup < 0:
         raise CliError("--repeats must be at least 1, and --min-time and --warmup not negative.")
+    if args.until_ci is not None and not 0 < args.until_ci < 100:
+        raise CliError(f"--until-ci takes a percentage between 0 and 100, not {args.until_ci:g}.")
+    if args.max_time < args.min_time:
+        raise CliError("--max-time must be at least --min-time.")
     params = {}
     for spec in args.param:
         key, sep, value = spec.partition("=")
@@ -53,7 +62,7 @@ def run(args) -> int:
     configs = knobs.expand(grid, workload.defaults)
     sweep = Sweep(workload, configs, db=args.db, sweep_id=args.sweep_id,
                   options=Options(args.repeats, args.min_time, args.warmup, args.device, not args.no_sampler,
-                                  memory_budget_mb=args.memory_budget),
+                                  memory_budget_mb=args.memory_budget, until_ci=args.until_ci, max_time_s=args.max_time),
                   progress_file=args.progress_file, cancel_file=args.cancel_file,
                   log=lambda msg: print(msg, flush=True))
     print(f"sweep {sweep.sweep_id}: {workload.name} ({workload.model_name}), {len(configs)} configurations "

@@ -98,17 +98,19 @@ class EnergyMonitor:
         EnergyMonitor._count += 1
         self.key = f"paretoscope-{EnergyMonitor._count}"
 
-    def begin(self) -> None:
+    def begin(self, name: str = "") -> None:
+        """Open a window; ``name`` opens another one beside it (Zeus keeps overlapping windows
+        apart by name: the measurement's blocks inside its whole window)."""
         if self.monitor is not None:
             # the caller synchronizes the device itself (and torch may have no CUDA at all)
-            self.monitor.begin_window(self.key, sync_execution=False, restart=True)
+            self.monitor.begin_window(self.key + name, sync_execution=False, restart=True)
 
-    def end(self) -> EnergyReading:
+    def end(self, name: str = "") -> EnergyReading:
         r = EnergyReading(notes=list(self.notes))
         if self.monitor is None:
             return r
         try:
-            m = self.monitor.end_window(self.key, sync_execution=False)
+            m = self.monitor.end_window(self.key + name, sync_execution=False)
         except Exception as e:
             r.notes.append(f"energy not measured: Zeus could not close the window ({e})")
             return r

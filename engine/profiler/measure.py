@@ -8,6 +8,13 @@ utilization (background sampler) and peak memory.
 Energy comes from Zeus (energy.EnergyMonitor: NVML's energy counter for the GPU, RAPL for the CPU
 package), whose window opens and closes with this one, after the device is synchronized.
 
+Every reported statistic carries its 95 % confidence interval: for a median or a tail of the
+per-call times, the distribution-free interval between two order statistics (binomial, normal
+approximation); for throughput and energy per unit, a t-interval over independent blocks of the
+window (consecutive stretches of at least ``block_s`` seconds, each with its own energy reading).
+``until_ci`` keeps measuring, up to ``max_time_s``, until the intervals of the median latency (and
+of throughput and energy, once there are blocks enough) are within that percentage of the value.
+
 Peak memory means: on a GPU, ``torch.cuda.max_memory_allocated`` over the window (live weights
 plus the activations' high-water mark, as the caching allocator saw them); on the CPU, the
 process's resident set size at its highest during the window (sampled, and ru_maxrss where it
@@ -30,16 +37,51 @@ from engine.profiler.sampler import Sampler
 MB = 2**20
 
 
+QUANTILES = {"median": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99}
+
+
 def stats(values_s) -> dict:
-    """median / p90 / p95 / p99 / IQR / std in ms and the coefficient of variation of seconds values."""
+    """median / p90 / p95 / p99 (each with its 95 % interval: ``median_ci_ms``, ...) / IQR / std in
+    ms and the coefficient of variation of seconds values."""
     a = np.asarray(values_s, dtype=float) * 1000.0
     if a.size == 0:
         return {}
-    q25, med, q75, p90, p95, p99 = np.percentile(a, [25, 50, 75, 90, 95, 99])
+    q25, q75 = np.percentile(a, [25, 75])
     std = float(a.std(ddof=1)) if a.size > 1 else 0.0
     mean = float(a.mean())
-    return {"median_ms": float(med), "p90_ms": float(p90), "p95_ms": float(p95), "p99_ms": float(p99), "iqr_ms": float(q75 - q25),
-            "std_ms": std, "mean_ms": mean, "cv": std / mean if mean > 0 else None, "n": int(a.size)}
+    out = {"iqr_ms": float(q75 - q25), "std_ms": std, "mean_ms": mean, "cv": std / mean if mean > 0 else None,
+           "n": int(a.size)}
+    for name, q in QUANTILES.items():
+        out[f"{name}_ms"] = float(np.percentile(a, 100 * q))
+        out[f"{name}_ci_ms"] = quantile_ci(a, q)
+    return out
+
+
+Z95 = 1.959964
+
+
+def quantile_ci(values, q: float) -> tuple[float, float]:
+    """95 % interval of the q-quantile of ``values`` from order statistics (valid for any
+    distribution: the count below the true quantile is binomial(n, q)), cut at the smallest and
+    largest value where few values leave no order statistic further out."""
+    a = np.sort(np.asarray(values, dtype=float))
+    n = a.size
+    if n == 0:
+        return float("nan"), float("nan")
+    half = Z95 * np.sqrt(n * q * (1 - q))
+    lo, hi = int(np.floor(n * q - half)), int(np.ceil(n * q + half))
+    return float(a[max(lo, 0)]), float(a[min(hi, n - 1)])
+
+
+def mean_ci(values) -> tuple[float, float] | None:
+    """95 % t-interval of the mean of a few independent values (None with fewer than 3)."""
+    a = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
+    if a.size < 3:
+        return None
+    from scipy.stats import t
+
+    half = float(t.ppf(0.975, a.size - 1) * a.std(ddof=1) / np.sqrt(a.size))
+    return float(a.mean() - half), float(a.mean() + half)
 
 
 def _rss() -> int:
@@ -136,46 +178,120 @@ class Window:
 
 
 @dataclass
+class Block:
+    """One independent stretch of the window: its time, work units and energy (None: not read)."""
+    elapsed_s: float
+    units: float
+    energy_j: float | None = None
+
+
+@dataclass
 class Measurement:
     latency: dict  # stats() of seconds per call
     calls: int
     units: float  # work units processed inside the window
     reading: Reading
     extra: dict = field(default_factory=dict)  # stats() of sub-timings fn reported (e.g. itl, prefill)
+    blocks: list[Block] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def throughput(self) -> float:
         return self.units / self.reading.elapsed_s if self.reading.elapsed_s > 0 else float("nan")
 
+    def throughput_ci(self) -> tuple[float, float] | None:
+        """95 % interval of throughput from the blocks' throughputs, centred on the window's value."""
+        ci = mean_ci([b.units / b.elapsed_s for b in self.blocks if b.elapsed_s > 0])
+        return _centred(ci, [b.units / b.elapsed_s for b in self.blocks if b.elapsed_s > 0], self.throughput)
+
+    def energy_ci(self, energy_j: float | None) -> tuple[float, float] | None:
+        """95 % interval of energy per unit from the blocks' own energy readings."""
+        per_unit = [b.energy_j / b.units for b in self.blocks if b.energy_j is not None and b.units > 0]
+        return _centred(mean_ci(per_unit), per_unit, energy_j) if energy_j is not None else None
+
+
+def _centred(ci, values, point) -> tuple[float, float] | None:
+    """The blocks' interval moved onto the window's own value (the blocks' mean differs by rounding)."""
+    if ci is None or point is None or not np.isfinite(point):
+        return None
+    shift = point - float(np.mean(values))
+    return ci[0] + shift, ci[1] + shift
+
+
+def _half_width_pct(ci, value) -> float:
+    if ci is None or not value:
+        return float("inf")
+    return 50.0 * (ci[1] - ci[0]) / abs(value)
+
 
 def measure(fn: Callable[[], dict | None], *, units_per_call: float, device: str = "cpu", warmup: int = 2,
             min_time_s: float = 1.0, min_repeats: int = 5, max_repeats: int = 100_000, max_time_s: float = 120.0,
             sample: bool = True, interval_s: float = 0.05, baseline_rss: int | None = None,
-            energy: EnergyMonitor | None = None) -> Measurement:
+            energy: EnergyMonitor | None = None, block_s: float | None = None,
+            until_ci: float | None = None) -> Measurement:
     """Time ``fn`` (one batch / one request) after ``warmup`` calls.
 
     Calls continue until at least ``min_time_s`` has passed AND ``min_repeats`` calls were made
-    (or ``max_repeats`` / ``max_time_s`` is hit). ``fn`` may return a dict of lists of
-    sub-timings in seconds (e.g. {"itl": [...], "prefill": [...]}); they are summarised too.
+    (or ``max_repeats`` / ``max_time_s`` is hit), and, with ``until_ci`` (a percentage), until the
+    95 % intervals are that narrow. ``fn`` may return a dict of lists of sub-timings in seconds
+    (e.g. {"itl": [...], "prefill": [...]}); they are summarised too.
     """
     win = Window(device, sample=sample, interval_s=interval_s, baseline_rss=baseline_rss, energy=energy)
+    block_s = block_s if block_s is not None else max(min_time_s / 5, 0.002)  # about 5 blocks in the minimum time
     for _ in range(warmup):
         fn()
     win.sync()
     lat: list[float] = []
     subs: dict[str, list[float]] = {}
+    blocks: list[Block] = []
     win.begin()
-    start = time.perf_counter()
+    start = block_t0 = time.perf_counter()
+    block_calls = 0
+    win.energy.begin("block")
     while True:
         t0 = time.perf_counter()
         out = fn()
         win.sync()
         t1 = time.perf_counter()
         lat.append(t1 - t0)
+        block_calls += 1
         for k, v in (out or {}).items():
             subs.setdefault(k, []).extend(v)
+        if t1 - block_t0 >= block_s:  # close this block with its own energy reading, open the next
+            e = win.energy.end("block")
+            blocks.append(Block(t1 - block_t0, units_per_call * block_calls, e.gpu_j if win.cuda else e.cpu_j))
+            block_t0, block_calls = t1, 0
+            win.energy.begin("block")
         n, spent = len(lat), t1 - start
-        if n >= max_repeats or spent >= max_time_s or (n >= min_repeats and spent >= min_time_s):
+        if n >= max_repeats or spent >= max_time_s:
             break
+        if n >= min_repeats and spent >= min_time_s and (until_ci is None or _narrow(lat, subs, blocks, until_ci, n)):
+            break
+    win.energy.end("block")  # the partial last block is not used: blocks must be comparable
     reading = win.end()
-    return Measurement(stats(lat), len(lat), units_per_call * len(lat), reading, {k: stats(v) for k, v in subs.items()})
+    m = Measurement(stats(lat), len(lat), units_per_call * len(lat), reading,
+                    {k: stats(v) for k, v in subs.items()}, blocks)
+    if until_ci is not None and not _narrow(lat, subs, blocks, until_ci, len(lat)):
+        m.notes.append(f"intervals still wider than +/-{until_ci:g} % after {time.perf_counter() - start:.1f} s "
+                       f"(the time cap); {len(lat)} calls measured")
+    return m
+
+
+def _narrow(lat, subs, blocks, pct: float, n: int) -> bool:
+    """Are the 95 % intervals within ``pct`` % of their values? Checked on the median latency, the
+    median inter-token latency where there is one, and throughput / energy once 3 blocks exist.
+    Cheap enough to call after every call while few, then every 10th."""
+    if n > 50 and n % 10:
+        return False
+    checks = [(quantile_ci(lat, 0.5), float(np.median(lat)))]
+    if subs.get("itl"):
+        checks.append((quantile_ci(subs["itl"], 0.5), float(np.median(subs["itl"]))))
+    if len(blocks) >= 3:
+        rates = [b.units / b.elapsed_s for b in blocks]
+        checks.append((mean_ci(rates), float(np.mean(rates))))
+        per_unit = [b.energy_j / b.units for b in blocks if b.energy_j is not None and b.units > 0]
+        if len(per_unit) >= 3:
+            checks.append((mean_ci(per_unit), float(np.mean(per_unit))))
+    else:
+        return False  # throughput needs blocks to say anything about its spread
+    return all(_half_width_pct(ci, v) <= pct for ci, v in checks)

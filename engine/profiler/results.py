@@ -9,7 +9,8 @@ import json
 
 import pandas as pd
 
-from engine.fields import CANONICAL_BY_NAME, CPU_ENERGY_J, GEN_LEN, PROMPT_LEN, QUALITY_BY_NAME, QUANT, Field, normalize_name
+from engine.fields import (CANONICAL_BY_NAME, CI_HI, CI_LO, CPU_ENERGY_J, GEN_LEN, PROMPT_LEN, QUALITY_BY_NAME, QUANT,
+                           Field, ci_fields, normalize_name)
 
 EXTRA_FIELDS = (
     Field("seq_len", "config", "integer", "tokens", None, "prompt length (tokens)"),
@@ -39,6 +40,11 @@ EXTRA_FIELDS = (
     Field("process_peak_rss_mb", "metric", "double", "MB", "min", "process resident set size at its peak in the window"),
     Field("wall_s", "metric", "double", "s", "min", "wall time the configuration took, set-up and quality included"),
 )
+# 95 % intervals stored beside the statistics they qualify (measure.py says how each is computed)
+WITH_INTERVALS = ("latency_ms", "latency_p90_ms", "latency_p99_ms", "itl_ms", "itl_p90_ms", "itl_p95_ms", "itl_p99_ms",
+                  "ttft_ms", "throughput", "energy_j")
+_BY_NAME = {**CANONICAL_BY_NAME, **{f.name: f for f in EXTRA_FIELDS}}
+EXTRA_FIELDS += tuple(f for name in WITH_INTERVALS for f in ci_fields(_BY_NAME[name]))
 EXTRA_BY_NAME = {f.name: f for f in EXTRA_FIELDS}
 _PANDAS = {"text": "string", "integer": "Int64", "double": "Float64", "timestamp": "datetime64[us]"}
 
@@ -96,6 +102,18 @@ def row(*, run_id, workload, cfg, hw_name, device, status, reason=None, how=None
                       "itl_p99_ms": itl["p99_ms"]})
         if "prefill" in m.extra and m.extra["prefill"]:
             r["ttft_ms"] = m.extra["prefill"]["median_ms"]
+        intervals = {"latency_ms": lat["median_ci_ms"], "latency_p90_ms": lat["p90_ci_ms"],
+                     "latency_p99_ms": lat["p99_ci_ms"], "throughput": m.throughput_ci(),
+                     "energy_j": m.energy_ci(r["energy_j"])}
+        if m.extra.get("itl"):
+            itl = m.extra["itl"]
+            intervals.update({"itl_ms": itl["median_ci_ms"], "itl_p90_ms": itl["p90_ci_ms"],
+                              "itl_p95_ms": itl["p95_ci_ms"], "itl_p99_ms": itl["p99_ci_ms"]})
+        if m.extra.get("prefill"):
+            intervals["ttft_ms"] = m.extra["prefill"]["median_ci_ms"]
+        for name, ci in intervals.items():
+            if ci is not None:
+                r[name + CI_LO], r[name + CI_HI] = ci
     for k, v in (quality or {}).items():  # accuracy only where labels measured it; fidelity keeps its own names
         r[normalize_name(k)] = v
     return r

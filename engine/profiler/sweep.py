@@ -51,6 +51,8 @@ class Options:
     sample: bool = True
     interval_s: float = 0.05
     memory_budget_mb: float | None = None  # skip configurations predicted to need more (default: what is free)
+    until_ci: float | None = None  # keep measuring until 95 % intervals are within this % of the value ...
+    max_time_s: float = 120.0  # ... or this long
 
 
 def new_sweep_id() -> str:
@@ -237,7 +239,8 @@ class Sweep:
             fn = w.step(model, w.inputs(cfg, device, dtype), cfg, sync)
             m = measure(fn, units_per_call=w.units(cfg), device=device, warmup=self.opt.warmup,
                         min_time_s=self.opt.min_time_s, min_repeats=self.opt.repeats, sample=self.opt.sample,
-                        interval_s=self.opt.interval_s, baseline_rss=baseline, energy=self.energy)
+                        interval_s=self.opt.interval_s, baseline_rss=baseline, energy=self.energy,
+                        until_ci=self.opt.until_ci, max_time_s=self.opt.max_time_s)
             qkey = (cfg["precision"], cfg.get("quant"), cfg.get("compile"))
             if qkey not in self._quality:
                 self._quality[qkey] = w.quality(model, ref, device, dtype)
@@ -257,7 +260,7 @@ class Sweep:
                     m.reading.peak_memory_mb = max(m.reading.process_peak_rss_mb * 2**20 - floor, 0) / 2**20
             env["settings"]["quantization"] = how
             env["energy_method"] = m.reading.energy_method
-            env["notes"].extend(n for n in m.reading.notes if n not in env["notes"])
+            env["notes"].extend(n for n in m.reading.notes + m.notes if n not in env["notes"])
             env["notes"].extend(n for n in w.notes if n not in env["notes"])
             return results.row(**base, status="ok", how=how, m=m, quality=self._quality[qkey], flops=self._flops[fkey],
                                wall_s=time.monotonic() - start, env=env, params_b=params_b, predicted=predicted)
