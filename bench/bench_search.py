@@ -9,12 +9,15 @@ score at 5 %, 10 % and 25 % is the share of the true front's hypervolume that th
 evaluated so far reach with their noise-free values (objectives log-scaled to [0, 1] by the task's
 true min / max, reference point 1.1). Also printed: the wall time per proposal (median over runs).
 
-Cost decides the grid. BoTorch's qLogNEHVI spends seconds per proposal on this 2-core machine and
-Optuna's GPSampler a few tenths, so the default run (about 10 minutes) holds:
+Cost decides the grid. BoTorch's qLogNEHVI spends several seconds per proposal on this 2-core
+machine (model fit and its box decompositions per Monte Carlo sample), Optuna's GPSampler about
+one, ours about a tenth. The default run (about 13 CPU-minutes over two processes: some 7 minutes
+on an idle machine, several times that on a busy one) holds:
 - the main table: every method but BoTorch on every space of at least MIN_CONFIGS configurations
   without noise, and on the spaces of at most NOISY_MAX configurations with noise, one seed;
 - the BoTorch table: all six methods on the BOTORCH_CELLS, the same seeds and budgets.
-``--full`` runs every method on every cell with SEEDS seeds (hours); ``--quick`` a few cells.
+``--full`` runs every method on every cell with SEEDS seeds (hours); ``--quick`` two small cells.
+At 5 % a space of fewer than 40 configurations gets one evaluation: that column is luck there.
 The verdict applies the rule of issue 14 to ours against the best peer: at least as good on the
 mean at every budget, and not worse by more than 1 point on any task.
 """
