@@ -24,8 +24,14 @@ run: db
 test: install
 	$(PY) -m pytest -q tests
 
+# `make bench search quick` (or `make bench search -- --quick`): the words after bench go to it
+ifeq (bench,$(firstword $(MAKECMDGOALS)))
+BENCH_ARGS := $(wordlist 2,$(words $(MAKECMDGOALS)),$(MAKECMDGOALS))
+$(eval $(BENCH_ARGS):;@:)
+endif
+
 bench: install
-	$(PY) -m bench
+	$(PY) -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(DB) $(DB).wal data/cache
