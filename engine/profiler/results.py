@@ -9,13 +9,13 @@ import json
 
 import pandas as pd
 
-from engine.fields import CANONICAL_BY_NAME, CPU_ENERGY_J, QUALITY_BY_NAME, Field, normalize_name
+from engine.fields import CANONICAL_BY_NAME, CPU_ENERGY_J, GEN_LEN, QUALITY_BY_NAME, SEQ_LEN, THREADS, Field, normalize_name
 
 EXTRA_FIELDS = (
-    Field("seq_len", "config", "integer", "tokens", None, "prompt length (tokens)"),
-    Field("gen_len", "config", "integer", "tokens", None, "tokens generated per sequence"),
+    SEQ_LEN,
+    GEN_LEN,
     Field("compile", "config", "text", "", None, "torch.compile on / off"),
-    Field("threads", "config", "integer", "count", None, "torch CPU threads (torch.set_num_threads)"),
+    THREADS,
     Field("device", "config", "text", "", None, "torch device the run used (cpu, cuda:0)"),
     Field("quantization", "config", "text", "", None, "how the precision was applied"),
     Field("sweep_id", "info", "text", "", None, "profiler sweep that measured the run"),
