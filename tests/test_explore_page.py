@@ -165,3 +165,13 @@ def test_third_objective_as_colour_and_3d(app):
     assert {t["type"] for t in fig["data"]} == {"scatter3d"}
     assert fig["layout"]["scene"]["zaxis"]["title"]["text"] == "throughput (token/s)"
     assert at.query_params["zmode"] == "3d"
+
+
+def test_a_link_range_of_nan_or_inf_is_named_not_matched_silently(seeded_db):
+    """Issue 18 item 11, in a link: batch_size=nan..inf filtered every run out without a word."""
+    from engine.explore import state_from_params
+
+    with Store(seeded_db) as s:
+        state, notes = state_from_params(s, {"x": "energy_j", "y": "itl_p90_ms", "task": "gpqa", "batch_size": "nan..inf"})
+    assert "batch_size" not in state.filters
+    assert notes == ["The link's batch_size range 'nan..inf' is not LO..HI of finite numbers; ignored."]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import math
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -388,7 +389,7 @@ def _validate_mapping(table: Table, mapping: list[ColumnMap]) -> None:
             raise ValueError(f"{name}: column '{m.source}' cannot map to '{m.target}' (set by the store).")
         if m.target in targets:
             raise ValueError(f"{name}: columns '{targets[m.target]}' and '{m.source}' both map to '{m.target}'.")
-        if m.factor == 0 or m.factor != m.factor:
+        if m.factor == 0 or not math.isfinite(m.factor):
             raise ValueError(f"{name}: column '{m.source}' has a conversion factor of {m.factor}.")
         targets[m.target] = m.source
 
@@ -457,6 +458,8 @@ def _check_values(table: Table, kept: list[tuple[ColumnMap, Field]], sqltypes: d
             hint = "; write it without thousands separators" if _THOUSANDS.match(str(text).strip()) else ""
             raise ValueError(f"{where}: '{shown}' is not a number (it maps to {m.target}{hint}).")
         value = None if number is None else number * m.factor
+        if m.factor != 1 and value is not None:
+            shown = f"{shown} × {m.factor:g} = {value:g}"  # the unit conversion is what left the range
         why = refusal(f, shown, value)
         tail = f" (it maps to {m.target})" if m.source != m.target and not why.startswith(m.target + " ") else ""
         raise ValueError(f"{where}: {why}{tail}.")
