@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -33,6 +34,11 @@ def seeded_db(_seeded_template, tmp_path) -> Path:
 @pytest.fixture
 def empty_db(tmp_path) -> Path:
     return tmp_path / "empty.duckdb"
+
+
+def shown(markdown: str) -> str:
+    """What a person reads from Markdown that ui.text.literal escaped (backslashes, word joiners gone)."""
+    return re.sub(r"\\(.)", r"\1", markdown).replace("\u2060", "")
 
 
 def require_browser():
