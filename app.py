@@ -6,6 +6,7 @@ import streamlit as st
 from engine.derived import Settings
 from engine.store import StoreError
 from ui.state import db_path, open_store
+from ui.text import literal
 
 st.set_page_config(page_title="Paretoscope", page_icon="📈", layout="wide")
 
@@ -25,7 +26,7 @@ with st.sidebar:
             n_runs = store.count(include_failed=False)
         st.caption(f"Store `{db_path()}` · {n_runs:,} runs")
     except StoreError as e:
-        st.error(str(e))
+        st.error(literal(e))
     with st.expander("Derived-metric settings"):
         base = Settings()
         st.number_input("Price per GPU-hour ($)", min_value=0.0, value=base.price_per_gpu_hour, step=0.1,

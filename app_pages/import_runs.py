@@ -12,6 +12,7 @@ from engine.importers.detect import detect
 from engine.importers.tabular import FORMATS as TABLES, KINDS, MAX_UPLOAD_MB, mapping_from_records, propose_mapping, read_table
 from engine.ingest import companions, import_files
 from engine.store import Store, default_db_path
+from ui.text import literal
 
 st.title("Import runs")
 st.caption(f"CSV, TSV, Parquet, JSON (array of records) or JSONL tables; optimum-benchmark results "
@@ -41,16 +42,16 @@ if uploads:
     mappings, ok = {}, True
     for path in paths:
         if path in skip:
-            st.caption(f"{path.name}: optimum-benchmark config, read with its benchmark_report.json.")
+            st.caption(literal(f"{path.name}: optimum-benchmark config, read with its benchmark_report.json."))
             continue
         with st.container(border=True):
             try:
                 fmt = detect(path)
             except ValueError as e:
-                st.error(str(e))
+                st.error(literal(e))
                 ok = False
                 continue
-            st.markdown(f"**{path.name}** · detected format: `{fmt}`")
+            st.markdown(f"**{literal(path.name)}** · detected format: `{fmt}`")
             if fmt in TABLES:
                 try:
                     with read_table(path, fmt=fmt) as table:
@@ -58,10 +59,10 @@ if uploads:
                         proposed = propose_mapping(table)
                         types, rows = table.types, table.rows
                 except ValueError as e:
-                    st.error(str(e))
+                    st.error(literal(e))
                     ok = False
                     continue
-                st.caption(f"{rows:,} rows · detected types: " + ", ".join(f"{c} ({t})" for c, t in types.items()))
+                st.caption(literal(f"{rows:,} rows · detected types: " + ", ".join(f"{c} ({t})" for c, t in types.items())))
                 st.dataframe(preview, hide_index=True, width="stretch")
                 st.markdown("Column mapping: where each column goes (edit before committing). "
                             "Kind *canonical* maps onto the shared vocabulary; *metric* and *config* add a new field.")
@@ -87,11 +88,11 @@ if uploads:
                 try:
                     parsed = parse(path, fmt=fmt)
                 except ValueError as e:
-                    st.error(str(e))
+                    st.error(literal(e))
                     ok = False
                     continue
-                st.caption(f"{len(parsed.runs)} runs; extra fields: "
-                           + (", ".join(f.name for f in parsed.extra_fields) or "none"))
+                st.caption(literal(f"{len(parsed.runs)} runs; extra fields: "
+                                   + (", ".join(f.name for f in parsed.extra_fields) or "none")))
                 st.dataframe(parsed.runs.drop(columns=["environment"], errors="ignore").head(10), hide_index=True,
                              width="stretch")
     if st.button("Commit import", type="primary", disabled=not ok):
@@ -99,9 +100,9 @@ if uploads:
             with Store(default_db_path()) as store:
                 done = import_files(store, paths, mappings=mappings)
             for d in done:
-                (st.info if d.result.already_imported else st.success)(d.message())
+                (st.info if d.result.already_imported else st.success)(literal(d.message()))
         except (ValueError, Exception) as e:  # one sentence; nothing was written
-            st.error(f"Nothing imported: {e}")
+            st.error(literal(f"Nothing imported: {e}"))
 
 st.subheader("Import batches")
 with Store(default_db_path()) as store:
@@ -135,9 +136,9 @@ if qfile is not None and st.button("Attach quality"):
         table = quality.read_table(path, task=task or None)
         with Store(default_db_path()) as store:
             res = quality.attach(store, table, metric.strip(), name=qfile.name)
-        st.success(res.message())
+        st.success(literal(res.message()))
         if len(res.unmatched):
             st.warning("These rows matched no run:")
             st.dataframe(res.unmatched, hide_index=True)
     except Exception as e:
-        st.error(str(e))
+        st.error(literal(e))

@@ -9,6 +9,7 @@ from engine.profiler.quant import QUANTS
 from engine.profiler.sweep import PROGRESS_KEYS
 from engine.profiler.workloads import BUILTIN, get_workload
 from engine.store import Store, default_db_path
+from ui.text import literal
 
 st.title("Profile")
 db = default_db_path()
@@ -20,12 +21,12 @@ def hardware():
 
 
 hw = hardware()
-st.caption(f"This machine: **{hw.name}**" + (f" · CUDA {hw.cuda_version}" if hw.cuda_available else " · CPU only")
+st.caption(f"This machine: **{literal(hw.name)}**" + (f" · CUDA {hw.cuda_version}" if hw.cuda_available else " · CPU only")
            + f" · {hw.cpu_cores_logical} CPU cores · torch {hw.torch_version}")
 if hw.notes:
     with st.expander("What could not be read here"):
         for note in hw.notes:
-            st.write("- " + note)
+            st.write("- " + literal(note))
 
 busy = launch.running(db)
 mine = st.session_state.get("sweep_id")
@@ -147,13 +148,13 @@ else:
     def progress():
         info = launch.status(db, mine)
         state, n, i = info["state"], info.get("n") or 0, len(info.get("results", []))
-        st.subheader(f"Sweep {mine} · {info.get('task', '')}")
+        st.subheader(literal(f"Sweep {mine} · {info.get('task', '')}"))
         elapsed, remaining = info.get("elapsed_s") or 0, info.get("remaining_s")
         st.progress(min(i / n, 1.0) if n else 0.0, text=f"{i} of {n} configurations · {state}")
         if state not in launch.TERMINAL:
             cur = info.get("current")
             what = ", ".join(_knob(k, v) for k, v in (cur or {}).items() if v is not None) or "starting…"
-            st.write(f"Now measuring: **{what}** · elapsed {elapsed:.0f} s"
+            st.write(f"Now measuring: **{literal(what)}** · elapsed {elapsed:.0f} s"
                      + (f" · about {remaining:.0f} s left" if remaining is not None else ""))
             if info.get("cancel_requested"):
                 st.warning("Cancelling after the current configuration…")
@@ -162,8 +163,8 @@ else:
                 st.rerun(scope="fragment")
         else:
             msg = {"done": st.success, "cancelled": st.warning}.get(state, st.error)
-            msg(f"Sweep {state} after {elapsed:.0f} s: {i} of {n} configurations measured and stored."
-                + (f" {info['error']}" if info.get("error") else ""))
+            msg(literal(f"Sweep {state} after {elapsed:.0f} s: {i} of {n} configurations measured and stored."
+                        + (f" {info['error']}" if info.get("error") else "")))
             if i:
                 x, y = launch.explore_axes(info)
                 url = launch.explore_url(info.get("task") or name, info.get("source", ""), x, y)

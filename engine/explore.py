@@ -3,6 +3,7 @@ bounded sample of dominated runs for drawing. Two steps keep 1e6 runs fast: fetc
 objective columns (numpy) to find the front, then fetch full rows just for the front and sample."""
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -258,9 +259,12 @@ def state_from_params(store: Store, params: Mapping[str, str], options: Mapping 
         if name in RANGE_FILTERS and ".." in raw:
             lo, _, hi = raw.partition("..")
             try:
-                state.filters[name] = {"min": float(lo) if lo else None, "max": float(hi) if hi else None}
+                bounds = {"min": float(lo) if lo else None, "max": float(hi) if hi else None}
+                if any(v is not None and not math.isfinite(v) for v in bounds.values()):
+                    raise ValueError  # nan would match nothing, silently
+                state.filters[name] = bounds
             except ValueError:
-                notes.append(f"The link's {name} range '{raw}' is not LO..HI; ignored.")
+                notes.append(f"The link's {name} range '{raw}' is not LO..HI of finite numbers; ignored.")
             continue
         allowed = options.get(name, [])
         values = []

@@ -16,6 +16,7 @@ compared log-scaled where they span a decade or more, so 1 J vs 2 J counts like 
 """
 from __future__ import annotations
 
+import math
 import operator
 import re
 from collections.abc import Mapping, Sequence
@@ -49,11 +50,14 @@ class Constraint:
             raise ValueError(f"Constraint '{text}' must look like NAME<=VALUE, NAME>=VALUE or NAME>=best-1%.")
         name, op, best, sign, amount, pct, value = m.groups()
         try:
-            if best:
-                return cls(name, op, relative=(sign or "+", float(amount or 0), bool(pct)))
-            return cls(name, op, float(value))
+            number = float(amount or 0) if best else float(value)
         except ValueError:
             raise ValueError(f"Constraint '{text}': the limit is not a number.") from None
+        if not math.isfinite(number):
+            raise ValueError(f"Constraint '{text}': the limit is not a finite number.")
+        if best:
+            return cls(name, op, relative=(sign or "+", number, bool(pct)))
+        return cls(name, op, number)
 
     def __str__(self) -> str:
         if self.relative:

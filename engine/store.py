@@ -123,6 +123,7 @@ class Store:
                 if "lock" not in str(e).lower() or time.monotonic() > deadline:
                     raise StoreError(f"Cannot open the store {self.path}: {e}") from e
                 time.sleep(0.1)
+        self.con.execute("SET enable_progress_bar = false")  # DuckDB draws it on stdout, into CLI output
         if not read_only:
             self._migrate()
 
@@ -333,7 +334,10 @@ class Store:
             )
             added = first_row(self.con.execute("SELECT count(*) FROM runs WHERE import_id = ?", [import_id]))[0] - before
         finally:
-            self.con.execute("DROP TABLE IF EXISTS _staged")
+            try:
+                self.con.execute("DROP TABLE IF EXISTS _staged")
+            except duckdb.Error:
+                pass  # the insert failed and aborted the transaction: its rollback drops the table; keep that error
         return added, total - added
 
     def update_columns(self, table: pd.DataFrame, keys: Sequence[str], columns: Sequence[str],
@@ -372,9 +376,30 @@ class Store:
             if not first_row(self.con.execute("SELECT 1 FROM imports WHERE import_id = ?", [import_id])):
                 raise StoreError(f"No import batch '{import_id}'.")
             n = first_row(self.con.execute("SELECT count(*) FROM runs WHERE import_id = ?", [import_id]))[0]
+            brought = self._filled_fields("WHERE import_id = ?", [import_id])
             self.con.execute("DELETE FROM runs WHERE import_id = ?", [import_id])
             self.con.execute("DELETE FROM imports WHERE import_id = ?", [import_id])
+            self._drop_empty(brought)
         return n
+
+    def _filled_fields(self, where: str, params: list) -> list[str]:
+        """Extra (non-canonical) fields with a value in the selected runs."""
+        names = [f.name for f in self.fields() if f.name not in CANONICAL_BY_NAME and f.name not in derived.DERIVED]
+        if not names:
+            return []
+        counts = first_row(self.con.execute(
+            f"SELECT {', '.join(f'count({quote(n)})' for n in names)} FROM runs {where}", params))
+        return [n for n, c in zip(names, counts) if c]
+
+    def _drop_empty(self, names: Sequence[str]) -> None:
+        """Drop the fields among ``names`` that no run has a value for any more, so a deleted batch's
+        columns leave the pickers and messages with it."""
+        empty = set(names) - set(self._filled_fields("", [])) if names else set()
+        for name in sorted(empty):
+            self.con.execute(f"ALTER TABLE runs DROP COLUMN {quote(name)}")
+            self.con.execute("DELETE FROM fields WHERE name = ?", [name])
+        if empty:
+            self._fields = None
 
     # -- reading ---------------------------------------------------------------------------
     def imports(self) -> pd.DataFrame:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -49,6 +50,11 @@ def tiny_qwen(tmp_path_factory) -> Path:
     from engine.profiler import hf_tiny
 
     return hf_tiny.save(tmp_path_factory.mktemp("hf") / "tiny-qwen", "qwen2")
+
+
+def shown(markdown: str) -> str:
+    """What a person reads from Markdown that ui.text.literal escaped (backslashes, word joiners gone)."""
+    return re.sub(r"\\(.)", r"\1", markdown).replace("\u2060", "")
 
 
 def require_browser():

@@ -6,7 +6,7 @@ import sys
 
 from engine import quality
 from engine.cli import CliError
-from engine.commands import add_db, emit
+from engine.commands import add_db, emit, existing_store
 from engine.importers.detect import FORMATS, detect
 from engine.importers.tabular import KINDS, ColumnMap, propose_mapping, read_table
 from engine.ingest import import_files
@@ -70,7 +70,8 @@ def _mapping(args, path) -> list[ColumnMap] | None:
 
 
 def run(args) -> int:
-    with Store(args.db) as store:
+    reads = args.list or args.delete or args.quality  # only an import of files may create a new store
+    with (existing_store(args.db) if reads else Store(args.db)) as store:
         if args.list:
             emit(store.imports(), "table")
             return 0

@@ -9,7 +9,7 @@ import pandas as pd
 
 from engine import search as S
 from engine.cli import CliError
-from engine.commands import add_db, add_format, parse_objectives, records
+from engine.commands import add_db, add_format, existing_store, parse_objectives, records
 from engine.store import Store, default_db_path
 
 
@@ -44,7 +44,7 @@ def run(args) -> int:
     if args.task:
         if evaluator != "lookup":
             raise CliError("A task's space is evaluated by lookup; use --workload NAME to measure on this machine.")
-        with Store(db) as store:
+        with existing_store(db) as store:
             filters = parse_filters(store, args.filter)
             names, maximize = (parse_objectives(store, args.objective) if args.objective
                                else S.default_objectives(store, args.task))

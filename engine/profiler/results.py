@@ -10,16 +10,16 @@ import json
 import pandas as pd
 
 from engine.fields import (CANONICAL_BY_NAME, CI_HI, CI_LO, CPU_ENERGY_J, GEN_LEN, PROMPT_LEN, QUALITY_BY_NAME, QUANT,
-                           Field, ci_fields, normalize_name)
+                           SEQ_LEN, THREADS, Field, ci_fields, normalize_name)
 
 EXTRA_FIELDS = (
-    Field("seq_len", "config", "integer", "tokens", None, "prompt length (tokens)"),
+    SEQ_LEN,
     PROMPT_LEN,
     QUANT,
     Field("power_limit_w", "config", "double", "W", None, "GPU power limit set for the run"),
     GEN_LEN,
     Field("compile", "config", "text", "", None, "torch.compile on / off"),
-    Field("threads", "config", "integer", "count", None, "torch CPU threads (torch.set_num_threads)"),
+    THREADS,
     Field("device", "config", "text", "", None, "torch device the run used (cpu, cuda:0)"),
     Field("quantization", "config", "text", "", None, "how the precision was applied"),
     Field("sweep_id", "info", "text", "", None, "profiler sweep that measured the run"),
