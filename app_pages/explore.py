@@ -2,12 +2,13 @@
 engine.explore, draws. The view state lives in the URL query string (engine.explore.ViewState)."""
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from engine.explore import (CHOICE_FILTERS, RANGE_FILTERS, MixedWorkUnits, ViewState, axis_label, build_view,
                             default_direction, filter_options, missing_objectives, state_from_params,
                             state_to_params, work_units)
-from engine.fields import SOURCE_SUFFIX
+from engine.fields import CI_LO, SOURCE_SUFFIX
 from engine.quality import headline
 from ui.figures import front_figure, parcoords_figure
 from ui.state import open_store, read_params, store_stamp, write_params
@@ -36,6 +37,7 @@ def widgets_from_state(store, state: ViewState, options: dict) -> None:
         ss[f"dir_{o}"] = d
     ss["log_x"], ss["log_y"] = state.log_x, state.log_y
     ss["group"] = state.group or NONE
+    ss["ci"] = state.intervals
     for name in CHOICE_FILTERS:
         ss[f"f_{name}"] = list(state.filters.get(name, []))
     for name in RANGE_FILTERS:
@@ -61,6 +63,7 @@ def state_from_widgets(store, options: dict) -> ViewState:
         state.dirs = {o: ss.get(f"dir_{o}") or default_direction(store, o) for o in state.objectives}
     state.log_x, state.log_y = bool(ss.get("log_x")), bool(ss.get("log_y"))
     state.group = ss["group"] if ss.get("group", NONE) != NONE else None
+    state.intervals = bool(ss.get("ci", True))
     for name in CHOICE_FILTERS:
         if ss.get(f"f_{name}"):
             state.filters[name] = list(ss[f"f_{name}"])
@@ -120,6 +123,9 @@ with open_store() as store:
                      persist_state=PERSIST)
     with cg:
         st.radio("fronts", list(GROUP_LABELS), key="group", format_func=GROUP_LABELS.get, persist_state=PERSIST)
+        if any(store.has_field(o + CI_LO) for o in (x, y, z)):  # runs measured with intervals exist
+            st.toggle("95 % intervals", key="ci", persist_state=PERSIST,
+                      help="Error bars on the front, and runs the front beats only by point values kept as tied")
 
     # -- filters (sidebar) ------------------------------------------------------------------
     with st.sidebar:
@@ -163,8 +169,10 @@ with open_store() as store:
         st.stop()
     quality_axis = headline(store, state.filters)
 
-st.caption(f"{view.n_runs:,} runs match · **{len(view.front):,} on the front** · {view.n_dominated:,} dominated"
-           + (f" · {view.n_missing:,} lack an objective" if view.n_missing else ""))
+n_tied = 0 if view.tied is None else len(view.tied)
+st.caption(f"{view.n_runs:,} runs match · **{len(view.front):,} on the front** · "
+           + (f"{n_tied:,} tied with it (not beaten at 95 %) · " if view.intervals else "")
+           + f"{view.n_dominated:,} dominated" + (f" · {view.n_missing:,} lack an objective" if view.n_missing else ""))
 for gap in view.lacking:  # named, not dropped silently
     st.caption(f"ℹ️ {literal(gap.sentence())} They are left out of this view.")
 for warning in view.warnings:
@@ -175,14 +183,17 @@ fig = front_figure(view, state.objectives, label, group=state.group, z_mode=stat
                    log_x=state.log_x, log_y=state.log_y, also=[quality_axis] if quality_axis else [])
 st.plotly_chart(fig, key="front_plot", config={"displaylogo": False})
 
-st.subheader("Runs on the front")
-first = [c for c in ("model", "hardware", "precision", "batch_size", "num_gpus", "task") if c in view.front.columns]
+st.subheader("Runs on the front" + (" and tied with it" if n_tied else ""))
+rows = view.front
+if view.intervals:  # each row says whether the front beats it with confidence
+    rows = pd.concat([view.front.assign(membership="front"), view.tied.assign(membership="tied")], ignore_index=True)
+first = [c for c in ("membership", "model", "hardware", "precision", "batch_size", "num_gpus", "task") if c in rows.columns]
 order = first + [o for o in state.objectives if o not in first]
-if quality_axis and quality_axis not in order and quality_axis in view.front.columns:
+if quality_axis and quality_axis not in order and quality_axis in rows.columns:
     order.append(quality_axis)
-order += [c + SOURCE_SUFFIX for c in order if c + SOURCE_SUFFIX in view.front.columns]
-order += [c for c in view.front.columns if c not in order]
-table = view.front[order]
+order += [c + SOURCE_SUFFIX for c in order if c + SOURCE_SUFFIX in rows.columns]
+order += [c for c in rows.columns if c not in order]
+table = rows[order]
 st.dataframe(table, key="front_table", hide_index=True,
              column_config={o: st.column_config.NumberColumn(label(o), format="%.4g") for o in state.objectives}
              | {c: st.column_config.TextColumn(c, width="medium") for c in table.columns if c.endswith(SOURCE_SUFFIX)})
