@@ -91,3 +91,36 @@ def test_explore_draws_error_bars_and_tied_runs_with_a_toggle(empty_db, monkeypa
     assert "tied with the front" not in traces and "error_x" not in traces["front"]
     assert at.query_params["ci"] == ["off"] or at.query_params["ci"] == "off"
     assert set(at.dataframe[0].value["model"]) == {"a", "d"}
+
+
+def test_imports_keep_intervals_and_turn_std_with_n_into_them(tmp_path):
+    """A table's <metric>_ci_lo / _ci_hi follow the metric's unit conversion; <metric>_std with a
+    repeat count n becomes a t-interval of the mean; all are information, never objectives; a
+    Paretoscope export carries them to another store."""
+    csv = tmp_path / "repeated.csv"
+    csv.write_text("model,task,latency_s,latency_s_ci_lo,latency_s_ci_hi,energy_j,energy_j_std,n\n"
+                   "a,t,0.010,0.009,0.011,5.0,0.5,5\n"
+                   "b,t,0.0105,0.0098,0.0112,4.0,0.5,1\n")
+    db = tmp_path / "s.duckdb"
+    res = engine("import", str(csv), db=db)
+    assert res.returncode == 0, res.stderr
+    with Store(db) as s:
+        assert s.field("latency_ms_ci_lo").role == "info" and s.field("latency_ms_ci_lo").unit == "ms"
+        assert s.field("energy_j_std").role == "info"
+        assert "energy_j_ci_hi" not in {f.name for f in s.metrics()}
+        runs = s.query().set_index("model")
+    assert runs.loc["a", "latency_ms_ci_lo"] == pytest.approx(9.0) and runs.loc["b", "latency_ms_ci_hi"] == pytest.approx(11.2)
+    # t(0.975, 4) = 2.776: 5 +/- 2.776 * 0.5 / sqrt(5); one repeat gives no interval
+    assert runs.loc["a", "energy_j_ci_lo"] == pytest.approx(5 - 2.7764 * 0.5 / 5 ** 0.5, abs=1e-3)
+    assert pd.isna(runs.loc["b", "energy_j_ci_lo"])
+    res = engine("pareto", "--objective", "latency_ms:min", "--objective", "energy_j:min", "--format", "json", db=db)
+    assert {r["model"]: r["membership"] for r in json.loads(res.stdout)} == {"a": "front", "b": "front"}
+    # export and import elsewhere: the intervals come along, with their roles
+    out = tmp_path / "runs.parquet"
+    assert engine("runs", "--out", str(out), db=db).returncode == 0
+    other = tmp_path / "other.duckdb"
+    res = engine("import", str(out), db=other)
+    assert res.returncode == 0, res.stderr
+    with Store(other) as s:
+        assert s.field("energy_j_ci_hi").role == "info"
+        assert s.query().set_index("model").loc["a", "energy_j_ci_hi"] == pytest.approx(runs.loc["a", "energy_j_ci_hi"])
