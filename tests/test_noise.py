@@ -124,3 +124,28 @@ def test_imports_keep_intervals_and_turn_std_with_n_into_them(tmp_path):
     with Store(other) as s:
         assert s.field("energy_j_ci_hi").role == "info"
         assert s.query().set_index("model").loc["a", "energy_j_ci_hi"] == pytest.approx(runs.loc["a", "energy_j_ci_hi"])
+
+
+def test_rounds_store_the_median_and_an_interval_over_interleaved_rounds(empty_db):
+    from engine.profiler.results import combine_rounds
+
+    env = json.dumps({"notes": []})
+    rounds = [dict(run_id="r", status="ok", latency_ms=v, latency_ms_ci_lo=v - 0.1, latency_ms_ci_hi=v + 0.1,
+                   batch_size=8, environment=env, wall_s=1.0) for v in (10.0, 14.0, 11.0)]
+    one = combine_rounds(rounds)
+    assert one["latency_ms"] == 11.0 and one["batch_size"] == 8 and one["wall_s"] == 3.0
+    # three rounds: the order-statistic interval of their median is [lowest, highest], never narrower
+    # than the median round's own
+    assert (one["latency_ms_ci_lo"], one["latency_ms_ci_hi"]) == (10.0, 14.0)
+    assert "median of 3 interleaved rounds" in json.loads(one["environment"])["notes"][-1]
+    failed = [dict(run_id="r", status="failed", reason="boom")]
+    assert combine_rounds(failed + rounds[:1])["latency_ms"] == 10.0 and combine_rounds(failed)["status"] == "failed"
+
+    res = engine("profile", "--workload", "digits-mlp", "--grid", "batch_size=1,8", "--rounds", "2",
+                 "--min-time", "0.05", "--no-sampler", db=empty_db)
+    assert res.returncode == 0, res.stderr
+    assert "[2/2 round 2/2]" in res.stdout and "round 1/2" in res.stdout
+    with Store(empty_db) as s:
+        runs = s.query()
+    assert len(runs) == 2 and runs["latency_ms_ci_lo"].notna().all()
+    assert all(json.loads(e)["rounds"] == 2 for e in runs["environment"])

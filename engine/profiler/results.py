@@ -49,6 +49,43 @@ EXTRA_BY_NAME = {f.name: f for f in EXTRA_FIELDS}
 _PANDAS = {"text": "string", "integer": "Int64", "double": "Float64", "timestamp": "datetime64[us]"}
 
 
+def combine_rounds(rounds: list[dict]) -> dict:
+    """One run from the same configuration measured in several interleaved rounds: every number the
+    median over the ok rounds, and each WITH_INTERVALS metric's 95 % interval that of the median
+    over rounds (order statistics), widened to hold the median round's own interval. Rounds spread
+    over the sweep's whole duration, so the interval holds the machine's drift between them, which
+    one window's interval cannot see. A configuration with no ok round keeps its first round."""
+    import numpy as np
+
+    from engine.profiler.measure import quantile_ci
+
+    ok = [r for r in rounds if r.get("status") == "ok"]
+    if not ok:
+        return rounds[0]
+    mid = sorted(ok, key=lambda r: r.get("latency_ms") or 0)[len(ok) // 2]
+    out = dict(mid)
+    for k, v in mid.items():
+        vals = [r.get(k) for r in ok]
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and all(isinstance(x, (int, float)) for x in vals):
+            out[k] = float(np.median(vals)) if isinstance(v, float) else v
+    for name in WITH_INTERVALS:
+        vals = [r[name] for r in ok if r.get(name) is not None]
+        if len(vals) < 2:
+            continue
+        lo, hi = quantile_ci(vals, 0.5)
+        own = (mid.get(name + CI_LO), mid.get(name + CI_HI))
+        out[name + CI_LO] = min(lo, own[0]) if own[0] is not None else lo
+        out[name + CI_HI] = max(hi, own[1]) if own[1] is not None else hi
+    env = json.loads(out["environment"]) if isinstance(out.get("environment"), str) else None
+    if env is not None:
+        env.setdefault("notes", []).append(
+            f"median of {len(ok)} interleaved rounds ({len(rounds)} measured); intervals over the rounds")
+        env["rounds"] = len(ok)
+        out["environment"] = json.dumps(env, default=str)
+    out["wall_s"] = sum(r.get("wall_s") or 0 for r in rounds)
+    return out
+
+
 def frame(rows: list[dict]) -> pd.DataFrame:
     """Rows -> a DataFrame whose columns have the store's types (all-null columns included)."""
     cols = list(dict.fromkeys(k for r in rows for k in r))
