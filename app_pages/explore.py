@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from engine.compare import MAX_RUNS
 from engine.explore import (CHOICE_FILTERS, RANGE_FILTERS, MixedWorkUnits, ViewState, axis_label, build_view,
                             default_direction, filter_options, missing_objectives, state_from_params,
                             state_to_params, work_units)
@@ -25,6 +26,17 @@ def cached_options(stamp: tuple) -> dict:
     """Filter option lists, recomputed only when the store file changes."""
     with open_store() as store:
         return filter_options(store)
+
+
+def selected_runs(plot, table_event, table) -> list[str]:
+    """Run ids picked on the plot (points, box or lasso: customdata) and in the table (rows), in order."""
+    ids = []
+    for p in (plot.selection.points if plot else []):
+        cd = p.get("customdata")
+        ids.append(cd[0] if isinstance(cd, list) else cd)
+    if table_event and "run_id" in table.columns:
+        ids += [table["run_id"].iloc[r] for r in table_event.selection.rows if r < len(table)]
+    return [str(i) for i in dict.fromkeys(ids) if i]
 
 
 def widgets_from_state(store, state: ViewState, options: dict) -> None:
@@ -181,7 +193,8 @@ for warning in view.warnings:
 
 fig = front_figure(view, state.objectives, label, group=state.group, z_mode=state.z_mode,
                    log_x=state.log_x, log_y=state.log_y, also=[quality_axis] if quality_axis else [])
-st.plotly_chart(fig, key="front_plot", config={"displaylogo": False})
+plot = st.plotly_chart(fig, key="front_plot", config={"displaylogo": False}, on_select="rerun",
+                       selection_mode=("points", "box", "lasso"))
 
 st.subheader("Runs on the front" + (" and tied with it" if n_tied else ""))
 rows = view.front
@@ -194,11 +207,19 @@ if quality_axis and quality_axis not in order and quality_axis in rows.columns:
 order += [c + SOURCE_SUFFIX for c in order if c + SOURCE_SUFFIX in rows.columns]
 order += [c for c in rows.columns if c not in order]
 table = rows[order]
-st.dataframe(table, key="front_table", hide_index=True,
+picked = st.dataframe(table, key="front_table", hide_index=True, on_select="rerun", selection_mode="multi-row",
              column_config={o: st.column_config.NumberColumn(label(o), format="%.4g") for o in state.objectives}
              | {c: st.column_config.TextColumn(c, width="medium") for c in table.columns if c.endswith(SOURCE_SUFFIX)})
 if quality_axis and quality_axis in table.columns and table[quality_axis].isna().any():
     st.caption(f"An empty {literal(quality_axis)} cell means not measured: no published or measured figure for that run.")
+chosen = selected_runs(plot, picked, table)
+if chosen:
+    n = len(chosen)
+    if n >= 2:
+        st.page_link("app_pages/compare.py", label=f"Compare the {min(n, MAX_RUNS)} selected runs", icon=":material/compare_arrows:",
+                     query_params={"runs": ",".join(chosen[:MAX_RUNS])})
+    st.caption(f"{n} run{'s' if n > 1 else ''} selected on the plot or in the table"
+               + (f"; Compare takes the first {MAX_RUNS}." if n > MAX_RUNS else "." if n > 1 else "; select another to compare."))
 st.download_button("Download the front as CSV", table.to_csv(index=False).encode(), file_name="pareto_front.csv",
                    mime="text/csv", on_click="ignore")
 

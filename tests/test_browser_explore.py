@@ -38,3 +38,27 @@ def test_explore_changes_objective_and_opens_links(seeded_db):
         assert plot_y_title(page) == "itl_p99_ms (ms)"
         assert page.get_by_label("front per model").is_checked()
         assert page.locator("[data-testid=stSidebar]").get_by_text("lm-arena-chat").first.is_visible()
+
+
+def test_select_runs_on_the_plot_and_compare_them(seeded_db):
+    with streamlit_server(seeded_db) as url, chromium_page() as page:
+        page.goto(url + "/?x=energy_j&y=itl_p90_ms&task=gpqa&hardware=H100&model=openai/gpt-oss-20b")
+        plot = page.locator(".js-plotly-plot").first
+        plot.locator(".g-ytitle").wait_for()
+        # box-select every point: the plot's drag layer, after the modebar's box-select button
+        plot.hover()
+        plot.locator('.modebar-btn[data-val="select"]').first.click()
+        box = plot.locator(".nsewdrag").first.bounding_box()
+        page.mouse.move(box["x"] + 3, box["y"] + 3)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, steps=5)
+        page.mouse.move(box["x"] + box["width"] - 3, box["y"] + box["height"] - 3, steps=5)
+        page.mouse.up()
+        link = page.get_by_role("link", name="Compare the")
+        link.wait_for(timeout=30_000)
+        assert "selected on the plot or in the table" in page.get_by_text("selected on the plot").first.inner_text()
+        link.click()
+        page.get_by_role("heading", name="Compare").wait_for()
+        page.get_by_role("heading", name="Metrics").wait_for()
+        assert "runs=" in page.url
+        assert page.get_by_text("Ratio and difference are against").first.is_visible()

@@ -49,6 +49,11 @@ def hover_text(df: pd.DataFrame, objectives: Sequence[str], label: Callable[[str
     return out
 
 
+def run_ids(df: pd.DataFrame):
+    """Each point's run id, carried as plotly customdata so a selection on the plot names runs."""
+    return df["run_id"].to_numpy() if "run_id" in df.columns else None
+
+
 def error_bars(df: pd.DataFrame, metric: str, intervals: Sequence[str], colour: str) -> dict | None:
     """Plotly error bars from a metric's 95 % interval columns (no bar where a run has none)."""
     lo, hi = metric + CI_LO, metric + CI_HI
@@ -80,6 +85,7 @@ def front_figure(view: FrontView, objectives: Sequence[str], label: Callable[[st
     else:
         fig.add_trace(go.Scattergl(x=dom[x], y=dom[y], mode="markers", name=f"dominated ({view.n_dominated:,})",
                                    marker=dict(size=5, color=DOMINATED), hovertemplate="%{text}<extra></extra>",
+                                   customdata=run_ids(dom),
                                    text=hover_text(dom, objectives, label, also)))
     groups = [(None, view.front)] if not group else [
         (plain(g), part) for g, part in view.front.groupby(view.front[group].astype("string").fillna("(none)"), sort=True)]
@@ -102,7 +108,7 @@ def front_figure(view: FrontView, objectives: Sequence[str], label: Callable[[st
             # a 3-objective front is a surface: a line through its 2-D shadow would mislead
             fig.add_trace(go.Scattergl(x=part[x], y=part[y], mode="markers" if z else "lines+markers", name=trace_name,
                                        line=dict(width=2, color=colour), marker=marker,
-                                       error_x=error_bars(part, x, view.intervals, colour),
+                                       customdata=run_ids(part), error_x=error_bars(part, x, view.intervals, colour),
                                        error_y=error_bars(part, y, view.intervals, colour),
                                        text=text, hovertemplate="%{text}<extra></extra>"))
     tied = view.tied if view.tied is not None else pd.DataFrame()
@@ -116,7 +122,7 @@ def front_figure(view: FrontView, objectives: Sequence[str], label: Callable[[st
         else:
             fig.add_trace(go.Scattergl(x=tied[x], y=tied[y], mode="markers", name=name, text=text,
                                        marker=dict(size=9, color=TIED, symbol="circle-open", line=dict(width=2)),
-                                       error_x=error_bars(tied, x, view.intervals, TIED),
+                                       customdata=run_ids(tied), error_x=error_bars(tied, x, view.intervals, TIED),
                                        error_y=error_bars(tied, y, view.intervals, TIED),
                                        hovertemplate="%{text}<extra>tied</extra>"))
     legend = dict(itemsizing="constant")
