@@ -6,12 +6,12 @@ import pandas as pd
 import streamlit as st
 
 from engine.compare import MAX_RUNS
-from engine.explore import (CHOICE_FILTERS, RANGE_FILTERS, MixedWorkUnits, ViewState, axis_label, build_view,
-                            default_direction, filter_options, missing_objectives, state_from_params,
+from engine.explore import (CHOICE_FILTERS, KNOB_AXES, RANGE_FILTERS, MixedWorkUnits, ViewState, axis_label,
+                            build_view, curve_view, default_direction, direction, filter_options, missing_objectives, state_from_params,
                             state_to_params, work_units)
 from engine.fields import CI_LO, SOURCE_SUFFIX
 from engine.quality import headline
-from ui.figures import front_figure, parcoords_figure
+from ui.figures import curve_figure, front_figure, parcoords_figure
 from ui.state import open_store, read_params, store_stamp, write_params
 from ui.text import literal
 
@@ -37,6 +37,25 @@ def selected_runs(plot, table_event, table) -> list[str]:
     if table_event and "run_id" in table.columns:
         ids += [table["run_id"].iloc[r] for r in table_event.selection.rows if r < len(table)]
     return [str(i) for i in dict.fromkeys(ids) if i]
+
+
+def show_curves(cv, x: str, y: str, label, y_dir: str, log_x: bool, log_y: bool) -> None:
+    """The metric-against-knob view: a line per model / GPU (or one), the best run per knob value."""
+    st.caption(f"{cv.n_runs:,} runs match · the {'lowest' if y_dir == 'min' else 'highest'} {y} at each {x}"
+               + (f", one line per {cv.line}" if cv.line else " (pick 'front per model' or 'per hardware' for a line each)")
+               + (f" · {cv.n_missing:,} runs lack {x} or {y}" if cv.n_missing else ""))
+    if cv.points.empty:
+        st.warning(literal(f"None of the matching runs has both {x} and {y}."))
+        return
+    plot = st.plotly_chart(curve_figure(cv, x, y, label, log_x=log_x, log_y=log_y), key="curve_plot",
+                           config={"displaylogo": False}, on_select="rerun", selection_mode=("points", "box", "lasso"))
+    st.subheader(f"{y} against {x}")
+    table = cv.points
+    picked = st.dataframe(table, key="curve_table", hide_index=True, on_select="rerun", selection_mode="multi-row")
+    chosen = selected_runs(plot, picked, table)
+    if len(chosen) >= 2:
+        st.page_link("app_pages/compare.py", label=f"Compare the {min(len(chosen), MAX_RUNS)} selected runs",
+                     icon=":material/compare_arrows:", query_params={"runs": ",".join(chosen[:MAX_RUNS])})
 
 
 def widgets_from_state(store, state: ViewState, options: dict) -> None:
@@ -105,17 +124,23 @@ with open_store() as store:
     for note in st.session_state.get("_explore_notes", []):
         st.info(literal(note))  # it quotes the link's values: shown as text, never as Markdown
 
+    knobs = [k for k in KNOB_AXES if store.has_field(k) and store.field(k).role == "config"]
+
     def metric_label(name: str) -> str:
+        if name in knobs:
+            return f"{name} (knob)"
         unit = metric_fields[name].unit
         return f"{name} ({unit})" if unit else name
 
     # -- objectives -------------------------------------------------------------------------
     cx, cy, cz, cg = st.columns([3, 3, 3, 2])
     with cx:
-        x = st.selectbox("x objective", metrics, key="x", format_func=metric_label, persist_state=PERSIST)
-        st.session_state.setdefault(f"dir_{x}", default_direction(store, x))
-        st.radio("x direction", ["min", "max"], key=f"dir_{x}", horizontal=True, label_visibility="collapsed",
-                 persist_state=PERSIST)
+        x = st.selectbox("x objective or knob", metrics + knobs, key="x", format_func=metric_label,
+                         persist_state=PERSIST)
+        if x not in knobs:
+            st.session_state.setdefault(f"dir_{x}", default_direction(store, x))
+            st.radio("x direction", ["min", "max"], key=f"dir_{x}", horizontal=True, label_visibility="collapsed",
+                     persist_state=PERSIST)
         st.toggle("log x", key="log_x", persist_state=PERSIST)
     with cy:
         y = st.selectbox("y objective", metrics, key="y", format_func=metric_label, persist_state=PERSIST)
@@ -153,6 +178,19 @@ with open_store() as store:
 
     state = state_from_widgets(store, options)
     write_params(state_to_params(state))
+
+    # -- a metric against a knob -------------------------------------------------------------
+    if x in knobs:
+        try:
+            cv = curve_view(store, x, y, direction(store, state, y) == "max", state.filters, line=state.group)
+        except MixedWorkUnits as e:
+            st.warning(literal(f"{e} Choose a task in the sidebar's filters."))
+            st.stop()
+        units = work_units(store, state.filters)
+        unit = units[0] if len(units) == 1 else None
+        show_curves(cv, x, y, lambda n: n if n in knobs else axis_label(store, n, unit),
+                    direction(store, state, y), state.log_x, state.log_y)
+        st.stop()
 
     # -- the view ---------------------------------------------------------------------------
     if len(set(state.objectives)) != len(state.objectives):

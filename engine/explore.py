@@ -148,6 +148,9 @@ def front_table(store: Store, objectives: Sequence[str], maximize: Sequence[bool
 
 # -- the Explore view as plain data: state <-> URL query string, filter options, labels --------
 
+# Knobs Explore's x axis can take instead of a metric ("energy per token against batch size").
+KNOB_AXES = ("batch_size", "num_gpus", "precision", "quant", "power_limit_w", "prompt_len", "gen_len", "seq_len",
+             "threads", "compile")
 CHOICE_FILTERS = ("task", "hardware", "precision", "model", "source")  # multiselects of text values
 RANGE_FILTERS = ("batch_size", "num_gpus")  # numeric ranges
 GROUPS = ("model", "hardware")
@@ -238,10 +241,14 @@ def state_from_params(store: Store, params: Mapping[str, str], options: Mapping 
     metrics = {f.name for f in store.metrics()}
     state = ViewState(filters={})
 
+    knobs = {k for k in KNOB_AXES if store.has_field(k) and store.field(k).role == "config"}
+
     def metric(key: str, fallback: str | None) -> str | None:
         v = params.get(key)
         if v is None or v == "":
             return fallback
+        if key == "x" and v in knobs:  # a metric against a knob
+            return v
         if v not in metrics:
             notes.append(f"The link names an unknown metric '{v}' for {key}; using {fallback or 'none'}.")
             return fallback
@@ -311,6 +318,38 @@ def build_view(store: Store, state: ViewState, sample_size: int = 5000, columns:
         raise ValueError("Pick different metrics for the objectives.")
     return pareto_view(store, state.objectives, maximize_flags(store, state), state.filters,
                        columns=columns, group_by=state.group, sample_size=sample_size, use_intervals=state.intervals)
+
+
+def knob_axes(store: Store, filters: Mapping | None = None) -> list[str]:
+    """The knobs the filtered runs vary (more than one value), in KNOB_AXES order."""
+    return [k for k in KNOB_AXES if store.has_field(k) and store.field(k).role == "config"
+            and len(store.distinct(k, filters)) > 1]
+
+
+@dataclass
+class CurveView:
+    """A metric against a knob: per line (model, hardware or all runs) and knob value, the run with
+    the best value of the metric (ML.ENERGY's energy-vs-batch-size plot, optuna's slice plot)."""
+    points: pd.DataFrame  # one row per line and knob value, sorted
+    line: str | None  # the column that splits lines, or None for one line
+    n_runs: int  # runs that passed the filters
+    n_missing: int  # of those, runs without the knob or the metric
+
+
+def curve_view(store: Store, knob: str, metric: str, maximize: bool, filters: Mapping | None = None,
+               line: str | None = None) -> CurveView:
+    if not store.has_field(knob) or store.field(knob).role != "config":
+        raise ValueError(f"'{knob}' is not a configuration field of this store.")
+    check_work_units(store, [metric], filters)
+    where, params = store.where(filters)
+    keys = [c for c in ([line] if line else []) + [knob]]
+    cols = list(dict.fromkeys(keys + [metric] + [c for c in HOVER_COLUMNS if store.has_field(c)]))
+    select = ", ".join(store.select_sql(c) for c in cols)
+    df = store.con.execute(f"SELECT {select} FROM runs {where}", params).df()
+    have = df.dropna(subset=keys + [metric])
+    best = have.sort_values(metric, ascending=not maximize, kind="stable").drop_duplicates(keys)
+    best = best.sort_values(keys, kind="stable").reset_index(drop=True)
+    return CurveView(best, line, len(df), len(df) - len(have))
 
 
 def missing_objectives(store: Store, objectives: Sequence[str], filters: Mapping | None) -> list[str]:

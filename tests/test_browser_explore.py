@@ -62,3 +62,16 @@ def test_select_runs_on_the_plot_and_compare_them(seeded_db):
         page.get_by_role("heading", name="Metrics").wait_for()
         assert "runs=" in page.url
         assert page.get_by_text("Ratio and difference are against").first.is_visible()
+        # energy per token against batch size on H100: one curve per model, one click away
+        page.goto(url + "/?x=itl_p90_ms&y=energy_j&task=gpqa&hardware=H100&group=model")
+        page.locator(".js-plotly-plot .g-xtitle").first.wait_for()
+        page.get_by_label("x objective or knob").first.click()
+        page.keyboard.type("batch_size (k")  # the option list is long and virtualised: filter it
+        page.get_by_role("option", name="batch_size (knob)").click()
+        page.wait_for_function("() => document.querySelector('.js-plotly-plot .g-xtitle')?.textContent === 'batch_size'")
+        page.wait_for_url("**x=batch_size**")
+        page.get_by_text("one line per model").first.wait_for()
+        legend = page.locator(".js-plotly-plot").first.locator(".legend .traces")
+        assert legend.count() >= 5 and legend.filter(has_text="openai/gpt-oss-20b").count() == 1
+        assert page.locator(".js-plotly-plot").count() == 1  # no front, no parallel coordinates
+        assert page.get_by_text("one line per model").first.is_visible()

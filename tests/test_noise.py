@@ -8,6 +8,7 @@ import pytest
 
 from engine.fields import CANONICAL_BY_NAME, ci_fields
 from engine.store import Store
+from tests.conftest import plotly_values
 from tests.test_cli import engine
 
 
@@ -56,16 +57,6 @@ def test_recommend_says_when_pick_and_runner_up_are_indistinguishable(empty_db):
         assert "More repeats of the runner-up's accuracy (interval 5 % of its value)" in both.indistinct
 
 
-def _values(v) -> list:
-    """A plotly array from a figure's JSON: a list, or a typed array plotly encodes as base64."""
-    if isinstance(v, dict):
-        import base64
-
-        import numpy as np
-        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=v["dtype"]).tolist()
-    return list(v)
-
-
 def test_explore_draws_error_bars_and_tied_runs_with_a_toggle(empty_db, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
@@ -79,9 +70,9 @@ def test_explore_draws_error_bars_and_tied_runs_with_a_toggle(empty_db, monkeypa
     assert not at.exception, at.exception
     traces = {t["name"].split(" (")[0]: t for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]}
     front, tied = traces["front"], traces["tied with the front"]
-    assert _values(front["x"]) == [9.0, 10.0]  # d (no interval), then a
-    assert _values(front["error_x"]["array"]) == [0.0, 1.0] and _values(front["error_x"]["arrayminus"]) == [0.0, 1.0]
-    assert _values(tied["x"]) == [10.5] and _values(tied["error_y"]["array"]) == pytest.approx([0.02])
+    assert plotly_values(front["x"]) == [9.0, 10.0]  # d (no interval), then a
+    assert plotly_values(front["error_x"]["array"]) == [0.0, 1.0] and plotly_values(front["error_x"]["arrayminus"]) == [0.0, 1.0]
+    assert plotly_values(tied["x"]) == [10.5] and plotly_values(tied["error_y"]["array"]) == pytest.approx([0.02])
     table = at.dataframe[0].value
     assert dict(zip(table["model"], table["membership"])) == {"a": "front", "d": "front", "b": "tied"}
     assert "1 tied with it (not beaten at 95 %)" in " ".join(c.value for c in at.caption)

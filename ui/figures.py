@@ -139,6 +139,27 @@ def front_figure(view: FrontView, objectives: Sequence[str], label: Callable[[st
     return fig
 
 
+def curve_figure(cv, x: str, y: str, label: Callable[[str], str], *, log_x: bool = False,
+                 log_y: bool = False) -> go.Figure:
+    """A metric against a knob: one line per value of ``cv.line`` (or one line), markers at the
+    best run per knob value. A text knob (precision, quant) is a categorical axis."""
+    fig = go.Figure()
+    palette = px_colors.qualitative.Dark24 + px_colors.qualitative.Light24
+    pts = cv.points
+    groups = [(None, pts)] if not cv.line else list(pts.groupby(pts[cv.line].astype("string"), sort=True))
+    for i, (name, part) in enumerate(groups):
+        fig.add_trace(go.Scatter(x=part[x], y=part[y], mode="lines+markers", name=plain(name) if name else y,
+                                 line=dict(width=2, color=palette[i % len(palette)]), marker=dict(size=8),
+                                 customdata=run_ids(part), text=hover_text(part, [y], label),
+                                 hovertemplate=f"{plain(x)}: %{{x}}<br>%{{text}}<extra></extra>"))
+    numeric = pd.api.types.is_numeric_dtype(pts[x])
+    fig.update_layout(height=560, margin=dict(l=10, r=10, t=40, b=10), hoverlabel=dict(align="left"),
+                      legend=dict(itemsizing="constant"),
+                      xaxis=dict(title=dict(text=plain(label(x))), type=("log" if log_x else "linear") if numeric else "category"),
+                      yaxis=dict(title=dict(text=plain(label(y))), type="log" if log_y else "linear"))
+    return fig
+
+
 def parcoords_figure(view: FrontView, dims: Sequence[str], label: Callable[[str], str], sample: int = 1000,
                      seed: int = 0) -> go.Figure:
     """Parallel coordinates over ``dims``: the front in colour, a sample of dominated runs grey."""
