@@ -377,6 +377,9 @@ class Store:
                 raise StoreError(f"No import batch '{import_id}'.")
             n = first_row(self.con.execute("SELECT count(*) FROM runs WHERE import_id = ?", [import_id]))[0]
             brought = self._filled_fields("WHERE import_id = ?", [import_id])
+            from engine import timeseries
+
+            timeseries.delete_runs(self, "WHERE import_id = ?", [import_id])
             self.con.execute("DELETE FROM runs WHERE import_id = ?", [import_id])
             self.con.execute("DELETE FROM imports WHERE import_id = ?", [import_id])
             self._drop_empty(brought)

@@ -78,3 +78,36 @@ def test_compare_page_from_a_link(seeded_db, monkeypatch):
     assert "Give at least two run ids." in at.info[0].value
     at.text_input(key="c_ids").set_value(f"{big},nope").run()
     assert "No run has the id 'nope'." in at.error[0].value
+
+
+def test_a_profiled_run_keeps_its_timeline_and_compare_draws_it(empty_db, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from engine import timeseries
+    from tests.conftest import ROOT, plotly_values
+
+    res = engine("profile", "--workload", "digits-mlp", "--grid", "batch_size=1,32", "--min-time", "0.3", db=empty_db)
+    assert res.returncode == 0, res.stderr
+    with Store(empty_db) as s:
+        ids = list(s.query(["run_id"], order_by="run_id")["run_id"])
+        series = timeseries.read(s, ids)
+    assert set(series["run_id"]) == set(ids) and {"cpu_util_pct", "rss_mb"} <= set(series["name"])
+    per = series.groupby(["run_id", "name"])["t_s"]
+    assert (per.count() >= 3).all() and (per.max() <= 5).all() and per.apply(lambda t: t.is_monotonic_increasing).all()
+    # a share of all cores (psutil over each sampling interval: a few % of jitter above 100 on a full machine)
+    assert series.loc[series["name"] == "cpu_util_pct", "value"].between(0, 110).all()
+
+    monkeypatch.setenv("PARETOSCOPE_DB", str(empty_db))
+    at = AppTest.from_file(str(ROOT / "app_pages" / "compare.py"), default_timeout=60)
+    at.query_params["runs"] = ",".join(ids)
+    at.run()
+    assert not at.exception, at.exception
+    charts = {json.loads(c.proto.spec)["layout"]["title"]["text"]: json.loads(c.proto.spec) for c in at.get("plotly_chart")}
+    assert {"cpu_util_pct", "rss_mb"} <= set(charts)
+    lines = charts["rss_mb"]["data"]
+    assert [t["name"] for t in lines] == ["run 1", "run 2"] and all(len(plotly_values(t["y"])) >= 3 for t in lines)
+
+    # deleting the sweep's batch deletes the timelines with the runs
+    with Store(empty_db) as s:
+        s.delete_import(s.imports()["import_id"].iloc[0])
+        assert timeseries.read(s, ids).empty

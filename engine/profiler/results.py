@@ -46,6 +46,7 @@ WITH_INTERVALS = ("latency_ms", "latency_p90_ms", "latency_p99_ms", "itl_ms", "i
 _BY_NAME = {**CANONICAL_BY_NAME, **{f.name: f for f in EXTRA_FIELDS}}
 EXTRA_FIELDS += tuple(f for name in WITH_INTERVALS for f in ci_fields(_BY_NAME[name]))
 EXTRA_BY_NAME = {f.name: f for f in EXTRA_FIELDS}
+SERIES = "_series"  # a row's power / utilization time series (a DataFrame), written by engine.timeseries
 _PANDAS = {"text": "string", "integer": "Int64", "double": "Float64", "timestamp": "datetime64[us]"}
 
 
@@ -88,7 +89,7 @@ def combine_rounds(rounds: list[dict]) -> dict:
 
 def frame(rows: list[dict]) -> pd.DataFrame:
     """Rows -> a DataFrame whose columns have the store's types (all-null columns included)."""
-    cols = list(dict.fromkeys(k for r in rows for k in r))
+    cols = list(dict.fromkeys(k for r in rows for k in r if k != SERIES))
     df = pd.DataFrame([{c: r.get(c) for c in cols} for r in rows], columns=cols)
     for c in cols:
         f = CANONICAL_BY_NAME.get(c) or EXTRA_BY_NAME.get(c)
@@ -98,7 +99,7 @@ def frame(rows: list[dict]) -> pd.DataFrame:
 
 def fields_for(rows: list[dict]) -> list[Field]:
     """Extra fields these rows use; a metric a user's eval function returned is registered too."""
-    names = list(dict.fromkeys(k for r in rows for k in r))
+    names = list(dict.fromkeys(k for r in rows for k in r if k != SERIES))
     out = [EXTRA_BY_NAME[n] for n in names if n in EXTRA_BY_NAME and n not in CANONICAL_BY_NAME]
     out += [Field(n, "metric", "double", "", None, "quality metric from the model's eval function")
             for n in names if n not in EXTRA_BY_NAME and n not in CANONICAL_BY_NAME]
@@ -121,6 +122,8 @@ def row(*, run_id, workload, cfg, hw_name, device, status, reason=None, how=None
     if m is not None:
         lat, rd = m.latency, m.reading
         units = m.units
+        if rd.series is not None and len(rd.series):
+            r[SERIES] = rd.series  # not a column: engine.timeseries stores it beside the run
         r.update({
             "throughput": m.throughput, "latency_ms": lat["median_ms"], "latency_p90_ms": lat["p90_ms"],
             "latency_p99_ms": lat["p99_ms"], "latency_iqr_ms": lat["iqr_ms"], "latency_std_ms": lat["std_ms"],

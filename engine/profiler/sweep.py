@@ -28,6 +28,7 @@ import torch
 from engine.profiler import energy, hardware, knobs, memory, results
 from engine.profiler.energy import EnergyMonitor
 from engine.profiler.measure import measure
+from engine import timeseries
 from engine.store import Store
 
 QUALITY = ("accuracy", "agreement", "kl_div", "perplexity", "rel_error")  # label-based, then label-free
@@ -172,10 +173,11 @@ class Sweep:
     def _write(self, r: dict) -> None:
         if self.db is False:
             return  # measuring only (bench)
-        with Store(self.db) as s:
+        with Store(self.db) as s, s.transaction():  # the run and its power / utilization timeline together
             res = s.add_runs(results.frame([r]), source=self.source, kind="profile",
                              extra_fields=results.fields_for([r]), append_to=self.import_id,
                              note=f"{self.workload.name} sweep of {len(self.configs)} configurations on {self.hw.name}")
+            timeseries.write(s, r["run_id"], r.get(results.SERIES))
         self.import_id = res.import_id
 
     def profile(self, i: int, cfg: dict) -> dict:
