@@ -11,6 +11,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from engine import timeseries
 from engine.fields import CANONICAL_BY_NAME, Field, outside, refusal
 from engine.importers import Parsed
 from engine.importers.detect import detect, parse
@@ -132,8 +133,12 @@ def import_files(store: Store, paths, fmt: str | None = None, mappings: dict[str
     done = []
     for p, name, f, parsed in files:
         try:
-            res = store.add_runs(parsed.runs, source=name, kind=f, extra_fields=parsed.extra_fields,
-                                 file_name=name, file_hash=file_hash(p), note="; ".join(parsed.notes) or None)
+            with store.transaction():  # the runs and their timelines together
+                res = store.add_runs(parsed.runs, source=name, kind=f, extra_fields=parsed.extra_fields,
+                                     file_name=name, file_hash=file_hash(p), note="; ".join(parsed.notes) or None)
+                if parsed.series is not None and not res.already_imported:
+                    for run_id, rows in parsed.series.groupby("run_id", sort=False):
+                        timeseries.write(store, run_id, rows)
         except StoreError as e:
             raise ValueError(f"{name}: {e}") from None
         except duckdb.Error as e:  # a clash the checks above did not foresee: still one sentence

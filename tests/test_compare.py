@@ -111,3 +111,29 @@ def test_a_profiled_run_keeps_its_timeline_and_compare_draws_it(empty_db, monkey
     with Store(empty_db) as s:
         s.delete_import(s.imports()["import_id"].iloc[0])
         assert timeseries.read(s, ids).empty
+
+
+def test_nvidia_smi_and_zeus_power_logs_import_with_their_timelines(empty_db):
+    from engine import timeseries
+    from tests.conftest import ROOT
+
+    fixtures = ROOT / "tests" / "fixtures"
+    res = engine("import", str(fixtures / "nvidia-smi-query.csv"), str(fixtures / "zeus-power-timeline.json"), db=empty_db)
+    assert res.returncode == 0, res.stderr
+    assert "(nvidia-smi): 2 runs added" in res.stdout and "(zeus-power): 1 runs added" in res.stdout
+    with Store(empty_db) as s:
+        runs = s.query().set_index("run_id")
+        series = timeseries.read(s, list(runs.index))
+    smi0 = runs.loc[[i for i in runs.index if i.startswith("nvidia-smi:") and i.endswith(":0")][0]]
+    # GPU 0 ramps 100 -> 320 W over 2.2 s: mean 210 W, trapezoid energy 2.2 s x 210 W
+    assert smi0["hardware"] == "H100 80GB HBM3" and smi0["power_w"] == pytest.approx(210.0)
+    assert smi0["log_energy_j"] == pytest.approx(462.0) and smi0["peak_memory_mb"] == 6500
+    gpu1 = series[(series["run_id"].str.endswith(":1")) & (series["name"] == "gpu_power_w")]
+    assert len(gpu1) == 12 and gpu1["value"].isna().sum() == 1  # "[N/A]" stays missing, never 0
+    zeus = series[series["run_id"].str.startswith("zeus:")]
+    assert set(zeus["name"]) == {"gpu_power_w", "gpu_memory_power_w"} and zeus["t_s"].min() == 0
+    # the same log again adds nothing and duplicates no sample
+    again = engine("import", str(fixtures / "nvidia-smi-query.csv"), db=empty_db)
+    assert again.returncode == 0 and "already imported" in again.stdout
+    with Store(empty_db) as s:
+        assert len(timeseries.read(s, list(runs.index))) == len(series)
