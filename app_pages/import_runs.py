@@ -9,15 +9,14 @@ import streamlit as st
 from engine import quality
 from engine.fields import CANONICAL_NAMES
 from engine.importers.detect import detect
+from engine.importers.registry import LISTED
 from engine.importers.tabular import FORMATS as TABLES, KINDS, MAX_UPLOAD_MB, mapping_from_records, propose_mapping, read_table
 from engine.ingest import companions, import_files
 from engine.store import Store, default_db_path
 from ui.text import literal
 
 st.title("Import runs")
-st.caption(f"CSV, TSV, Parquet, JSON (array of records) or JSONL tables; optimum-benchmark results "
-           f"(benchmark.json, or benchmark_report.json with its benchmark_config.json), CodeCarbon "
-           f"emissions.csv, lm-evaluation-harness results, ML.ENERGY files and Paretoscope exports. "
+st.caption(f"CSV, TSV, Parquet, JSON (array of records) or JSONL tables; {'; '.join(i.description for i in LISTED)}. "
            f"Up to {MAX_UPLOAD_MB} MB per file.")
 
 uploads = st.file_uploader(f"Run logs (up to {MAX_UPLOAD_MB} MB each)", accept_multiple_files=True, key="uploads")

@@ -12,7 +12,7 @@ import pandas as pd
 
 from engine.derived import DERIVED
 from engine.fields import CANONICAL_BY_NAME, Field, is_safe_identifier, quote
-from engine.importers import Parsed
+from engine.importers import Importer, Parsed
 from engine.store import Store, first_row
 
 META_KEY = "paretoscope_fields"
@@ -81,3 +81,7 @@ def read_export(path: str | Path) -> Parsed:
     df = duckdb.execute("SELECT * FROM read_parquet(?)", [str(path)]).df()
     extra = [f for f in fields if f.name not in CANONICAL_BY_NAME and f.name in df.columns]
     return Parsed(df, extra, source=name)
+
+
+IMPORTER = Importer("paretoscope", "a Paretoscope export", "Paretoscope exports", "parquet",
+                    is_export, lambda path, name: read_export(path))

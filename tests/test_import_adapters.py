@@ -1,4 +1,6 @@
 """Every adapter on files shaped like the tools' own output, and the tabular mapping."""
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -134,3 +136,23 @@ def test_other_table_formats(tmp_path, fmt):
      "tsv": lambda: df.to_csv(p, sep="\t", index=False)}[fmt]()
     runs = parse(p).runs
     assert list(runs["latency_ms"]) == [100.0, 200.0] and list(runs["model"]) == ["a", "b"]
+
+
+def test_vllm_serving_result_through_the_cli(tmp_path):
+    # The fixture is built from the field names vllm-project/vllm's benchmarks/benchmark_serving.py
+    # writes with --save-result (setup keys, then its metrics dict); the numbers are made up.
+    db = str(tmp_path / "v.duckdb")
+    src = FX / "vllm_serving_result.json"
+    assert detect(src) == "vllm-serving"
+    r = subprocess.run([sys.executable, "-m", "engine", "import", str(src), "--db", db],
+                       capture_output=True, text=True, cwd=FX.parent.parent)
+    assert r.returncode == 0 and "1 runs added" in r.stdout, r.stderr
+    with Store(db, read_only=True) as store:
+        run = store.query().iloc[0]
+        assert store.field("ttft_ms").direction == "min"
+    assert run["model"] == "meta-llama/Llama-3.1-8B-Instruct" and run["backend"] == "vllm"
+    assert run["task"] == "text-generation" and run["work_unit"] == "token" and run["batch_size"] == 32
+    assert run["throughput"] == pytest.approx(620.31)  # output tokens/s
+    assert run["itl_ms"] == pytest.approx(41.2) and run["itl_p99_ms"] == pytest.approx(98.5)
+    assert run["ttft_ms"] == pytest.approx(287.9) and run["tpot_ms"] == pytest.approx(43.6)
+    assert run["num_prompts"] == 200 and pd.isna(run["request_rate"])  # "inf": all requests at once

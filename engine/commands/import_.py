@@ -2,22 +2,28 @@
 `--list` / `--delete ID` for import batches and `--quality FILE` to attach quality scores."""
 from __future__ import annotations
 
+import argparse
 import sys
 
 from engine import quality
 from engine.cli import CliError
 from engine.commands import add_db, emit, existing_store
-from engine.importers.detect import FORMATS, detect
-from engine.importers.tabular import KINDS, ColumnMap, propose_mapping, read_table
+from engine.importers.detect import detect
+from engine.importers.registry import FORMATS, LISTED
+from engine.importers.tabular import FORMATS as TABLES, KINDS, ColumnMap, propose_mapping, read_table
 from engine.ingest import import_files
 from engine.store import Store
 
 
 def add_parser(sub):
-    p = sub.add_parser("import", help="import run logs (CSV, Parquet, JSON, optimum-benchmark, CodeCarbon, lm-eval, ...)")
+    formats = "\n".join(f"  {i.name:<18} {i.description}" for i in LISTED)
+    p = sub.add_parser("import", help=f"import run logs (CSV, Parquet, JSON tables; {', '.join(i.kind for i in LISTED)})",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog=f"formats (detected from the content; --format skips detection):\n{formats}\n"
+                              f"  {', '.join(TABLES)}  tables, one run per row")
     p.add_argument("files", nargs="*", metavar="FILE", help="files to import; each becomes its own import batch")
     add_db(p)
-    p.add_argument("--format", choices=FORMATS, default=None, help="skip detection and read every FILE as this format")
+    p.add_argument("--format", choices=FORMATS, default=None, help="skip detection and read every FILE as this format (listed below)")
     p.add_argument("--map", action="append", default=[], metavar="COLUMN=TARGET",
                    help="tabular files: send COLUMN to TARGET (a canonical name, a new field name, or 'skip'); "
                         "optionally COLUMN=TARGET*FACTOR to convert units; repeatable")

@@ -2,8 +2,10 @@
 definitions of the extra fields it brings. They never write to the store themselves."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -26,3 +28,18 @@ class Parsed:
         """Where the i-th run came from, for a message: 'line 3'."""
         n = self.row_numbers[i] if self.row_numbers is not None else i + 1
         return f"{self.row_label} {n}"
+
+
+@dataclass(frozen=True)
+class Importer:
+    """One native format, declared by its module as ``IMPORTER`` and listed once in
+    engine.importers.registry, which detection, the Import page and the CLI help all read:
+    adding a format is a new module plus one entry there."""
+
+    name: str  # the --format value and the detected format a person sees
+    kind: str  # what a person calls it in a list: "ML.ENERGY", "a Zeus power timeline"
+    description: str  # one line for people: the Import page's caption, the CLI help
+    reads: str  # what sniff is shown: "json" (the parsed object), "csv" (the header's names), "parquet" (the path)
+    sniff: Callable[[Any], bool]  # is this file of this kind? cheap, never raises on a foreign file
+    parse: Callable[[Path, str], Parsed]  # (path, name for messages) -> runs; ValueError names the file
+    listed: bool = True  # False: recognised only to tell a person what to import instead

@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from engine.fields import CPU_ENERGY_J, Field
-from engine.importers import Parsed
+from engine.importers import Importer, Parsed
 from engine.importers.tabular import check_size, check_text
 
 REQUIRED = {"energy_consumed", "emissions", "duration"}
@@ -118,3 +118,6 @@ def parse_file(path: str | Path, name: str | None = None) -> Parsed:
     extra = [f for n, f in EXTRA.items() if n in out.columns]
     return Parsed(out, extra, source=name, notes=[f"{len(body)} rows, {len(out)} runs"], row_label="line",
                   row_numbers=list(df["_line"]))
+
+
+IMPORTER = Importer("codecarbon", "CodeCarbon", "CodeCarbon emissions.csv", "csv", looks_like, parse_file)

@@ -4,11 +4,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from engine import exchange
-from engine.importers import Parsed, codecarbon, lmeval, mlenergy, optimum, power_log, tabular
+from engine.importers import Parsed, tabular
+from engine.importers.registry import BY_NAME, FORMATS, NATIVE, kinds, sniff
 
-NATIVE = ("optimum-benchmark", "codecarbon", "lm-eval", "mlenergy", "paretoscope", "nvidia-smi", "zeus-power")
-FORMATS = NATIVE + tabular.FORMATS
+__all__ = ["FORMATS", "NATIVE", "detect", "parse"]
 TABULAR = set(tabular.FORMATS)
 
 
@@ -33,24 +32,16 @@ def detect(path: str | Path, name: str | None = None) -> str:
     with open(path, "rb") as fh:
         magic = fh.read(4)
     if magic == b"PAR1":
-        return "paretoscope" if exchange.is_export(path) else "parquet"
+        return sniff("parquet", path) or "parquet"
     ext = tabular.format_of(path, name)
     if ext in ("json", "jsonl") or magic.lstrip()[:1] in (b"{", b"["):
         data = _json_head(path, name)
         if data is not None:
-            if optimum.looks_like(data):
-                return "optimum-benchmark"
-            if optimum.is_config(data):
-                return "optimum-benchmark-config"
-            if lmeval.looks_like(data):
-                return "lm-eval"
-            if mlenergy.looks_like(data):
-                return "mlenergy"
-            if power_log.looks_like_zeus(data):
-                return "zeus-power"
+            found = sniff("json", data)
+            if found:
+                return found
             if ext != "jsonl":
-                raise ValueError(f"{name} is a JSON object of no known kind (optimum-benchmark, lm-eval, ML.ENERGY, "
-                                 "a Zeus power timeline); "
+                raise ValueError(f"{name} is a JSON object of no known kind ({kinds('json')}); "
                                  "a table must be a JSON array of records or JSONL.")
         with open(path, "rb") as fh:
             first = fh.read(4096).lstrip()[:1]
@@ -63,10 +54,9 @@ def detect(path: str | Path, name: str | None = None) -> str:
                 header = [h.strip() for h in fh.readline(1 << 20).strip().split(",")]
         except OSError:
             header = []
-        if codecarbon.looks_like(header):
-            return "codecarbon"
-        if power_log.looks_like_nvidia_smi(header):
-            return "nvidia-smi"
+        found = sniff("csv", header)
+        if found:
+            return found
     return ext or "csv"
 
 
@@ -79,30 +69,12 @@ def parse(path: str | Path, name: str | None = None, fmt: str | None = None,
         raise ValueError(f"{name}: no such file.")
     tabular.check_size(path, name, max_bytes)
     fmt = fmt or detect(path, name)
-    if fmt not in FORMATS:
-        if fmt == "optimum-benchmark-config":
-            raise ValueError(f"{name} is an optimum-benchmark config; import its benchmark_report.json "
-                             "(with this file beside it) instead.")
+    if fmt not in TABULAR and fmt not in BY_NAME:
         raise ValueError(f"{name}: unknown format '{fmt}'; use one of {', '.join(FORMATS)}.")
     try:
         if fmt in TABULAR:
             return tabular.parse_file(path, name, fmt, mapping, max_bytes)
-        if fmt == "optimum-benchmark":
-            return optimum.parse_file(path, name)
-        if fmt == "codecarbon":
-            return codecarbon.parse_file(path, name)
-        if fmt == "lm-eval":
-            return lmeval.parse_file(path, name)
-        if fmt == "nvidia-smi":
-            return power_log.parse_nvidia_smi(path, name)
-        if fmt == "zeus-power":
-            return power_log.parse_zeus(path, name)
-        if fmt == "mlenergy":
-            parsed = mlenergy.parse_file(path)
-            parsed.source = name
-            return parsed
-        parsed = exchange.read_export(path)
-        return parsed
+        return BY_NAME[fmt].parse(path, name)
     except UnicodeDecodeError:
         raise ValueError(f"{name} is not UTF-8 text; save it as UTF-8 and upload it again.") from None
     except json.JSONDecodeError as e:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from engine.fields import Field, normalize_name
-from engine.importers import Parsed
+from engine.importers import Importer, Parsed
 from engine.store import environment_json
 
 _MAIN = ("acc", "exact_match", "acc_norm", "f1", "mcc", "bleu")
@@ -94,3 +94,6 @@ def parse_file(path: str | Path, name: str | None = None) -> Parsed:
     if df["batch_size"].map(lambda b: b is None or float(b).is_integer()).all():
         df["batch_size"] = pd.array(df["batch_size"], dtype="Int64")
     return Parsed(df, [f for f in extra.values() if f.name in df.columns], source=name)
+
+
+IMPORTER = Importer("lm-eval", "lm-eval", "lm-evaluation-harness results", "json", looks_like, parse_file)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from engine.fields import Field
-from engine.importers import Parsed
+from engine.importers import Importer, Parsed
 
 # source key -> (canonical name, factor)
 _CANONICAL = {
@@ -121,3 +121,12 @@ def parse_file(path: str | Path) -> Parsed:
     path = Path(path)
     with open(path, encoding="utf-8") as fh:
         return parse(json.load(fh), path.name)
+
+
+def _parse_named(path: str | Path, name: str) -> Parsed:
+    parsed = parse_file(path)
+    parsed.source = name
+    return parsed
+
+
+IMPORTER = Importer("mlenergy", "ML.ENERGY", "ML.ENERGY files", "json", looks_like, _parse_named)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from engine.fields import BACKEND, Field
-from engine.importers import Parsed
+from engine.importers import Importer, Parsed
 from engine.store import environment_json
 
 SECTIONS = ("load", "prefill", "decode", "per_token", "forward", "call", "train", "overall", "warmup")
@@ -73,6 +73,19 @@ def parse_file(path: str | Path, name: str | None = None) -> Parsed:
     if not is_config(config):
         raise ValueError(f"{name}: the optimum-benchmark config has no backend/scenario/launcher sections.")
     return Parsed(pd.DataFrame([_row(config, report, name)]), list(EXTRA.values()), source=name)
+
+
+def _refuse_config(path: Path, name: str) -> Parsed:
+    raise ValueError(f"{name} is an optimum-benchmark config; import its benchmark_report.json "
+                     "(with this file beside it) instead.")
+
+
+IMPORTER = Importer("optimum-benchmark", "optimum-benchmark",
+                    "optimum-benchmark results (benchmark.json, or benchmark_report.json with its benchmark_config.json)",
+                    "json", looks_like, parse_file)
+# A config alone holds no measurements: recognised only to say which file to import instead.
+CONFIG_IMPORTER = Importer("optimum-benchmark-config", "optimum-benchmark config", "an optimum-benchmark config",
+                           "json", is_config, _refuse_config, listed=False)
 
 
 def _num(x):

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from engine.fields import Field
-from engine.importers import Parsed
+from engine.importers import Importer, Parsed
 from engine.importers.tabular import check_text
 from engine.timeseries import thin
 
@@ -133,3 +133,10 @@ def _parsed(runs: list[dict], parts: list[pd.DataFrame], name: str) -> Parsed:
     used = [EXTRA[c] for c in df.columns if c in EXTRA]
     series = pd.concat(parts, ignore_index=True) if parts else None
     return Parsed(df, used, source=name, row_label="GPU", series=series)
+
+
+NVIDIA_SMI_IMPORTER = Importer("nvidia-smi", "an nvidia-smi power log",
+                               "nvidia-smi power logs (--query-gpu=timestamp,power.draw,... --format=csv)",
+                               "csv", looks_like_nvidia_smi, parse_nvidia_smi)
+ZEUS_IMPORTER = Importer("zeus-power", "a Zeus power timeline", "Zeus power timelines (JSON)",
+                         "json", looks_like_zeus, parse_zeus)
