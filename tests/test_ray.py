@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from engine import timeseries
 from engine.cli import main
 from engine.profiler import cluster, launch
 from engine.profiler.sweep import Options, Sweep, new_sweep_id
@@ -124,6 +125,8 @@ def test_sweep_on_ray_stores_runs_with_their_node(empty_db, capsys):
         assert env["ray"]["pid"] != os.getpid()  # measured in a worker; this process only wrote
         assert env["ray"]["resources"] == {"num_cpus": 1, "num_gpus": 0} and env["ray"]["attempt"] == 1
         assert r.hardware == env["hardware"]["cpu_model"]  # no GPU on the node: its CPU
+    with Store(empty_db) as s:  # the node's CPU / memory timeline came back with each run
+        assert set(timeseries.read(s, list(df.run_id)).run_id) == set(df.run_id)
     out = capsys.readouterr().out
     assert "4 of 4 configurations stored" in out and f"on {socket.gethostname()}: ok" in out
     # stored in completion order: the log's order is the store's
@@ -157,6 +160,8 @@ def test_search_cli_with_ray(empty_db, capsys):
     assert all(r["node"] == socket.gethostname() for r in out["evaluated"])
     assert main(["search", "--task", "gpqa", "--budget", "3", "--ray", "local", "--db", str(empty_db)]) == 1
     assert "use it with --workload" in capsys.readouterr().err
+    assert main(["profile", "--workload", "digits-mlp", "--rounds", "3", "--ray", "local", "--db", str(empty_db)]) == 1
+    assert "use --rounds 1 with --ray" in capsys.readouterr().err
 
 
 def test_search_tab_runs_on_the_cluster(monkeypatch, seeded_db):
