@@ -143,6 +143,14 @@ NUMBERS = {"latency_ms": st.column_config.NumberColumn("latency ms", format="%.4
            "energy_j": st.column_config.NumberColumn("J / unit", format="%.4g")}
 
 
+def _node_row(n: dict) -> dict:
+    """One node of a Ray sweep: what it measures now, and what it finished."""
+    now = "; ".join(r["config"] + (f" (attempt {r['attempt']})" if r.get("attempt", 1) > 1 else "")
+                    for r in n.get("running", []))
+    return {"node": n.get("node"), "hardware": n.get("hardware"), "done": n.get("done", 0),
+            "failed": n.get("failed", 0), "queued": n.get("queued"), "measuring now": now}
+
+
 def _knob(k, v):
     return f"{k}={'on' if v else 'off'}" if k == "compile" else f"{k}={v}"
 
@@ -164,7 +172,7 @@ else:
             cur = info.get("current")
             what = ", ".join(_knob(k, v) for k, v in (cur or {}).items() if v is not None) or "starting…"
             if info.get("ray"):
-                what = f"on the Ray cluster at {info['ray']}" if state != "starting" else "connecting to the Ray cluster…"
+                what = "connecting to the Ray cluster…" if state == "starting" else f"on the Ray cluster at {info['ray']}"
             st.write(f"Now measuring: **{literal(what)}** · elapsed {elapsed:.0f} s"
                      + (f" · about {remaining:.0f} s left" if remaining is not None else ""))
             if info.get("cancel_requested"):
@@ -186,12 +194,7 @@ else:
                             unsafe_allow_html=True)
         if info.get("nodes"):
             st.markdown("**Progress per node**")
-            st.dataframe(pd.DataFrame([{
-                "node": n.get("node"), "hardware": n.get("hardware"), "done": n.get("done", 0),
-                "failed": n.get("failed", 0), "queued": n.get("queued"),
-                "measuring now": "; ".join(r["config"] + (f" (attempt {r['attempt']})" if r.get("attempt", 1) > 1 else "")
-                                           for r in n.get("running", []))} for n in info["nodes"]]).dropna(axis=1, how="all"),
-                hide_index=True)
+            st.dataframe(pd.DataFrame([_node_row(n) for n in info["nodes"]]).dropna(axis=1, how="all"), hide_index=True)
         if info.get("results"):
             df = pd.DataFrame(info["results"]).dropna(axis=1, how="all")
             df = df[[c for c in PROGRESS_KEYS if c in df.columns]]

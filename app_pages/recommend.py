@@ -208,8 +208,8 @@ with tab_search:
         on_ray = r1.radio("Run on", ["this machine", "Ray cluster"], horizontal=True, key="s_run_on") == "Ray cluster"
         ray_at = r2.text_input("Ray cluster at", "local", key="s_ray_at", disabled=not on_ray,
                                help="local: a private Ray instance on this machine; auto: the cluster `ray start "
-                                    "--head` started here; HOST:PORT: a cluster's head (its GCS port). The search proposes as many "
-                                    "configurations at a time as the cluster has free workers.").strip()
+                                    "--head` started here; HOST:PORT: a cluster's head (its GCS port). The search "
+                                    "proposes as many configurations at a time as the cluster has free workers.").strip()
     st.caption(f"{evaluator} evaluator: {space_n} configurations in the space"
                + ((" (each evaluation runs the profiler on the Ray cluster and this machine stores the run)" if on_ray
                    else " (each evaluation runs the profiler on this machine and stores the run)")

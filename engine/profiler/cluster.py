@@ -393,7 +393,8 @@ class Tasks:
 
     def _ray_env(self, f: _Flight) -> dict:
         return {**(f.start or {}), "address": self.cluster.address, "attempt": f.attempt,
-                "attempts_allowed": 1 + self.retries, "resources": f.res, "seconds_since_submitted": time.monotonic() - f.t0}
+                "attempts_allowed": 1 + self.retries, "resources": f.res,
+                "seconds_since_submitted": time.monotonic() - f.t0}
 
     def _annotate(self, f: _Flight, row: dict) -> dict:
         """The node's row with where it ran and how many attempts it took, in its environment."""
