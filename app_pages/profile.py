@@ -1,4 +1,4 @@
-"""Profile: measure a grid of configurations on this machine, in a separate process."""
+"""Profile: measure a grid of configurations on this machine or on a Ray cluster, in a separate process."""
 import pandas as pd
 import streamlit as st
 
@@ -94,6 +94,13 @@ if limit:  # a power-limit knob only where NVML reads the GPU
     grid["power_limit_w"] = k3.pills("GPU power limit (W)", sorted({round(limit * f) for f in (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)}),
                                      selection_mode="multi", default=[], key=f"{name}-power",
                                      help="set through Zeus / NVML for each configuration and restored after (needs root)")
+r1, r2 = st.columns([1, 2], vertical_alignment="bottom")
+on_ray = r1.radio("Run on", ["this machine", "Ray cluster"], horizontal=True, key="run_on") == "Ray cluster"
+ray_at = r2.text_input("Ray cluster at", "local", key="ray_at", disabled=not on_ray,
+                       help="local: a private Ray instance on this machine, for this sweep; auto: the cluster "
+                            "`ray start --head` started here; HOST:PORT: a cluster's head (its GCS port). Each "
+                            "configuration runs as a Ray task on whichever node has a GPU (or its CPU threads) free; "
+                            "this machine alone writes the store.").strip()
 c1, c2, c3 = st.columns(3, gap="large", vertical_alignment="bottom")
 repeats = c1.number_input("Minimum timed batches per configuration", 1, 1000, 5)
 min_time = c2.number_input("Minimum seconds per configuration", 0.0, 60.0, 1.0, step=0.5)
@@ -104,11 +111,13 @@ with c3:
     ready = bool(grid.get("precision")) and bool(grid.get("batch_size")) and (name != HF or w is not HFWorkloadClass)
     with Store(db) as store:
         est = launch.estimate_s(store, w, configs) + len(configs) * max(min_time - 1.0, 0)
-    st.markdown(f"**{len(configs)} configurations** · about **{est:.0f} s**" if ready
+    st.markdown((f"**{len(configs)} configurations** · spread over the cluster's nodes" if on_ray else
+                 f"**{len(configs)} configurations** · about **{est:.0f} s**") if ready
                 else "Name a model above." if name == HF else "Pick at least one precision and one batch size.")
-    if st.button("Start", type="primary", disabled=bool(busy) or not ready):
+    if st.button("Start", type="primary", disabled=bool(busy) or not ready or (on_ray and not ray_at)):
         target = f"hf:{spec}" if name == HF else name
-        st.session_state["sweep_id"] = launch.start(db, target, grid, int(repeats), float(min_time), len(configs))
+        st.session_state["sweep_id"] = launch.start(db, target, grid, int(repeats), float(min_time), len(configs),
+                                                    ray=ray_at if on_ray else None)
         st.rerun()
 if ready and name == HF:
     plan = launch.preview(w, configs, device)
@@ -134,6 +143,14 @@ NUMBERS = {"latency_ms": st.column_config.NumberColumn("latency ms", format="%.4
            "energy_j": st.column_config.NumberColumn("J / unit", format="%.4g")}
 
 
+def _node_row(n: dict) -> dict:
+    """One node of a Ray sweep: what it measures now, and what it finished."""
+    now = "; ".join(r["config"] + (f" (attempt {r['attempt']})" if r.get("attempt", 1) > 1 else "")
+                    for r in n.get("running", []))
+    return {"node": n.get("node"), "hardware": n.get("hardware"), "done": n.get("done", 0),
+            "failed": n.get("failed", 0), "queued": n.get("queued"), "measuring now": now}
+
+
 def _knob(k, v):
     return f"{k}={'on' if v else 'off'}" if k == "compile" else f"{k}={v}"
 
@@ -154,11 +171,16 @@ else:
         if state not in launch.TERMINAL:
             cur = info.get("current")
             what = ", ".join(_knob(k, v) for k, v in (cur or {}).items() if v is not None) or "starting…"
+            if info.get("ray"):
+                what = "connecting to the Ray cluster…" if state == "starting" else f"on the Ray cluster at {info['ray']}"
             st.write(f"Now measuring: **{literal(what)}** · elapsed {elapsed:.0f} s"
                      + (f" · about {remaining:.0f} s left" if remaining is not None else ""))
             if info.get("cancel_requested"):
-                st.warning("Cancelling after the current configuration…")
-            elif st.button("Cancel", key="cancel", help="stops after the current configuration; its runs so far stay stored"):
+                st.warning("Cancelling the configurations in flight on the cluster…" if info.get("ray")
+                           else "Cancelling after the current configuration…")
+            elif st.button("Cancel", key="cancel", help="cancels the configurations in flight on the cluster; finished "
+                           "runs stay stored" if info.get("ray") else
+                           "stops after the current configuration; its runs so far stay stored"):
                 launch.cancel(db, mine)
                 st.rerun(scope="fragment")
         else:
@@ -170,6 +192,9 @@ else:
                 url = launch.explore_url(info.get("task") or name, info.get("source", ""), x, y)
                 st.markdown(f'<a href="{url}" target="_self">Open these runs in Explore: {x} vs {y} →</a>',
                             unsafe_allow_html=True)
+        if info.get("nodes"):
+            st.markdown("**Progress per node**")
+            st.dataframe(pd.DataFrame([_node_row(n) for n in info["nodes"]]).dropna(axis=1, how="all"), hide_index=True)
         if info.get("results"):
             df = pd.DataFrame(info["results"]).dropna(axis=1, how="all")
             df = df[[c for c in PROGRESS_KEYS if c in df.columns]]

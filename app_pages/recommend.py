@@ -1,4 +1,6 @@
 """Recommend: a suggested configuration from measured runs, and a search over a configuration space."""
+import contextlib
+
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
@@ -200,8 +202,18 @@ with tab_search:
         seed = c4.number_input("Seed", 0, 10_000, 0, key="s_seed")
         dirs = {o: m for o, m in zip(obj_default, max_default)}
         maximize = [dirs.get(o, (store.field(o).direction == "max") if store.has_field(o) else False) for o in objectives]
+    on_ray, ray_at = False, ""
+    if evaluator == "measure":
+        r1, r2 = st.columns([1, 2], vertical_alignment="bottom")
+        on_ray = r1.radio("Run on", ["this machine", "Ray cluster"], horizontal=True, key="s_run_on") == "Ray cluster"
+        ray_at = r2.text_input("Ray cluster at", "local", key="s_ray_at", disabled=not on_ray,
+                               help="local: a private Ray instance on this machine; auto: the cluster `ray start "
+                                    "--head` started here; HOST:PORT: a cluster's head (its GCS port). The search "
+                                    "proposes as many configurations at a time as the cluster has free workers.").strip()
     st.caption(f"{evaluator} evaluator: {space_n} configurations in the space"
-               + (" (each evaluation runs the profiler on this machine and stores the run)" if evaluator == "measure" else ""))
+               + ((" (each evaluation runs the profiler on the Ray cluster and this machine stores the run)" if on_ray
+                   else " (each evaluation runs the profiler on this machine and stores the run)")
+                  if evaluator == "measure" else ""))
     if st.button("Start search", type="primary", disabled=len(objectives) < 1, key="s_start"):
         status = st.status(literal(f"Searching {name} ..."), expanded=True)
         chart = st.empty()
@@ -218,16 +230,30 @@ with tab_search:
             measure, hw, stored_form = S.profiler_measure(db)
             ev = S.MeasureEvaluator(space, db, measure, hw, stored_form)
             bounds = None
-
         label = "share of the true front hypervolume" if hv_true else "hypervolume (scaled to the runs found)"
+        pool = None
+        with contextlib.ExitStack() as stack:
+            if on_ray:
+                from engine.profiler import cluster
+                try:
+                    c = stack.enter_context(cluster.connect(ray_at))
+                    pool = cluster.SearchPool(c, space, db)
+                except ValueError as e:
+                    status.update(label="Could not start the search", state="error")
+                    st.error(literal(str(e)))
+                    st.stop()
+                stack.callback(pool.close)
+                status.write(literal(f"On {c.describe()}: {pool.slots} configurations measured at a time"))
 
-        def step(n, row, h):
-            hv.append(h / hv_true if hv_true else h)
-            status.write(literal(f"[{n}/{budget}] " + ", ".join(f"{k}={row.get(k)}" for k in space.knobs)))
-            chart.line_chart(pd.DataFrame({"evaluations": range(1, len(hv) + 1), "hypervolume": hv}),
-                             x="evaluations", y="hypervolume", height=200)
+            def step(n, row, h):
+                hv.append(h / hv_true if hv_true else h)
+                status.write(literal(f"[{n}/{budget}] " + ", ".join(f"{k}={row.get(k)}" for k in space.knobs)
+                                     + (f" on {row['node']}" if row.get("node") else "")))
+                chart.line_chart(pd.DataFrame({"evaluations": range(1, len(hv) + 1), "hypervolume": hv}),
+                                 x="evaluations", y="hypervolume", height=200)
 
-        res = S.search(space, ev, objectives, maximize, int(budget), seed=int(seed), bounds=bounds, on_step=step)
+            res = S.search(space, ev, objectives, maximize, int(budget), seed=int(seed), bounds=bounds, on_step=step,
+                           pool=pool)
         chart.empty()
         status.update(label=f"Done: {len(res.evaluated)} of {len(space)} configurations evaluated", state="complete", expanded=False)
         curve = [h / hv_true for h in res.hypervolume] if hv_true else res.hypervolume

@@ -34,3 +34,37 @@ def picky():
 
 def broken():
     raise ValueError("this factory cannot build its model")
+
+
+def _in_ray_task() -> bool:
+    """True inside a Ray task (a worker process), never in the test's own process."""
+    try:
+        import ray
+
+        return ray.is_initialized() and ray.get_runtime_context().get_task_id() is not None
+    except Exception:
+        return False
+
+
+class Fragile(nn.Module):
+    """In a Ray task, a batch of 2 ends the worker process as the OOM killer would (os._exit);
+    batches of 3 or more take 0.3 s each, long enough for a test to kill that worker from outside."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(4, 2)
+
+    def forward(self, x):
+        if x.shape[0] == 2 and _in_ray_task():
+            import os
+
+            os._exit(1)
+        if x.shape[0] >= 3:
+            import time
+
+            time.sleep(0.3)
+        return self.lin(x)
+
+
+def fragile():
+    return {"model": Fragile(), "inputs": torch.randn(1, 4), "work_unit": "request"}

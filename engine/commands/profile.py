@@ -1,6 +1,8 @@
-"""`python -m engine profile`: measure a grid of configurations of a workload on this machine."""
+"""`python -m engine profile`: measure a grid of configurations of a workload on this machine,
+or on a Ray cluster with --ray (engine/profiler/cluster.py)."""
 from __future__ import annotations
 
+import contextlib
 import sys
 
 from engine.commands import add_db
@@ -36,12 +38,19 @@ def add_parser(sub):
     p.add_argument("--sweep-id", help="id of this sweep (default: time and a random suffix)")
     p.add_argument("--progress-file", help="JSON file to keep up to date with the sweep's progress")
     p.add_argument("--cancel-file", help="the sweep stops after the current configuration once this file exists")
+    p.add_argument("--ray", metavar="ADDRESS",
+                   help="measure on a Ray cluster, each configuration a task on whichever node Ray picks: local (a "
+                        "private Ray instance on this machine), auto (the cluster `ray start` started here), "
+                        "HOST:PORT (a head's GCS port); this process alone writes the store")
+    p.add_argument("--ray-retries", type=int, default=1, metavar="N",
+                   help="with --ray, run a configuration again at most N times when its worker or node dies (default 1)")
     add_db(p)
     return p
 
 
 def run(args) -> int:
     from engine.cli import CliError
+    from engine.profiler import cluster as ray_cluster
     from engine.profiler import knobs
     from engine.profiler.sweep import Options, Sweep
     from engine.profiler.workloads import get_workload
@@ -60,20 +69,30 @@ def run(args) -> int:
         if not sep:
             raise CliError(f"--param '{spec}' must look like KEY=VALUE.")
         params[key.strip()] = value.strip()
+    if args.ray_retries < 0:
+        raise CliError("--ray-retries must be 0 or more.")
+    if args.ray and args.rounds > 1:
+        raise CliError("--rounds measures one machine's drift over a sweep; on a Ray cluster a configuration's rounds "
+                       "could land on different nodes, so use --rounds 1 with --ray.")
+    if args.ray:
+        args.ray = ray_cluster.check(args.ray)  # a bad or unreachable address fails here, in seconds
     workload = get_workload(args.workload, args.model, params)
     grid = knobs.parse_grid(args.grid, workload.knobs, args.workload or workload.name, workload.choices)
     configs = knobs.expand(grid, workload.defaults)
-    sweep = Sweep(workload, configs, db=args.db, sweep_id=args.sweep_id,
-                  options=Options(args.repeats, args.min_time, args.warmup, args.device, not args.no_sampler,
-                                  memory_budget_mb=args.memory_budget, until_ci=args.until_ci, max_time_s=args.max_time,
-                                  rounds=args.rounds),
-                  progress_file=args.progress_file, cancel_file=args.cancel_file,
-                  log=lambda msg: print(msg, flush=True))
-    print(f"sweep {sweep.sweep_id}: {workload.name} ({workload.model_name}), {len(configs)} configurations "
-          f"on {sweep.hw.name} ({sweep.device})", flush=True)
-    for note in sweep.hw.notes:
-        print(f"  note: {note}", flush=True)
-    rows = sweep.run()
+    with contextlib.ExitStack() as stack:
+        cluster = stack.enter_context(ray_cluster.connect(args.ray)) if args.ray else None
+        sweep = Sweep(workload, configs, db=args.db, sweep_id=args.sweep_id,
+                      options=Options(args.repeats, args.min_time, args.warmup, args.device, not args.no_sampler,
+                                      memory_budget_mb=args.memory_budget, until_ci=args.until_ci,
+                                      max_time_s=args.max_time, rounds=args.rounds),
+                      progress_file=args.progress_file, cancel_file=args.cancel_file,
+                      log=lambda msg: print(msg, flush=True), cluster=cluster,
+                      spec={"name": args.workload, "model": args.model, "params": params}, retries=args.ray_retries)
+        print(f"sweep {sweep.sweep_id}: {workload.name} ({workload.model_name}), {len(configs)} configurations "
+              f"on {sweep.where} ({sweep.device})", flush=True)
+        for note in sweep.hw.notes if cluster is None else ():
+            print(f"  note: {note}", flush=True)
+        rows = sweep.run()
     summary(rows, sweep, sys.stdout)
     return 0
 
@@ -84,7 +103,7 @@ def summary(rows, sweep, out) -> None:
     from engine.profiler.sweep import QUALITY
 
     cols = ["precision", "quant", "batch_size", "seq_len", "prompt_len", "gen_len", "compile", "threads", "power_limit_w",
-            "status", "latency_ms", "latency_p90_ms", "ttft_ms", "itl_ms", "throughput", *QUALITY, "peak_memory_mb",
+            "node", "status", "latency_ms", "latency_p90_ms", "ttft_ms", "itl_ms", "throughput", *QUALITY, "peak_memory_mb",
             "predicted_memory_mb", "energy_j"]
     df = pd.DataFrame(rows)
     df = df[[c for c in cols if c in df.columns and df[c].notna().any()]]

@@ -2,6 +2,7 @@
 (lookup) or a profiler workload's grid (measure), with a strict evaluation budget."""
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 
@@ -28,6 +29,11 @@ def add_parser(sub):
     p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2", help="workload grid (measure); repeatable")
     p.add_argument("--filter", action="append", default=[], metavar="COL=VALUE", help="narrow a task's space, e.g. hardware=H100")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--ray", metavar="ADDRESS",
+                   help="measure on a Ray cluster (local, auto, HOST:PORT): as many configurations "
+                        "proposed at a time as it has free workers; this process alone writes the store")
+    p.add_argument("--ray-retries", type=int, default=1, metavar="N",
+                   help="with --ray, run a configuration again at most N times when its worker or node dies (default 1)")
     add_db(p)
     add_format(p, choices=("table", "json"))
     return p
@@ -35,10 +41,17 @@ def add_parser(sub):
 
 def run(args) -> int:
     from engine.commands import parse_filters
+    from engine.profiler import cluster
 
     evaluator = args.evaluator or ("lookup" if args.task else "measure")
     if args.budget < 1:
         raise CliError("--budget must be at least 1.")
+    if args.ray and (args.task or evaluator != "measure"):
+        raise CliError("--ray measures on a cluster; use it with --workload NAME (the measure evaluator).")
+    if args.ray_retries < 0:
+        raise CliError("--ray-retries must be 0 or more.")
+    if args.ray:
+        args.ray = cluster.check(args.ray)  # a bad or unreachable address fails here, in seconds
     db = args.db or default_db_path()
     bounds = None
     if args.task:
@@ -64,16 +77,24 @@ def run(args) -> int:
         ev = S.MeasureEvaluator(space, db, measure, hw, stored_form)
 
     budget = min(args.budget, len(space))
-    print(f"search {space.name}: {len(space)} configurations over {', '.join(space.knobs)}; "
-          f"budget {budget}; {evaluator} evaluator; objectives {', '.join(names)}", file=sys.stderr, flush=True)
+    with contextlib.ExitStack() as stack:
+        pool, where = None, ""
+        if args.ray:
+            c = stack.enter_context(cluster.connect(args.ray))
+            pool = cluster.SearchPool(c, space, db, retries=args.ray_retries)
+            stack.callback(pool.close)
+            where = f"; on {c.describe()}, {pool.slots} at a time"
+        print(f"search {space.name}: {len(space)} configurations over {', '.join(space.knobs)}; "
+              f"budget {budget}; {evaluator} evaluator; objectives {', '.join(names)}{where}", file=sys.stderr, flush=True)
 
-    def progress(n, row, hv):
-        cfg = " ".join(f"{k}={row.get(k)}" for k in space.knobs)
-        vals = ", ".join(f"{o}={row.get(o):.4g}" if isinstance(row.get(o), (int, float)) else f"{o}=-" for o in names)
-        print(f"[{n}/{budget}] {cfg}: {vals}  hypervolume {hv:.4f}", file=sys.stderr, flush=True)
+        def progress(n, row, hv):
+            cfg = " ".join(f"{k}={row.get(k)}" for k in space.knobs)
+            vals = ", ".join(f"{o}={row.get(o):.4g}" if isinstance(row.get(o), (int, float)) else f"{o}=-" for o in names)
+            node = f" on {row['node']}" if row.get("node") else ""
+            print(f"[{n}/{budget}] {cfg}{node}: {vals}  hypervolume {hv:.4f}", file=sys.stderr, flush=True)
 
-    res = S.search(space, ev, names, maximize, budget, seed=args.seed, algorithm=args.algorithm,
-                   bounds=bounds, on_step=progress)
+        res = S.search(space, ev, names, maximize, budget, seed=args.seed, algorithm=args.algorithm,
+                       bounds=bounds, on_step=progress, pool=pool)
     if args.format == "json":
         out = {"evaluated": records(_clean(res.evaluated)), "front": records(_clean(res.front)),
                "hypervolume": [round(h, 6) for h in res.hypervolume], "space_size": len(space),

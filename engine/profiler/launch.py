@@ -35,19 +35,22 @@ def grid_args(grid: dict) -> list[str]:
     return out
 
 
-def start(db: Path, workload: str, grid: dict, repeats: int = 5, min_time_s: float = 1.0, n_configs: int | None = None) -> str:
-    """Launch the sweep process; returns its sweep id at once."""
+def start(db: Path, workload: str, grid: dict, repeats: int = 5, min_time_s: float = 1.0, n_configs: int | None = None,
+          ray: str | None = None) -> str:
+    """Launch the sweep process; returns its sweep id at once. ``ray``: measure on the Ray cluster
+    at that address (the process connects; it stays the only writer)."""
     sid = new_sweep_id()
     d = sweeps_dir(db) / sid
     d.mkdir(parents=True)
     cmd = [sys.executable, "-m", "engine", "profile", "--workload", workload, *grid_args(grid),
            "--repeats", str(repeats), "--min-time", str(min_time_s), "--db", str(Path(db).resolve()),
-           "--sweep-id", sid, "--progress-file", str(d / "progress.json"), "--cancel-file", str(d / "cancel")]
+           "--sweep-id", sid, "--progress-file", str(d / "progress.json"), "--cancel-file", str(d / "cancel"),
+           *(["--ray", ray] if ray else [])]
     with open(d / "log.txt", "w") as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
     write_json(d / "progress.json", {"sweep_id": sid, "source": f"profile:{sid}", "task": workload,
-                                     "state": "starting", "i": 0, "n": n_configs, "pid": proc.pid,
+                                     "state": "starting", "i": 0, "n": n_configs, "pid": proc.pid, "ray": ray,
                                      "elapsed_s": 0.0, "remaining_s": None, "results": [], "started": time.time()})
     return sid
 

@@ -23,6 +23,7 @@ EXTRA_FIELDS = (
     Field("device", "config", "text", "", None, "torch device the run used (cpu, cuda:0)"),
     Field("quantization", "config", "text", "", None, "how the precision was applied"),
     Field("sweep_id", "info", "text", "", None, "profiler sweep that measured the run"),
+    Field("node", "info", "text", "", None, "Ray node (host name) the run was measured on"),
     Field("ttft_ms", "metric", "double", "ms", "min", "median time to first token (prefill)"),
     Field("latency_iqr_ms", "metric", "double", "ms", "min", "interquartile range of the per-batch latency"),
     Field("latency_std_ms", "metric", "double", "ms", "min", "standard deviation of the per-batch latency"),

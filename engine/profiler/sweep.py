@@ -8,6 +8,10 @@ crashed sweep keeps the runs it finished.
 
 Progress goes to a small JSON file (written atomically) that the Profile page polls; a cancel
 file, when it appears, stops the sweep after the current configuration.
+
+With a Ray ``cluster`` (cluster.py) the configurations are measured as Ray tasks on the cluster's
+nodes, all at once as far as its resources go; this process stays the only writer, storing each
+row as it comes back (completion order), and a cancel cancels what is in flight.
 """
 from __future__ import annotations
 
@@ -33,7 +37,7 @@ from engine.store import Store
 
 QUALITY = ("accuracy", "agreement", "kl_div", "perplexity", "rel_error")  # label-based, then label-free
 PROGRESS_KEYS = ("precision", "quant", "batch_size", "seq_len", "prompt_len", "gen_len", "compile", "threads",
-                 "power_limit_w", "status", "latency_ms", "ttft_ms", "itl_ms", "throughput", *QUALITY,
+                 "power_limit_w", "node", "status", "latency_ms", "ttft_ms", "itl_ms", "throughput", *QUALITY,
                  "peak_memory_mb", "predicted_memory_mb", "energy_j", "reason")
 
 MEMORY_METHOD = {
@@ -98,7 +102,8 @@ def _release_memory() -> None:
 
 class Sweep:
     def __init__(self, workload, configs: list[dict], *, db=None, options: Options | None = None,
-                 sweep_id: str | None = None, progress_file=None, cancel_file=None, log=print):
+                 sweep_id: str | None = None, progress_file=None, cancel_file=None, log=print,
+                 cluster=None, spec: dict | None = None, retries: int = 1):
         self.workload, self.configs = workload, configs
         self.db, self.opt = db, options or Options()
         self.sweep_id = sweep_id or new_sweep_id()
@@ -106,13 +111,20 @@ class Sweep:
         self.progress_file = Path(progress_file) if progress_file else None
         self.cancel_file = Path(cancel_file) if cancel_file else None
         self.log = log
-        self.device = resolve_device(self.opt.device)
+        # on a cluster: ``spec`` is how a node rebuilds the workload (get_workload's name, model, params)
+        self.cluster, self.spec, self.retries = cluster, spec or {"name": workload.name}, retries
+        if cluster is not None and self.opt.rounds > 1:
+            raise ValueError("Rounds measure one machine's drift; on a Ray cluster a configuration's rounds could "
+                             "land on different nodes, so measure one round there.")
+        self.device = resolve_device(self.opt.device) if cluster is None else cluster.device(self.opt.device)
         self.hw = hardware.detect()
+        self.where = self.hw.name if cluster is None else cluster.describe()
         self.import_id: str | None = None
         self.rows: list[dict] = []
         self._quality: dict = {}
         self._flops: dict = {}
-        self.energy = EnergyMonitor(self.device)
+        self._nodes: list[dict] | None = None  # per-node progress on a cluster
+        self.energy = EnergyMonitor(self.device) if cluster is None else None
 
     # -- progress --------------------------------------------------------------------------
     def _progress(self, state: str, i: int, current: dict | None, t0: float, error: str | None = None) -> None:
@@ -127,6 +139,7 @@ class Sweep:
             "pid": os.getpid(), "error": error, "import_id": self.import_id,
             "work_unit": self.workload.work_unit, "quality_metric": self.quality_metric(),
             "results": [{k: r.get(k) for k in PROGRESS_KEYS if k in r} for r in self.rows],
+            "ray": self.cluster.address if self.cluster else None, "nodes": self._nodes,
         })
 
     def quality_metric(self) -> str:
@@ -140,35 +153,75 @@ class Sweep:
     # -- the loop --------------------------------------------------------------------------
     def run(self) -> list[dict]:
         t0 = time.monotonic()
-        n, rounds = len(self.configs), max(self.opt.rounds, 1)
-        state = "running"
-        earlier: list[list[dict]] = [[] for _ in self.configs]  # rounds before the last, per configuration
         try:
-            for k, i in ((k, i) for k in range(rounds) for i in range(n)):
-                cfg = self.configs[i]
-                if self.cancelled():
-                    state = "cancelled"
-                    self.log(f"cancelled after {len(self.rows)} of {n} configurations")
-                    break
-                step = f"{i + 1}/{n}" + (f" round {k + 1}/{rounds}" if rounds > 1 else "")
-                self._progress("running", i, cfg, t0)
-                self.log(f"[{step}] {self.workload.name} {_label(cfg)} ...")
-                r = self.profile(i, cfg)
-                if k < rounds - 1:  # stored once, after its last round
-                    earlier[i].append(r)
-                    self.log(f"[{step}]   {_outcome(r)}")
-                    continue
-                r = results.combine_rounds(earlier[i] + [r]) if rounds > 1 else r
-                self._write(r)
-                self.rows.append(r)
-                self.log(f"[{step}]   {_outcome(r)}")
-            else:
-                state = "done"
+            state = self._run_here(t0) if self.cluster is None else self._run_on_cluster(t0)
         except BaseException as e:
             self._progress("cancelled" if isinstance(e, KeyboardInterrupt) else "failed", len(self.rows), None, t0, _short(e))
             raise
         self._progress(state, len(self.rows), None, t0)
         return self.rows
+
+    def _run_here(self, t0: float) -> str:
+        n, rounds = len(self.configs), max(self.opt.rounds, 1)
+        earlier: list[list[dict]] = [[] for _ in self.configs]  # rounds before the last, per configuration
+        for k, i in ((k, i) for k in range(rounds) for i in range(n)):
+            cfg = self.configs[i]
+            if self.cancelled():
+                self.log(f"cancelled after {len(self.rows)} of {n} configurations")
+                return "cancelled"
+            step = f"{i + 1}/{n}" + (f" round {k + 1}/{rounds}" if rounds > 1 else "")
+            self._progress("running", i, cfg, t0)
+            self.log(f"[{step}] {self.workload.name} {_label(cfg)} ...")
+            r = self.profile(i, cfg)
+            if k < rounds - 1:  # stored once, after its last round
+                earlier[i].append(r)
+                self.log(f"[{step}]   {_outcome(r)}")
+                continue
+            self.keep(results.combine_rounds(earlier[i] + [r]) if rounds > 1 else r, step)
+        return "done"
+
+    def _run_on_cluster(self, t0: float) -> str:
+        """Every configuration submitted at once (Ray queues what does not fit yet); rows stored
+        as they come back; a cancel (file or Ctrl-C) cancels what is still in flight."""
+        from engine.profiler.cluster import Tasks
+
+        tasks = Tasks(self.cluster, self, self.spec, self.retries)
+        try:
+            for i, cfg in enumerate(self.configs):
+                tasks.submit(i, i, cfg)
+            self._nodes = tasks.nodes()
+            self._progress("running", 0, None, t0)
+            while len(tasks):
+                if self.cancelled():
+                    for _, r in tasks.wait(0):  # what finished before the cancel stays
+                        self.keep(r)
+                    tasks.cancel()
+                    self.log(f"cancelled after {len(self.rows)} of {len(self.configs)} configurations")
+                    return "cancelled"
+                done = tasks.wait(0.5)
+                for _, r in done:
+                    self.keep(r)
+                nodes = tasks.nodes()
+                if done or nodes != self._nodes:
+                    self._nodes = nodes
+                    self._progress("running", len(self.rows), None, t0)
+        except BaseException:
+            tasks.cancel()
+            raise
+        finally:
+            self._nodes = tasks.nodes()
+        return "done"
+
+    def keep(self, r: dict, step: str | None = None) -> None:
+        """Store one finished configuration (the driver is the only writer) and say how it went:
+        after ``step``'s line (which said the configuration), or in full, with the node."""
+        self._write(r)
+        self.rows.append(r)
+        if step:
+            self.log(f"[{step}]   {_outcome(r)}")
+        else:
+            self.log(f"[{len(self.rows)}/{len(self.configs)}] {self.workload.name} {_label(_knobs(r))} on "
+                     f"{r.get('node') or 'no node'}: {_outcome(r)}")
 
     def _write(self, r: dict) -> None:
         if self.db is False:
@@ -176,7 +229,7 @@ class Sweep:
         with Store(self.db) as s, s.transaction():  # the run and its power / utilization timeline together
             res = s.add_runs(results.frame([r]), source=self.source, kind="profile",
                              extra_fields=results.fields_for([r]), append_to=self.import_id,
-                             note=f"{self.workload.name} sweep of {len(self.configs)} configurations on {self.hw.name}")
+                             note=f"{self.workload.name} sweep of {len(self.configs)} configurations on {self.where}")
             timeseries.write(s, r["run_id"], r.get(results.SERIES))
         self.import_id = res.import_id
 
@@ -296,6 +349,12 @@ class Sweep:
             "memory_method": MEMORY_METHOD["cuda" if self.device.startswith("cuda") else "cpu"],
             "notes": notes,
         }
+
+
+def _knobs(r: dict) -> dict:
+    """A stored row's configuration, in the grid's terms."""
+    return {k: r.get(k) for k in ("precision", "quant", "batch_size", "seq_len", "prompt_len", "gen_len", "threads",
+                                  "power_limit_w") if r.get(k) is not None}
 
 
 def _label(cfg: dict) -> str:
