@@ -5,7 +5,8 @@ import streamlit as st
 from engine.profiler import knobs, launch
 from engine.profiler.hardware import detect
 from engine.profiler.workloads import BUILTIN
-from engine.store import Store, default_db_path
+from engine.store import default_db_path
+from ui.state import open_store
 
 st.title("Profile")
 db = default_db_path()
@@ -57,7 +58,7 @@ with c3:
             for k, v in grid.items() if v}
     configs = knobs.expand(grid, w.defaults)
     ready = bool(grid.get("precision")) and bool(grid.get("batch_size"))
-    with Store(db) as store:
+    with open_store() as store:
         est = launch.estimate_s(store, w, configs) + len(configs) * max(min_time - 1.0, 0)
     st.markdown(f"**{len(configs)} configurations** · about **{est:.0f} s**" if ready
                 else "Pick at least one precision and one batch size.")

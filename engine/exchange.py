@@ -10,6 +10,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from engine import duck
 from engine.derived import DERIVED
 from engine.fields import CANONICAL_BY_NAME, Field, quote
 from engine.importers import Parsed
@@ -53,7 +54,8 @@ def is_export(path: str | Path) -> bool:
 
 
 def _read_meta(path: str | Path) -> dict | None:
-    rows = duckdb.execute("SELECT key, value FROM parquet_kv_metadata(?)", [str(path)]).fetchall()
+    with duck.connect() as con:
+        rows = con.execute("SELECT key, value FROM parquet_kv_metadata(?)", [str(path)]).fetchall()
     meta = {bytes(k).decode() if isinstance(k, (bytes, bytearray)) else k:
             bytes(v).decode() if isinstance(v, (bytes, bytearray)) else v for k, v in rows}
     return meta if META_KEY in meta else None
@@ -66,6 +68,7 @@ def read_export(path: str | Path) -> Parsed:
     fields = [Field(**{k: r.get(k) or ("" if k in ("unit", "description") else None) for k in
                        ("name", "role", "dtype", "unit", "direction", "description")}, quality=bool(r.get("quality")))
               for r in json.loads(meta[META_KEY])]
-    df = duckdb.execute("SELECT * FROM read_parquet(?)", [str(path)]).df()
+    with duck.connect() as con:
+        df = con.execute("SELECT * FROM read_parquet(?)", [str(path)]).df()
     extra = [f for f in fields if f.name not in CANONICAL_BY_NAME and f.name in df.columns]
     return Parsed(df, extra, source=Path(path).name)

@@ -1,6 +1,6 @@
 """Import files into the store: every file is read and checked first, then each becomes its own
-import batch (one transaction each, via Store.add_runs). A bad file raises before anything is
-written, so the store is left exactly as it was."""
+import batch, all of them in one transaction. A bad file, or a store that refuses one batch,
+leaves the store exactly as it was: a set of files goes in whole or not at all."""
 from __future__ import annotations
 
 import hashlib
@@ -10,7 +10,7 @@ from pathlib import Path
 from engine.importers import Parsed
 from engine.importers.detect import detect, parse
 from engine.importers.tabular import MAX_BYTES, ColumnMap
-from engine.store import ImportResult, Store, StoreError
+from engine.store import ImportResult, Store, StoreBusy, StoreError
 
 
 @dataclass
@@ -23,6 +23,8 @@ class FileImport:
         r = self.result
         if r.already_imported:
             return f"{self.name}: already imported (batch {r.import_id}); nothing added."
+        if r.import_id is None:
+            return f"{self.name}: nothing added; its {r.duplicates} runs are already in the store."
         dup = f", {r.duplicates} already in the store" if r.duplicates else ""
         return f"{self.name} ({self.format}): {r.added} runs added as batch {r.import_id}{dup}."
 
@@ -72,15 +74,23 @@ def check_fields(store: Store, name: str, parsed: Parsed) -> None:
 
 def import_files(store: Store, paths, fmt: str | None = None, mappings: dict[str, list[ColumnMap]] | None = None,
                  names: dict[str, str] | None = None, max_bytes: int = MAX_BYTES) -> list[FileImport]:
-    files = read_files(paths, fmt, mappings, names, max_bytes)
+    return add_files(store, read_files(paths, fmt, mappings, names, max_bytes))
+
+
+def add_files(store: Store, files: list[tuple[Path, str, str, Parsed]]) -> list[FileImport]:
+    """Store files already read (read_files: parse first, so the store is held only to write)."""
     for _, name, _, parsed in files:
         check_fields(store, name, parsed)
     done = []
-    for p, name, f, parsed in files:
-        try:
-            res = store.add_runs(parsed.runs, source=name, kind=f, extra_fields=parsed.extra_fields,
-                                 file_name=name, file_hash=file_hash(p), note="; ".join(parsed.notes) or None)
-        except StoreError as e:
-            raise ValueError(f"{name}: {e}") from None
-        done.append(FileImport(name, f, res))
+    with store.transaction():
+        for p, name, f, parsed in files:
+            try:
+                res = store.add_runs(parsed.runs, source=name, kind=f, extra_fields=parsed.extra_fields,
+                                     file_name=name, file_hash=file_hash(p), note="; ".join(parsed.notes) or None)
+            except StoreBusy:
+                raise
+            except StoreError as e:
+                also = f"; none of the {len(files)} files was imported" if len(files) > 1 else ""
+                raise ValueError(f"{name}: {str(e).rstrip('.')}{also}.") from None
+            done.append(FileImport(name, f, res))
     return done

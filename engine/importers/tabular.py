@@ -20,12 +20,16 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from engine import duck
 from engine.fields import CANONICAL_BY_NAME, Field, is_safe_identifier, normalize_name
 from engine.importers import Parsed
 
 # Same limit as .streamlit/config.toml [server] maxUploadSize (Streamlit counts MB as 2**20 bytes).
 MAX_UPLOAD_MB = 200
 MAX_BYTES = MAX_UPLOAD_MB * 1024 * 1024
+# Each new column is an ALTER TABLE over every stored run: a run log with more columns than this is
+# almost surely a matrix, not runs (a 1 MB file of 100,000 columns once ran the store out of memory).
+MAX_COLUMNS = 500
 FORMATS = ("csv", "tsv", "parquet", "json", "jsonl")
 _NULLS = ["", "NA", "N/A", "n/a", "null", "NULL", "None", "none", "-"]
 KINDS = ("canonical", "metric", "config", "skip")
@@ -191,6 +195,12 @@ def _header(path: str | Path, name: str, fmt: str) -> tuple[list[str], str]:
     return [h.strip() for h in header], delim
 
 
+def check_width(n: int, name: str) -> None:
+    if n > MAX_COLUMNS:
+        raise ValueError(f"{name} has {n:,} columns, over the limit of {MAX_COLUMNS:,} columns per file; keep the "
+                         f"columns that describe runs and import that.")
+
+
 def _check_names(names: list[str], name: str) -> None:
     seen: dict[str, str] = {}
     for i, col in enumerate(names):
@@ -213,11 +223,12 @@ def read_table(path: str | Path, name: str | None = None, fmt: str | None = None
     if fmt not in FORMATS:
         raise ValueError(f"{name}: unknown table format '{fmt}'; use one of {', '.join(FORMATS)}.")
     check_size(path, name, max_bytes)
-    con = duckdb.connect()
+    con = duck.connect()
     try:
         if fmt in ("csv", "tsv"):
             check_text(path, name)
             names, delim = _header(path, name, fmt)
+            check_width(len(names), name)
             _check_names(names, name)
             cols = "{" + ", ".join(f"{_lit(c)}: 'VARCHAR'" for c in names) + "}"
             sql = (f"SELECT * FROM read_csv({_lit(str(path))}, header=false, skip=1, auto_detect=false, "
@@ -233,6 +244,8 @@ def read_table(path: str | Path, name: str | None = None, fmt: str | None = None
             sql = f"SELECT * FROM read_json({_lit(str(path))}, format='{form}', records=true, sample_size=-1)"
             label, offset = "record", 1
         try:
+            if fmt not in ("csv", "tsv"):  # the schema first: a wide file is refused before it is read
+                check_width(len(con.execute(f"DESCRIBE {sql}").fetchall()), name)
             con.execute(f"CREATE TEMP TABLE raw AS {sql}")
         except duckdb.Error as e:
             raise ValueError(_reader_error(name, fmt, e)) from None
@@ -289,12 +302,16 @@ def _detect_types(con, described) -> dict[str, str]:
         else:
             kinds[col] = "text"
     pending = [c for c, k in kinds.items() if k is None]
-    if pending:
-        res = con.execute(f"SELECT {', '.join(exprs)} FROM raw").fetchall()[0]
-        for i, col in enumerate(pending):
-            numeric, integral = res[2 * i], res[2 * i + 1]
-            kinds[col] = ("integer" if integral else "double") if numeric else "text"
+    res = []
+    for i in range(0, len(exprs), 2 * _TYPE_CHUNK):  # DuckDB plans a very wide SELECT in quadratic time
+        res += con.execute(f"SELECT {', '.join(exprs[i:i + 2 * _TYPE_CHUNK])} FROM raw").fetchall()[0]
+    for i, col in enumerate(pending):
+        numeric, integral = res[2 * i], res[2 * i + 1]
+        kinds[col] = ("integer" if integral else "double") if numeric else "text"
     return kinds
+
+
+_TYPE_CHUNK = 50  # columns typed per query (500 columns: 15 s in one query, about 2 s in chunks)
 
 
 def _text_expr(col: str, sqltype: str = "VARCHAR") -> str:

@@ -26,7 +26,7 @@ import torch
 from engine.profiler import hardware, knobs, results
 from engine.profiler.energy import Nvml
 from engine.profiler.measure import measure
-from engine.store import Store
+from engine.store import Store, StoreBusy
 
 MEMORY_METHOD = {
     "cpu": "process RSS peak in the window (sampled + ru_maxrss) minus RSS before the configured model was built",
@@ -154,14 +154,24 @@ class Sweep:
         self._progress(state, len(self.rows), None, t0)
         return self.rows
 
+    write_wait_s = 30.0  # one attempt's wait for a busy store; the sweep then tries again
+
     def _write(self, r: dict) -> None:
+        """Store one result. While another process holds the store, keep the measurement (it may
+        have taken minutes) and try again, saying so in the log, instead of failing the sweep."""
         if self.db is False:
             return  # measuring only (bench)
-        with Store(self.db) as s:
-            res = s.add_runs(results.frame([r]), source=self.source, kind="profile",
-                             extra_fields=results.fields_for([r]), append_to=self.import_id,
-                             note=f"{self.workload.name} sweep of {len(self.configs)} configurations on {self.hw.name}")
-        self.import_id = res.import_id
+        start = time.monotonic()
+        while True:
+            try:
+                with Store(self.db, timeout_s=self.write_wait_s) as s:
+                    res = s.add_runs(results.frame([r]), source=self.source, kind="profile",
+                                     extra_fields=results.fields_for([r]), append_to=self.import_id,
+                                     note=f"{self.workload.name} sweep of {len(self.configs)} configurations on {self.hw.name}")
+                break
+            except StoreBusy as e:
+                self.log(f"  store busy for {time.monotonic() - start:.0f} s, result kept, trying again: {e}")
+        self.import_id = res.import_id or self.import_id
 
     def profile(self, i: int, cfg: dict) -> dict:
         """Measure one configuration; never raises for the configuration's own problems."""
