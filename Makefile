@@ -7,9 +7,10 @@ PORT ?= 8501
 
 .PHONY: run test bench install db clean
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt requirements-nodeps.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -r requirements-nodeps.txt
 	touch $@
 
 install: $(VENV)/.installed
@@ -23,8 +24,14 @@ run: db
 test: install
 	$(PY) -m pytest -q tests
 
+# `make bench search quick` (or `make bench search -- --quick`): the words after bench go to it
+ifeq (bench,$(firstword $(MAKECMDGOALS)))
+BENCH_ARGS := $(wordlist 2,$(words $(MAKECMDGOALS)),$(MAKECMDGOALS))
+$(eval $(BENCH_ARGS):;@:)
+endif
+
 bench: install
-	$(PY) -m bench
+	$(PY) -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(DB) $(DB).wal data/cache

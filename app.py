@@ -7,6 +7,7 @@ import streamlit as st
 from engine.derived import Settings
 from engine.store import StoreError, explain
 from ui.state import db_path, open_store
+from ui.text import literal
 
 st.set_page_config(page_title="Paretoscope", page_icon="📈", layout="wide")
 
@@ -15,6 +16,7 @@ PAGES = [
     st.Page("app_pages/import_runs.py", title="Import", icon=":material/upload_file:", url_path="import"),
     st.Page("app_pages/profile.py", title="Profile", icon=":material/speed:", url_path="profile"),
     st.Page("app_pages/recommend.py", title="Recommend", icon=":material/recommend:", url_path="recommend"),
+    st.Page("app_pages/compare.py", title="Compare", icon=":material/compare_arrows:", url_path="compare"),
 ]
 
 page = st.navigation(PAGES)
@@ -36,14 +38,14 @@ with st.sidebar:
                         key="carbon_g_per_kwh", help="for carbon_g: gCO2 per work unit")
 
 if problem:
-    st.error(str(problem))
+    st.error(literal(problem))
     st.stop()  # every page would only fail the same way
 try:
     page.run()
 except StoreError as e:
-    st.error(str(e))
+    st.error(literal(e))
 except duckdb.Error as e:  # a damaged block met by a query after the store opened
     damage = explain(e, db_path())
     if damage is None:
         raise
-    st.error(str(damage))
+    st.error(literal(damage))

@@ -11,6 +11,7 @@ from engine.fields import SOURCE_SUFFIX
 from engine.quality import headline
 from ui.figures import front_figure, parcoords_figure
 from ui.state import open_store, read_params, store_stamp, write_params
+from ui.text import literal
 
 NONE = "(none)"
 GROUP_LABELS = {NONE: "one front", "model": "front per model", "hardware": "front per hardware"}
@@ -87,7 +88,7 @@ with open_store() as store:
         st.session_state["_explore_loaded"] = True
         st.session_state["_explore_notes"] = notes
     for note in st.session_state.get("_explore_notes", []):
-        st.info(note)
+        st.info(literal(note))  # it quotes the link's values: shown as text, never as Markdown
 
     def metric_label(name: str) -> str:
         unit = metric_fields[name].unit
@@ -142,7 +143,7 @@ with open_store() as store:
     try:
         view = build_view(store, state)
     except MixedWorkUnits as e:
-        st.warning(f"{e} Choose a task in the sidebar's filters.")
+        st.warning(literal(f"{e} Choose a task in the sidebar's filters."))
         st.stop()
     units = work_units(store, state.filters)
     unit = units[0] if len(units) == 1 else None
@@ -157,18 +158,18 @@ with open_store() as store:
         gone = missing_objectives(store, state.objectives, state.filters)
         head = headline(store, state.filters)
         hint = f" These runs' quality metric is {head}." if head and head not in state.objectives else ""
-        st.warning(f"None of the {view.n_runs:,} matching runs has a value for {' or '.join(gone or state.objectives)}; "
-                   f"pick another objective or change the filters.{hint}")
+        st.warning(literal(f"None of the {view.n_runs:,} matching runs has a value for {' or '.join(gone or state.objectives)}; "
+                           f"pick another objective or change the filters.{hint}"))
         st.stop()
     quality_axis = headline(store, state.filters)
 
 st.caption(f"{view.n_runs:,} runs match · **{len(view.front):,} on the front** · {view.n_dominated:,} dominated"
            + (f" · {view.n_missing:,} lack an objective" if view.n_missing else ""))
 for gap in view.lacking:  # named, not dropped silently
-    st.caption(f"ℹ️ {gap.sentence()} They are left out of this view.")
+    st.caption(f"ℹ️ {literal(gap.sentence())} They are left out of this view.")
 for warning in view.warnings:
     if not (view.lacking and warning.endswith("are left out.")):
-        st.caption(f"ℹ️ {warning}")
+        st.caption(f"ℹ️ {literal(warning)}")
 
 fig = front_figure(view, state.objectives, label, group=state.group, z_mode=state.z_mode,
                    log_x=state.log_x, log_y=state.log_y, also=[quality_axis] if quality_axis else [])
@@ -186,7 +187,7 @@ st.dataframe(table, key="front_table", hide_index=True,
              column_config={o: st.column_config.NumberColumn(label(o), format="%.4g") for o in state.objectives}
              | {c: st.column_config.TextColumn(c, width="medium") for c in table.columns if c.endswith(SOURCE_SUFFIX)})
 if quality_axis and quality_axis in table.columns and table[quality_axis].isna().any():
-    st.caption(f"An empty {quality_axis} cell means not measured: no published or measured figure for that run.")
+    st.caption(f"An empty {literal(quality_axis)} cell means not measured: no published or measured figure for that run.")
 st.download_button("Download the front as CSV", table.to_csv(index=False).encode(), file_name="pareto_front.csv",
                    mime="text/csv", on_click="ignore")
 

@@ -13,6 +13,7 @@ from engine.importers.tabular import FORMATS as TABLES, KINDS, MAX_UPLOAD_MB, ma
 from engine.ingest import add_files, companions, read_files
 from engine.store import StoreError
 from ui.state import open_store
+from ui.text import literal
 
 st.title("Import runs")
 st.caption(f"CSV, TSV, Parquet, JSON (array of records) or JSONL tables; optimum-benchmark results "
@@ -42,16 +43,16 @@ if uploads:
     mappings, ok = {}, True
     for path in paths:
         if path in skip:
-            st.caption(f"{path.name}: optimum-benchmark config, read with its benchmark_report.json.")
+            st.caption(literal(f"{path.name}: optimum-benchmark config, read with its benchmark_report.json."))
             continue
         with st.container(border=True):
             try:
                 fmt = detect(path)
             except ValueError as e:
-                st.error(str(e))
+                st.error(literal(e))
                 ok = False
                 continue
-            st.markdown(f"**{path.name}** · detected format: `{fmt}`")
+            st.markdown(f"**{literal(path.name)}** · detected format: `{fmt}`")
             if fmt in TABLES:
                 try:
                     with read_table(path, fmt=fmt) as table:
@@ -59,10 +60,10 @@ if uploads:
                         proposed = propose_mapping(table)
                         types, rows = table.types, table.rows
                 except ValueError as e:
-                    st.error(str(e))
+                    st.error(literal(e))
                     ok = False
                     continue
-                st.caption(f"{rows:,} rows · detected types: " + ", ".join(f"{c} ({t})" for c, t in types.items()))
+                st.caption(literal(f"{rows:,} rows · detected types: " + ", ".join(f"{c} ({t})" for c, t in types.items())))
                 st.dataframe(preview, hide_index=True, width="stretch")
                 st.markdown("Column mapping: where each column goes (edit before committing). "
                             "Kind *canonical* maps onto the shared vocabulary; *metric* and *config* add a new field.")
@@ -88,11 +89,11 @@ if uploads:
                 try:
                     parsed = parse(path, fmt=fmt)
                 except ValueError as e:
-                    st.error(str(e))
+                    st.error(literal(e))
                     ok = False
                     continue
-                st.caption(f"{len(parsed.runs)} runs; extra fields: "
-                           + (", ".join(f.name for f in parsed.extra_fields) or "none"))
+                st.caption(literal(f"{len(parsed.runs)} runs; extra fields: "
+                                   + (", ".join(f.name for f in parsed.extra_fields) or "none")))
                 st.dataframe(parsed.runs.drop(columns=["environment"], errors="ignore").head(10), hide_index=True,
                              width="stretch")
     if st.button("Commit import", type="primary", disabled=not ok):
@@ -101,9 +102,9 @@ if uploads:
             with open_store() as store:
                 done = add_files(store, files)  # all files or none
             for d in done:
-                (st.success if d.result.added else st.info)(d.message())
-        except (ValueError, StoreError) as e:  # one sentence; nothing was written
-            st.error(f"Nothing imported: {e}")
+                (st.success if d.result.added else st.info)(literal(d.message()))
+        except Exception as e:  # one sentence (a bad file, a busy store); nothing was written
+            st.error(literal(f"Nothing imported: {e}"))
 
 st.subheader("Attach quality scores")
 st.caption("A table with a model column (optionally precision) and an accuracy column, or an "
@@ -120,12 +121,12 @@ if qfile is not None and st.button("Attach quality"):
         table = quality.read_table(path, task=task or None)
         with open_store() as store:
             res = quality.attach(store, table, metric.strip(), name=qfile.name)
-        st.success(res.message() + f" Recorded as batch {res.batch}: delete it below to undo.")
+        st.success(literal(res.message() + f" Recorded as batch {res.batch}: delete it below to undo."))
         if len(res.unmatched):
             st.warning("These rows matched no run:")
             st.dataframe(res.unmatched, hide_index=True)
-    except (ValueError, StoreError) as e:
-        st.error(str(e))
+    except Exception as e:  # one sentence; nothing was changed
+        st.error(literal(e))
 
 st.subheader("Import batches")
 
@@ -153,7 +154,7 @@ if doomed:
         st.success(f"Undid quality batch {doomed}: the earlier values are back on {n} runs." if kind == "quality"
                    else f"Deleted batch {doomed} and its {n} runs.")
     except StoreError as e:
-        st.error(str(e))
+        st.error(literal(e))
 with open_store() as store:
     batches = store.imports()
 if batches.empty:
@@ -177,7 +178,7 @@ else:
         what = ("undo the quality scores it attached" if b["kind"] == "quality"
                 else f"remove its {int(b['rows_added']):,} runs")
         with st.container(border=True):
-            st.warning(f"Delete batch {asked} ({b['kind']}, {b['source']}) and {what}? This cannot be undone.")
+            st.warning(literal(f"Delete batch {asked} ({b['kind']}, {b['source']}) and {what}? This cannot be undone."))
             c1, c2 = st.columns(2)
             c1.button(f"Yes, delete batch {asked}", type="primary", on_click=_confirm, args=(asked,), key="confirm_delete")
             c2.button("Cancel", on_click=_cancel, key="cancel_delete")

@@ -8,6 +8,7 @@ from engine.quality import headline
 from engine.recommend import Constraint, recommend
 from engine.store import default_db_path
 from ui.state import open_store
+from ui.text import literal, plain
 
 OPS = ["<=", ">=", "<", ">"]
 CONFIG_COLS = ["model", "hardware", "num_gpus", "precision", "batch_size"]
@@ -48,18 +49,20 @@ with tab_rec:
             cols = st.columns(len(objectives))
             for col, o in zip(cols, objectives):
                 d = store.field(o).direction or "min"
-                maximize.append(col.radio(o, ["min", "max"], index=0 if d == "min" else 1, horizontal=True, key=f"r_dir_{o}") == "max")
+                maximize.append(col.radio(literal(o), ["min", "max"], index=0 if d == "min" else 1, horizontal=True,
+                                          key=f"r_dir_{o}") == "max")
         use_w = st.checkbox("Weigh the objectives (pick nearest the weights instead of the knee)", key="r_use_w")
         weights = None
         if use_w and objectives:
             cols = st.columns(len(objectives))
-            weights = [col.slider(f"weight of {o}", 0.0, 1.0, 0.5, 0.05, key=f"r_w_{o}") for col, o in zip(cols, objectives)]
+            weights = [col.slider(f"weight of {literal(o)}", 0.0, 1.0, 0.5, 0.05, key=f"r_w_{o}")
+                       for col, o in zip(cols, objectives)]
             if sum(weights) == 0:
                 weights = None
 
         st.markdown("**Constraints**")
         constraints = []
-        if quality and st.toggle(f"Keep {quality} within 1 % of the best ({quality} >= best-1%)", key=f"r_q1_{task}"):
+        if quality and st.toggle(literal(f"Keep {quality} within 1 % of the best ({quality} >= best-1%)"), key=f"r_q1_{task}"):
             constraints.append(f"{quality}>=best-1%")
         n_cons = st.number_input("More constraints", 0, 6, 1, key="r_ncons")
         for i in range(int(n_cons)):
@@ -81,13 +84,13 @@ with tab_rec:
             except ValueError as e:
                 error = str(e)
     if error:
-        st.error(error)
+        st.error(literal(error))
     if rec is not None:
         if rec.pick is None:
-            st.error(f"Nothing is feasible: {rec.reason}")
+            st.error(literal(f"Nothing is feasible: {rec.reason}"))
         else:
             pick_cols = [c for c in CONFIG_COLS if c in rec.front.columns] + objectives
-            st.success(rec.reason)
+            st.success(literal(rec.reason))  # model names are data: never Markdown
             picks = [{"": "pick", **{k: rec.pick.get(k) for k in pick_cols}}]
             if rec.runner_up:
                 picks.append({"": "runner-up", **{k: rec.runner_up.get(k) for k in pick_cols}})
@@ -99,10 +102,11 @@ with tab_rec:
                 hover = [c for c in CONFIG_COLS if c in runs.columns]
 
                 def trace(df, name, color, size=7, symbol="circle"):
-                    text = df[hover].astype(str).agg(" / ".join, axis=1) if len(df) else []
+                    text = df[hover].astype(str).map(plain).agg(" / ".join, axis=1) if len(df) else []
                     fig.add_trace(go.Scattergl(x=df[x], y=df[y], mode="markers", name=name, text=text,
                                                marker=dict(color=color, size=size, symbol=symbol),
-                                               hovertemplate=f"%{{text}}<br>{x} %{{x:.4g}}<br>{y} %{{y:.4g}}<extra>{name}</extra>"))
+                                               hovertemplate=f"%{{text}}<br>{plain(x)} %{{x:.4g}}<br>{plain(y)} %{{y:.4g}}"
+                                                             f"<extra>{name}</extra>"))
                 trace(runs[~runs["feasible"]], "infeasible", "#d0d0d0", 6)
                 trace(runs[runs["feasible"] & ~runs["on_front"]], "feasible, dominated", "#8fb3d9", 6)
                 trace(runs[runs["on_front"]].sort_values(x), "feasible front", "#1f5fbf", 9)
@@ -112,8 +116,8 @@ with tab_rec:
                 logx = runs[x].gt(0).all() and runs[x].max() / runs[x].min() > 30
                 logy = runs[y].gt(0).all() and runs[y].max() / runs[y].min() > 30
                 fig.update_layout(height=460, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=1.08),
-                                  xaxis=dict(title=x, type="log" if logx else "linear", dtick=1 if logx else None),
-                                  yaxis=dict(title=y, type="log" if logy else "linear", dtick=1 if logy else None))
+                                  xaxis=dict(title=plain(x), type="log" if logx else "linear", dtick=1 if logx else None),
+                                  yaxis=dict(title=plain(y), type="log" if logy else "linear", dtick=1 if logy else None))
                 st.plotly_chart(fig, width="stretch")
             st.markdown(f"**Feasible Pareto front** ({len(rec.front)} runs, in order of preference)")
             show = [c for c in CONFIG_COLS if c in rec.front.columns] + objectives + \
@@ -122,7 +126,7 @@ with tab_rec:
             if rec.costs:
                 st.markdown("**What each constraint costs**")
                 for c in rec.costs:
-                    st.markdown(f"- {c.text}")
+                    st.markdown(f"- {literal(c.text)}")
             for title, table, key in (("Best configuration per hardware", rec.per_hardware, "hardware"),
                                       ("Best configuration per model", rec.per_model, "model")):
                 if table is not None:
@@ -157,7 +161,7 @@ with tab_search:
     st.caption(f"{evaluator} evaluator: {space_n} configurations in the space"
                + (" (each evaluation runs the profiler on this machine and stores the run)" if evaluator == "measure" else ""))
     if st.button("Start search", type="primary", disabled=len(objectives) < 1, key="s_start"):
-        status = st.status(f"Searching {name} ...", expanded=True)
+        status = st.status(literal(f"Searching {name} ..."), expanded=True)
         chart = st.empty()
         table = st.empty()
         hv: list[float] = []
@@ -177,7 +181,7 @@ with tab_search:
 
         def step(n, row, h):
             hv.append(h / hv_true if hv_true else h)
-            status.write(f"[{n}/{budget}] " + ", ".join(f"{k}={row.get(k)}" for k in space.knobs))
+            status.write(literal(f"[{n}/{budget}] " + ", ".join(f"{k}={row.get(k)}" for k in space.knobs)))
             chart.line_chart(pd.DataFrame({"evaluations": range(1, len(hv) + 1), "hypervolume": hv}),
                              x="evaluations", y="hypervolume", height=200)
 
@@ -188,7 +192,7 @@ with tab_search:
         st.session_state["search_result"] = (name, label, curve, res.front[[c for c in space.knobs + objectives if c in res.front.columns]])
     if "search_result" in st.session_state:
         name_, label, hv, front = st.session_state["search_result"]
-        st.markdown(f"**Hypervolume over evaluations** ({name_}): {label}, {100 * hv[-1]:.1f} % after {len(hv)}")
+        st.markdown(f"**Hypervolume over evaluations** ({literal(name_)}): {label}, {100 * hv[-1]:.1f} % after {len(hv)}")
         st.line_chart(pd.DataFrame({"evaluations": range(1, len(hv) + 1), "hypervolume": hv}),
                       x="evaluations", y="hypervolume", height=260)
         st.markdown(f"**Front found** ({len(front)} configurations)")

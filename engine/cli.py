@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from pathlib import Path
 
-COMMANDS = ("init", "import_", "runs", "pareto", "profile", "recommend", "search")
+COMMANDS = ("init", "import_", "runs", "pareto", "profile", "recommend", "search", "compare")
 
 
 class CliError(Exception):
@@ -40,8 +41,6 @@ def main(argv: list[str] | None = None) -> int:
         print("Interrupted.", file=sys.stderr)
         return 130
     except BrokenPipeError:  # the reader went away (`... | head`): stop quietly, as Unix tools do
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 141
     except Exception as e:  # one clear sentence, no traceback, for every known error kind
@@ -51,8 +50,14 @@ def main(argv: list[str] | None = None) -> int:
         if damage:  # the file broke under a query after it opened (a block cut off or garbled)
             print(f"error: {damage}", file=sys.stderr)
             return 1
-        if isinstance(e, (CliError, StoreError, ValueError, FileNotFoundError)):
-            msg = str(e).strip() or e.__class__.__name__
+        if isinstance(e, (CliError, StoreError, ValueError, OSError)):
+            msg = (str(e).strip() or e.__class__.__name__).splitlines()[0]
             print(f"error: {msg}", file=sys.stderr)
             return 1
-        raise
+        if os.environ.get("PARETOSCOPE_DEBUG"):
+            raise
+        # a fault of Paretoscope, not of the input: still one line (PARETOSCOPE_DEBUG=1 shows the traceback)
+        detail = (str(e).strip().splitlines() or [""])[0][:300]
+        print(f"error: internal error ({e.__class__.__name__}: {detail}); "
+              "run again with PARETOSCOPE_DEBUG=1 for the traceback.", file=sys.stderr)
+        return 1

@@ -8,11 +8,10 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import duckdb
-import pandas as pd
 
 from engine import duck
 from engine.derived import DERIVED
-from engine.fields import CANONICAL_BY_NAME, Field, quote
+from engine.fields import CANONICAL_BY_NAME, Field, is_safe_identifier, quote
 from engine.importers import Parsed
 from engine.store import Store, first_row
 
@@ -20,6 +19,8 @@ META_KEY = "paretoscope_fields"
 FORMAT_KEY = "paretoscope_format"
 FORMAT_VERSION = "1"
 _SKIP = ("import_id", "imported_at")  # belong to the receiving store, not to the run
+_ROLES = ("id", "config", "metric", "info")
+_DTYPES = ("text", "integer", "double", "timestamp")
 
 
 def export_runs(store: Store, path: str | Path, filters: Mapping | None = None, include_failed: bool = True) -> int:
@@ -62,13 +63,23 @@ def _read_meta(path: str | Path) -> dict | None:
 
 
 def read_export(path: str | Path) -> Parsed:
+    name = Path(path).name
     meta = _read_meta(path)
     if meta is None:
-        raise ValueError(f"{Path(path).name}: not a Paretoscope export (no '{META_KEY}' metadata).")
-    fields = [Field(**{k: r.get(k) or ("" if k in ("unit", "description") else None) for k in
-                       ("name", "role", "dtype", "unit", "direction", "description")}, quality=bool(r.get("quality")))
-              for r in json.loads(meta[META_KEY])]
+        raise ValueError(f"{name}: not a Paretoscope export (no '{META_KEY}' metadata).")
+    try:
+        rows = json.loads(meta[META_KEY])
+        fields = [Field(**{k: r.get(k) or ("" if k in ("unit", "description") else None) for k in
+                           ("name", "role", "dtype", "unit", "direction", "description")}, quality=bool(r.get("quality")))
+                  for r in rows]
+    except (ValueError, TypeError, AttributeError):
+        raise ValueError(f"{name}: the Paretoscope field list in its metadata is not readable.") from None
+    for f in fields:  # the registry is data from the file: every entry is checked before it is used
+        if not isinstance(f.name, str) or not is_safe_identifier(f.name) or f.role not in _ROLES \
+                or f.dtype not in _DTYPES or f.direction not in (None, "min", "max"):
+            raise ValueError(f"{name}: the field list declares '{f.name}' as {f.role} {f.dtype}, which this "
+                             "Paretoscope cannot store.")
     with duck.connect() as con:
         df = con.execute("SELECT * FROM read_parquet(?)", [str(path)]).df()
     extra = [f for f in fields if f.name not in CANONICAL_BY_NAME and f.name in df.columns]
-    return Parsed(df, extra, source=Path(path).name)
+    return Parsed(df, extra, source=name)

@@ -3,6 +3,7 @@ bounded sample of dominated runs for drawing. Two steps keep 1e6 runs fast: fetc
 objective columns (numpy) to find the front, then fetch full rows just for the front and sample."""
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -10,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from engine import pareto, quality
-from engine.fields import PER_WORK_UNIT, SOURCE_SUFFIX
+from engine.fields import CI_HI, CI_LO, PER_WORK_UNIT, SOURCE_SUFFIX
 from engine.store import Store, first_row
 
 HOVER_COLUMNS = ("run_id", "task", "model", "hardware", "num_gpus", "precision", "batch_size", "work_unit", "source")
@@ -29,6 +30,8 @@ class FrontView:
     n_missing: int  # runs left out because an objective is missing
     warnings: list[str] = field(default_factory=list)
     lacking: list[quality.Lacking] = field(default_factory=list)  # per objective: runs without a value, and whose
+    tied: pd.DataFrame | None = None  # runs dominated by the point values but not with 95 % confidence
+    intervals: list[str] = field(default_factory=list)  # objectives whose runs carry confidence intervals
 
 
 def work_units(store: Store, filters: Mapping | None) -> list[str]:
@@ -64,43 +67,60 @@ def pareto_view(
         raise ValueError("Pick at least one objective.")
     check_work_units(store, objectives, filters)
     where, params = store.where(filters)
-    obj_sql = ", ".join(store.select_sql(o) for o in objectives)
+    intervals = [o for o in objectives if store.has_field(o + CI_LO) and store.has_field(o + CI_HI)]
+    ci = [o + sfx for o in intervals for sfx in (CI_LO, CI_HI)]
+    obj_sql = ", ".join([store.select_sql(o) for o in objectives] + [store.select_sql(c) for c in ci])
     grp_sql = f", {store.select_sql(group_by)}" if group_by else ""
     data = store.con.execute(f"SELECT rowid, {obj_sql}{grp_sql} FROM runs {where}", params).fetchnumpy()
     rowid = np.asarray(data["rowid"])
-    # fetchnumpy gives masked arrays where there are NULLs; a NULL must become NaN (missing), not 0
-    pts = (np.column_stack([np.ma.filled(np.ma.asarray(data[o]).astype(float), np.nan) for o in objectives])
-           if len(rowid) else np.empty((0, len(objectives))))
+
+    def matrix(names: list[str]) -> np.ndarray:
+        # fetchnumpy gives masked arrays where there are NULLs; a NULL must become NaN (missing), not 0
+        return (np.column_stack([np.ma.filled(np.ma.asarray(data[c]).astype(float), np.nan) for c in names])
+                if len(rowid) else np.empty((0, len(names))))
+
+    pts = matrix(list(objectives))
+    if intervals:  # a NaN bound means no interval: membership then uses the point value
+        bound = {sfx: matrix([o + sfx if o in intervals else o for o in objectives]) for sfx in (CI_LO, CI_HI)}
+        for j, o in enumerate(objectives):
+            if o not in intervals:
+                bound[CI_LO][:, j] = bound[CI_HI][:, j] = np.nan
     missing = np.isnan(pts).any(axis=1)
-    mask = np.zeros(len(rowid), dtype=bool)
+    mask, tied_mask = np.zeros(len(rowid), bool), np.zeros(len(rowid), bool)
     if group_by:
         groups = pd.Series(np.ma.filled(np.ma.asarray(data[group_by]).astype(object), None)).fillna("(none)").to_numpy()
-        for g in pd.unique(groups):
-            sel = groups == g
-            mask[sel] = pareto.non_dominated(pts[sel], maximize)
+        parts = [groups == g for g in pd.unique(groups)]
     else:
-        mask = pareto.non_dominated(pts, maximize)
-    dominated_idx = np.flatnonzero(~mask & ~missing)
+        parts = [slice(None)]
+    for sel in parts:
+        if intervals:
+            member = pareto.membership(pts[sel], maximize, bound[CI_LO][sel], bound[CI_HI][sel])
+            mask[sel], tied_mask[sel] = member == pareto.FRONT, member == pareto.TIED
+        else:
+            mask[sel] = pareto.non_dominated(pts[sel], maximize)
+    dominated_idx = np.flatnonzero(~mask & ~tied_mask & ~missing)
+    n_dominated = len(dominated_idx)
     rng = np.random.default_rng(seed)
     if len(dominated_idx) > sample_size:
         dominated_idx = np.sort(rng.choice(dominated_idx, sample_size, replace=False))
 
     cols = list(columns) if columns else [c for c in store.non_empty_columns(filters)]
     sources = [o + SOURCE_SUFFIX for o in objectives]
-    for c in list(HOVER_COLUMNS) + list(objectives) + sources + ([group_by] if group_by else []):
+    for c in list(HOVER_COLUMNS) + list(objectives) + sources + ci + ([group_by] if group_by else []):
         if c not in cols and store.has_field(c):
             cols.append(c)
     front = _rows(store, cols, rowid[mask]).sort_values(list(objectives[:1]), ascending=not maximize[0], kind="stable")
     dominated = _rows(store, cols, rowid[dominated_idx])
+    tied = _rows(store, cols, rowid[tied_mask]) if intervals else None
     warnings, lacking = [], []
     if missing.any():
         warnings.append(f"{int(missing.sum())} runs lack {' or '.join(objectives)} and are left out.")
         lacking = [gap for o in objectives if (gap := quality.lacking(store, o, filters)).runs]
-    if sample_size and (~mask & ~missing).sum() > len(dominated_idx):
+    if sample_size and n_dominated > len(dominated_idx):
         warnings.append(f"Showing the whole front and a random sample of {len(dominated_idx):,} of "
-                        f"{int((~mask & ~missing).sum()):,} dominated runs.")
-    return FrontView(front.reset_index(drop=True), dominated, len(rowid), int((~mask & ~missing).sum()),
-                     int(missing.sum()), warnings, lacking)
+                        f"{n_dominated:,} dominated runs.")
+    return FrontView(front.reset_index(drop=True), dominated, len(rowid), n_dominated, int(missing.sum()), warnings,
+                     lacking, tied, intervals)
 
 
 def _rows(store: Store, cols: Sequence[str], rowids: np.ndarray) -> pd.DataFrame:
@@ -114,8 +134,13 @@ def _rows(store: Store, cols: Sequence[str], rowids: np.ndarray) -> pd.DataFrame
 
 
 def front_table(store: Store, objectives: Sequence[str], maximize: Sequence[bool], filters: Mapping | None = None) -> FrontView:
-    """The front with every non-empty column, as `engine pareto` prints it."""
-    return pareto_view(store, objectives, maximize, filters, sample_size=0)
+    """The front with every non-empty column, as `engine pareto` prints it; where the objectives
+    carry confidence intervals, the tied runs follow it and every row says its ``membership``."""
+    view = pareto_view(store, objectives, maximize, filters, sample_size=0)
+    if view.intervals:
+        view.front = pd.concat([view.front.assign(membership=pareto.FRONT), view.tied.assign(membership=pareto.TIED)],
+                               ignore_index=True)
+    return view
 
 
 # -- the Explore view as plain data: state <-> URL query string, filter options, labels --------
@@ -234,9 +259,12 @@ def state_from_params(store: Store, params: Mapping[str, str], options: Mapping 
         if name in RANGE_FILTERS and ".." in raw:
             lo, _, hi = raw.partition("..")
             try:
-                state.filters[name] = {"min": float(lo) if lo else None, "max": float(hi) if hi else None}
+                bounds = {"min": float(lo) if lo else None, "max": float(hi) if hi else None}
+                if any(v is not None and not math.isfinite(v) for v in bounds.values()):
+                    raise ValueError  # nan would match nothing, silently
+                state.filters[name] = bounds
             except ValueError:
-                notes.append(f"The link's {name} range '{raw}' is not LO..HI; ignored.")
+                notes.append(f"The link's {name} range '{raw}' is not LO..HI of finite numbers; ignored.")
             continue
         allowed = options.get(name, [])
         values = []

@@ -7,10 +7,15 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
+import numpy as np
+import pandas as pd
+
+from engine.fields import CANONICAL_BY_NAME, Field, outside, refusal
 from engine.importers import Parsed
 from engine.importers.detect import detect, parse
 from engine.importers.tabular import MAX_BYTES, ColumnMap
-from engine.store import ImportResult, Store, StoreBusy, StoreError
+from engine.store import ImportResult, Store, StoreBusy, StoreError, write_failure
 
 
 @dataclass
@@ -70,6 +75,55 @@ def check_fields(store: Store, name: str, parsed: Parsed) -> None:
             if known.dtype != f.dtype and not {known.dtype, f.dtype} <= numeric:
                 raise ValueError(f"{name}: column '{f.name}' holds {f.dtype} values but the store's '{f.name}' is "
                                  f"{known.dtype}; map it to another name.")
+    check_values(store, name, parsed)
+
+
+def _shown(v) -> str:
+    text = str(int(v)) if isinstance(v, float) and v.is_integer() and abs(v) < 1e16 else str(v)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _floats(raw: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """A column as floats (NaN where missing) and a mask of the cells that are not numbers."""
+    if raw.dtype != object:
+        try:
+            return raw.astype("float64").to_numpy(), np.zeros(len(raw), dtype=bool)
+        except (TypeError, ValueError):
+            pass
+    values, notnum = np.full(len(raw), np.nan), np.zeros(len(raw), dtype=bool)
+    for i, v in enumerate(raw.to_numpy(dtype=object)):
+        if v is None or v is pd.NA or (isinstance(v, float) and v != v):
+            continue
+        try:
+            values[i] = np.inf if isinstance(v, int) and abs(v) > 2**1000 else float(v)
+            notnum[i] = isinstance(v, bool)
+        except OverflowError:
+            values[i] = np.inf
+        except (TypeError, ValueError):
+            notnum[i] = True
+    return values, notnum
+
+
+def check_values(store: Store, name: str, parsed: Parsed) -> None:
+    """Refuse the first value that its column's field (the store's, else the file's) does not
+    allow, naming row and column: every importer's runs pass here before anything is written
+    (the ranges are engine.fields.limits). Numbers held as text or objects become floats, NaN missing."""
+    extra = {f.name: f for f in parsed.extra_fields}
+    for col in parsed.runs.columns:
+        f: Field | None = store.field(col) if store.has_field(col) else (extra.get(col) or CANONICAL_BY_NAME.get(col))
+        if f is None or f.dtype not in ("integer", "double"):
+            continue
+        raw = parsed.runs[col]
+        values, notnum = _floats(raw)
+        bad = notnum | outside(f, values)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            where = f"{name}: {parsed.where(i)}, column '{col}'"
+            if notnum[i]:
+                raise ValueError(f"{where}: '{_shown(raw.iloc[i])}' is not a number.")
+            raise ValueError(f"{where}: {refusal(f, _shown(values[i]), values[i])}.")
+        if raw.dtype == object:
+            parsed.runs[col] = values
 
 
 def import_files(store: Store, paths, fmt: str | None = None, mappings: dict[str, list[ColumnMap]] | None = None,
@@ -79,10 +133,10 @@ def import_files(store: Store, paths, fmt: str | None = None, mappings: dict[str
 
 def add_files(store: Store, files: list[tuple[Path, str, str, Parsed]]) -> list[FileImport]:
     """Store files already read (read_files: parse first, so the store is held only to write)."""
-    for _, name, _, parsed in files:
-        check_fields(store, name, parsed)
     done = []
-    with store.transaction():
+    with store.transaction():  # the checks too: another session cannot change the registry between
+        for _, name, _, parsed in files:
+            check_fields(store, name, parsed)
         for p, name, f, parsed in files:
             try:
                 res = store.add_runs(parsed.runs, source=name, kind=f, extra_fields=parsed.extra_fields,
@@ -90,7 +144,16 @@ def add_files(store: Store, files: list[tuple[Path, str, str, Parsed]]) -> list[
             except StoreBusy:
                 raise
             except StoreError as e:
-                also = f"; none of the {len(files)} files was imported" if len(files) > 1 else ""
-                raise ValueError(f"{name}: {str(e).rstrip('.')}{also}.") from None
+                raise ValueError(f"{name}: {str(e).rstrip('.')}{_none_of(files)}.") from None
+            except duckdb.Error as e:  # a full disk, or a clash the checks above did not foresee: still one sentence
+                failure = write_failure(e, store.path)
+                if failure:
+                    raise failure from None
+                raise ValueError(f"{name}: the store cannot take these runs ({str(e).splitlines()[0]})"
+                                 f"{_none_of(files)}.") from None
             done.append(FileImport(name, f, res))
     return done
+
+
+def _none_of(files) -> str:
+    return f"; none of the {len(files)} files was imported" if len(files) > 1 else ""

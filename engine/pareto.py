@@ -1,4 +1,5 @@
-"""Pareto math on plain numpy arrays: non-dominated filter, ranks, hypervolume, knee.
+"""Pareto math on plain numpy arrays: non-dominated filter, ranks, hypervolume, knee, and the
+noise-aware membership of runs whose objectives carry confidence intervals.
 
 Conventions: ``points`` is (n, d); ``maximize`` is a bool or a length-d sequence of bools.
 A point is dominated when another is at least as good in every objective and strictly better
@@ -134,3 +135,49 @@ def knee(points, maximize: bool | Sequence[bool] = False) -> int:
     dist = (1.0 - z.sum(axis=1)) / np.sqrt(d)
     best = np.flatnonzero(dist == dist.max())
     return int(idx[best[np.argmin(np.linalg.norm(z[best], axis=1))]])
+
+
+FRONT, TIED, DOMINATED, MISSING = "front", "tied", "dominated", "missing"
+
+
+def membership(points, maximize: bool | Sequence[bool] = False, lo=None, hi=None, chunk: int = 4096) -> np.ndarray:
+    """Noise-aware membership of every row: ``front`` (non-dominated by the point values),
+    ``tied`` (dominated by the point values, but no row dominates it with confidence) or
+    ``dominated`` (some row dominates it with confidence); rows with a NaN value are ``missing``.
+
+    ``lo`` / ``hi`` are the interval bounds (same shape and orientation as ``points``); a NaN
+    bound means no interval (the point value is used), so runs without intervals behave as the
+    plain filter. Row a dominates row b *with confidence* when a's worst case is at least as
+    good as b's best case in every objective and strictly better in one: then whatever the true
+    values inside the intervals, a dominates b. That implies point dominance, so ``front`` and
+    ``tied`` together always contain the point-value front.
+
+    Only the worst corners on their own front can dominate with confidence (a corner dominated
+    by another corner dominates less), so each row is compared with that front only, in chunks.
+    """
+    pts = np.asarray(points, dtype=float)
+    val = _as_min(pts, maximize)
+    flip = np.broadcast_to(np.asarray(maximize, dtype=bool), (val.shape[1],))
+    lo = pts if lo is None else np.where(np.isnan(np.asarray(lo, float)), pts, np.asarray(lo, float))
+    hi = pts if hi is None else np.where(np.isnan(np.asarray(hi, float)), pts, np.asarray(hi, float))
+    lo_m, hi_m = _as_min(lo, maximize), _as_min(hi, maximize)
+    best = np.where(flip, hi_m, lo_m)  # minimized: the lower end is the best case
+    worst = np.where(flip, lo_m, hi_m)
+    best, worst = np.minimum(best, val), np.maximum(worst, val)  # an interval always holds its value
+    out = np.full(len(val), MISSING, dtype=object)
+    finite = ~np.isnan(val).any(axis=1)
+    if not finite.any():
+        return out
+    on_front = non_dominated(val, False)
+    out[finite] = TIED
+    out[on_front] = FRONT
+    rows = np.flatnonzero(finite & ~on_front)
+    corners = worst[finite][non_dominated(worst[finite], False)]
+    chunk = max(1, min(chunk, int(2e7 // max(1, corners.size))))  # bound the (chunk, corners, d) comparison
+    for start in range(0, len(rows), chunk):
+        r = rows[start:start + chunk]
+        b = best[r][:, None, :]
+        a = corners[None, :, :]
+        confident = ((a <= b).all(axis=2) & (a < b).any(axis=2)).any(axis=1)
+        out[r[confident]] = DOMINATED
+    return out

@@ -25,26 +25,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from engine.fields import QUALITY_BY_NAME, Field, is_safe_identifier, normalize_name, quote, source_field
+from engine.fields import (QUALITY_BY_NAME, Field, is_safe_identifier, limits, normalize_name, outside, quote, refusal,
+                           source_field)
 from engine.store import Store, StoreError, first_row
 
 _PRECISION = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": "float32", "float": "float32",
               "torch.bfloat16": "bfloat16", "torch.float16": "float16", "torch.float32": "float32", "fp8": "fp8",
               "float8": "fp8", "int8": "int8", "int4": "int4"}
 KEYS = ("model", "precision", "task")
-# Quality metrics whose values lie in [0, 1]; a metric in % lies in [0, 100].
-UNIT_INTERVAL = {"accuracy", "geneval", "agreement"}
-
-
-def value_range(f: Field) -> tuple[float, float] | None:
-    if f.name in UNIT_INTERVAL:
-        return 0.0, 1.0
-    if f.unit == "%":
-        return 0.0, 100.0
-    if f.name in ("perplexity", "kl_div"):
-        return 0.0, float("inf")
-    return None
-
 
 @dataclass
 class QualityResult:
@@ -95,10 +83,6 @@ def prepare(table: pd.DataFrame, metric: str = "accuracy", name: str = "quality 
         i = int(bad.to_numpy().nonzero()[0][0])
         raise ValueError(f"{name}: row {i + 1}, column '{metric}': '{df[metric].iloc[i]}' is not a number.")
     out["value"] = values.astype(float)
-    inf = np.isinf(out["value"].to_numpy())
-    if inf.any():
-        i = int(inf.nonzero()[0][0])
-        raise ValueError(f"{name}: row {i + 1}, column '{metric}': {df[metric].iloc[i]} is not a finite number.")
     if "source" in df:
         out["source"] = df["source"].astype(object).where(df["source"].notna(), None)
     if out["model"].isna().any():
@@ -116,17 +100,13 @@ def prepare(table: pd.DataFrame, metric: str = "accuracy", name: str = "quality 
 
 
 def check_range(df: pd.DataFrame, f: Field, name: str) -> None:
-    bounds = value_range(f)
-    if bounds is None:
-        return
-    lo, hi = bounds
-    bad = df[(df["value"] < lo) | (df["value"] > hi)]
-    if len(bad):
-        r = bad.iloc[0]
-        span = f"[{lo:g}, {hi:g}]" if hi != float("inf") else f">= {lo:g}"
-        raise ValueError(f"{name}: row {r['row']}, column '{f.name}': {r['value']:g} is outside {span}"
-                         + (" (a percentage? divide it by 100)" if lo == 0 and hi == 1 and 1 < r["value"] <= 100 else "")
-                         + ".")
+    """Refuse the first value outside the metric's range (engine.fields.limits: accuracy in [0, 1],
+    a % metric in [0, 100], any number finite), naming the row as the person counts it."""
+    bad = outside(f, df["value"].to_numpy())
+    if bad.any():
+        r = df[bad].iloc[0]
+        hint = " (a percentage? divide it by 100)" if limits(f) == (0, 1) and 1 < r["value"] <= 100 else ""
+        raise ValueError(f"{name}: row {r['row']}, column '{f.name}': {refusal(f, f'{r.value:g}', r.value)}{hint}.")
 
 
 def attach(store: Store, table: pd.DataFrame, metric: str = "accuracy", direction: str | None = "max",

@@ -16,6 +16,7 @@ compared log-scaled where they span a decade or more, so 1 J vs 2 J counts like 
 """
 from __future__ import annotations
 
+import math
 import operator
 import re
 from collections.abc import Mapping, Sequence
@@ -26,6 +27,7 @@ import pandas as pd
 
 from engine import pareto
 from engine.explore import HOVER_COLUMNS, check_work_units
+from engine.fields import CI_HI, CI_LO
 from engine.quality import Lacking, lacking
 from engine.store import Store
 
@@ -48,11 +50,14 @@ class Constraint:
             raise ValueError(f"Constraint '{text}' must look like NAME<=VALUE, NAME>=VALUE or NAME>=best-1%.")
         name, op, best, sign, amount, pct, value = m.groups()
         try:
-            if best:
-                return cls(name, op, relative=(sign or "+", float(amount or 0), bool(pct)))
-            return cls(name, op, float(value))
+            number = float(amount or 0) if best else float(value)
         except ValueError:
             raise ValueError(f"Constraint '{text}': the limit is not a number.") from None
+        if not math.isfinite(number):
+            raise ValueError(f"Constraint '{text}': the limit is not a finite number.")
+        if best:
+            return cls(name, op, relative=(sign or "+", number, bool(pct)))
+        return cls(name, op, number)
 
     def __str__(self) -> str:
         if self.relative:
@@ -102,6 +107,7 @@ class Recommendation:
     per_model: pd.DataFrame | None = None
     runs: pd.DataFrame | None = None  # every filtered run with a 'feasible' and 'on_front' column
     lacking: list[Lacking] = field(default_factory=list)  # filtered runs left out for want of a value
+    indistinct: str | None = None  # when the pick and the runner-up overlap at 95 % in every objective
 
 
 def _fmt(v: float) -> str:
@@ -119,6 +125,7 @@ def _load(store: Store, objectives: Sequence[str], constraints: Sequence[Constra
         if f.name not in cols:
             cols.append(f.name)
     needed = list(objectives) + [c.name for c in constraints]
+    needed += [o + sfx for o in objectives for sfx in (CI_LO, CI_HI) if store.has_field(o + sfx)]
     cols += [c for c in dict.fromkeys(needed) if c not in cols]
     keep = set(store.non_empty_columns(filters)) | set(needed)
     cols = [c for c in cols if c in keep]
@@ -272,7 +279,8 @@ def recommend(
             rec.runner_up = sub.iloc[o2[0]].drop(["feasible", "on_front"]).to_dict()
     rec.costs = _costs(df, objectives[0], maximize[0], cons, masks, limits, unit)
     rec.binding = [c.constraint for c in sorted(rec.costs, key=lambda c: -c.change_pct) if c.change_pct > 0]
-    rec.reason = _reason(rec, how, weights, unit) + gaps
+    rec.indistinct = _indistinct(rec.pick, rec.runner_up, objectives, unit)
+    rec.reason = _reason(rec, how, weights, unit) + (" " + rec.indistinct if rec.indistinct else "") + gaps
     if summaries:
         rec.per_hardware = _per_group(feas, "hardware", objectives, maximize, weights)
         rec.per_model = _per_group(feas, "model", objectives, maximize, weights)
@@ -380,6 +388,33 @@ def _reason(rec: Recommendation, how: str, weights, unit) -> str:
     tail = "; ".join(bind)
     tail = f" {tail[0].upper()}{tail[1:]}." if tail else ""
     return f"{head} {why}{tail}"
+
+
+def _indistinct(pick: Mapping | None, other: Mapping | None, objectives: Sequence[str], unit) -> str | None:
+    """A sentence when the two runs' 95 % intervals overlap in every objective (neither is better
+    with confidence in any), naming the measurement that would separate them best: the widest
+    interval, relative to its value, of the objective where they overlap most."""
+    if not pick or not other:
+        return None
+    worst = None
+    for o in objectives:
+        lo = [r.get(o + CI_LO) for r in (pick, other)]
+        hi = [r.get(o + CI_HI) for r in (pick, other)]
+        v = [r.get(o) for r in (pick, other)]
+        if any(x is None or pd.isna(x) for x in lo + hi + v):
+            return None  # without both intervals, nothing can be said
+        if hi[0] < lo[1] or hi[1] < lo[0]:
+            return None  # separated in this objective: distinguishable
+        widths = [(h - l) / abs(x) if x else float("inf") for h, l, x in zip(hi, lo, v)]
+        k = int(np.argmax(widths))
+        overlap = (min(hi) - max(lo)) / max(max(hi) - min(lo), 1e-300)
+        if worst is None or overlap > worst[0]:
+            worst = (overlap, o, k, widths[k])
+    _, o, k, width = worst
+    who = ("the pick", "the runner-up")[k]
+    return (f"The pick and the runner-up are not distinguishable at 95 %: their intervals overlap in "
+            f"{', '.join(objectives)}. More repeats of {who}'s {o} (interval {100 * width:.0f} % of its value) "
+            f"would separate them best.")
 
 
 def _per_group(feas: pd.DataFrame, col: str, objectives, maximize, weights) -> pd.DataFrame | None:

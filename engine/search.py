@@ -6,20 +6,35 @@ space of a profiler workload is its grid. An *evaluator* turns one configuration
 row: ``lookup`` reads the stored measurement, ``measure`` runs the profiler now and stores the
 result. Every evaluation is cached, so a configuration is never evaluated twice.
 
-Two algorithms over the same finite space (exposed to pymoo as a mixed-variable ``Problem``):
-- ``surrogate`` (default): a small space-filling start among the configurations of the smallest
-  model (where model sizes are known), then at each step a Gaussian-process
+Algorithms over the same finite space, registered in ALGORITHMS (one entry each):
+- ``surrogate`` (default, ours): a small space-filling start among the configurations of the
+  smallest model (where model sizes are known), then at each step a Gaussian-process
   model per objective (on log values, one-hot categorical knobs, log2 numeric knobs, log model
   size, for token tasks as weights read per token; a linear plus RBF kernel whose
   hyperparameters are picked by marginal likelihood)
   predicts every unevaluated configuration; the one with the largest expected hypervolume
-  improvement (Monte Carlo over the predictive distributions) is evaluated next; once nothing
-  promises a gain, the one nearest to the front (smallest additive epsilon) is. This is our own
-  loop, not a pymoo algorithm: on the bundled tasks it beats pymoo's NSGA-II and random sampling
-  at every budget measured (bench/bench_search.py), which NSGA-II alone does not at these small
-  budgets.
-- ``nsga2``: pymoo's MixedVariableGA with NSGA-II survival (RankAndCrowding), ask/tell; its
-  proposals are snapped to the nearest configuration of the space. Kept as the plain baseline.
+  improvement (Monte Carlo over the predictive distributions; for three objectives the
+  hypervolume improvement of the lower confidence bound) is evaluated next; once nothing
+  promises a gain, the one nearest to the front (smallest additive epsilon) is.
+- the peers a person would use instead (engine/search_peers.py): ``botorch`` (qLogNEHVI over
+  the unevaluated configurations), ``optuna-gp`` (GPSampler, acquisition over the same candidate
+  set), ``optuna-tpe`` (multivariate TPESampler, suggestions snapped to the nearest unevaluated
+  configuration), and the floors ``nsga2`` (pymoo's MixedVariableGA with NSGA-II survival,
+  ask/tell, proposals snapped to the space) and ``random``.
+
+Why ours stays the default (bench/bench_search.py, every method on the same cells, seeds and
+budgets; last run, one seed, shares of the true front's hypervolume at 5 / 10 / 25 % of each
+space): on the mean over tasks ours leads at 5 % and 10 % almost everywhere (2 objectives without
+noise 91.7 / 97.8 / 99.8 against Optuna's GPSampler 82.2 / 94.7 / 99.3; 3 objectives 71.3 / 83.7 /
+97.7 against 66.4 / 80.4 / 96.8) and is behind a library on the mean only by 0.2 to 0.3 points
+(GPSampler at 25 % with noise on 2 objectives, and at 10 % with CV 15 % on 3). The rule of issue
+14 is not met in full: single tasks fall more than 1 point behind a peer at some budget (one seed,
+mostly a first pick at 5 % of a space of 34-72 configurations, or image-chat at 10 % with three
+objectives), and BoTorch's qLogNEHVI, which costs too much to run on every cell, was ahead on one
+of its three cells at 10 % and 25 %. No library is ahead by a margin that outlasts one seed, and
+each costs far more per proposal (BoTorch about 50x ours, GPSampler about 13x: seconds against
+a tenth of a second on a 2-core machine), so ours stays the default and the peers stay one
+``--algorithm`` away.
 """
 from __future__ import annotations
 
@@ -30,7 +45,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from engine import pareto, quality
+from engine import pareto, quality, search_peers
 from engine.store import Store
 
 SKIP_KNOBS = ("task", "work_unit")
@@ -406,18 +421,19 @@ def search(
     maximize: Sequence[bool],
     budget: int,
     seed: int = 0,
-    algorithm: str = "surrogate",
+    algorithm: str | None = None,
     bounds: tuple[np.ndarray, np.ndarray] | None = None,
     on_step: Callable[[int, dict | None, float], None] | None = None,
-    beta: float = 0.5,
 ) -> SearchResult:
     """Evaluate at most ``budget`` distinct configurations of ``space``, chosen by ``algorithm``
-    (surrogate | nsga2 | random). ``bounds`` (lo, hi of the transformed objectives) fixes the
+    (a key of ALGORITHMS). ``bounds`` (lo, hi of the transformed objectives) fixes the
     hypervolume scale; without it the evaluated points set it (recomputed each step)."""
     if budget < 1:
         raise ValueError("The budget must be at least one evaluation.")
+    algorithm = algorithm or DEFAULT_ALGORITHM
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"Unknown search algorithm '{algorithm}'; use {', '.join(ALGORITHMS)}.")
     budget = min(int(budget), len(space))
-    rng = np.random.default_rng(seed)
     st = _State()
     hv_hist: list[float] = []
     n_obj = len(objectives)
@@ -440,15 +456,7 @@ def search(
         if on_step:
             on_step(len(st.order), st.rows[-1], hv)
 
-    if algorithm == "random":
-        for i in rng.permutation(len(space))[:budget]:
-            run(i)
-    elif algorithm == "nsga2":
-        _nsga2(space, run, st, budget, seed, n_obj)
-    elif algorithm == "surrogate":
-        _surrogate(space, run, st, budget, rng, n_obj, beta)
-    else:
-        raise ValueError(f"Unknown search algorithm '{algorithm}'; use surrogate, nsga2 or random.")
+    ALGORITHMS[algorithm](space, run, st, budget, seed, n_obj)
 
     if bounds is None and hv_hist:  # one scale for the whole history: the final evaluated bounds
         T = np.array(st.T)
@@ -496,17 +504,22 @@ def _smallest_model(space: Space) -> np.ndarray | None:
     return (v == v[order[0]]).all(axis=1)
 
 
-def _surrogate(space: Space, run, st: _State, budget: int, rng, n_obj: int, beta: float) -> None:
+def _random(space: Space, run, st: _State, budget: int, seed: int, n_obj: int) -> None:
+    for i in np.random.default_rng(seed).permutation(len(space))[:budget]:
+        run(i)
+
+
+def _surrogate(space: Space, run, st: _State, budget: int, seed: int, n_obj: int, beta: float = 0.5) -> None:
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(1):  # small matrices: BLAS threads only fight over the cores
-        _surrogate_loop(space, run, st, budget, rng, n_obj, beta)
+        _surrogate_loop(space, run, st, budget, np.random.default_rng(seed), n_obj, beta)
 
 
 def _surrogate_loop(space: Space, run, st: _State, budget: int, rng, n_obj: int, beta: float) -> None:
     X = space.features()
     num = space.numeric_columns()
-    n_init = int(min(budget, max(2, min(4, round(budget * 0.15)))))
+    n_init = search_peers.n_initial(budget)
     for i in _initial(X, n_init, rng, _smallest_model(space)):
         run(i)
     hyper = None
@@ -574,6 +587,19 @@ def _nsga2(space: Space, run, st: _State, budget: int, seed: int, n_obj: int) ->
         stale = stale + 1 if len(st.order) == before else 0
         pop.set("F", F)
         algo.tell(infills=pop)
+
+
+# Every search algorithm, ``fn(space, run, st, budget, seed, n_obj)``: ours and the peers a person
+# would use instead (bench/bench_search.py measures them all in one run). Adding one is one entry.
+ALGORITHMS: dict[str, Callable] = {
+    "surrogate": _surrogate,
+    "botorch": search_peers.botorch_qlognehvi,
+    "optuna-gp": search_peers.optuna_gp,
+    "optuna-tpe": search_peers.optuna_tpe,
+    "nsga2": _nsga2,
+    "random": _random,
+}
+DEFAULT_ALGORITHM = "surrogate"
 
 
 def true_front_hv(space: Space, objectives: Sequence[str], maximize: Sequence[bool]) -> tuple[float, tuple[np.ndarray, np.ndarray]]:

@@ -91,7 +91,7 @@ def explain(e: BaseException, path: Path) -> StoreError | None:
 _NO_SPACE = re.compile(r"No space left|disk is full|File too large|Could not write|out of disk", re.I)
 
 
-def _write_failure(e: BaseException, path: Path) -> StoreError | None:
+def write_failure(e: BaseException, path: Path) -> StoreError | None:
     """A write the store refused, as one sentence (the transaction is rolled back: nothing was written)."""
     msg = _first_line(e)
     if _NO_SPACE.search(msg):
@@ -377,7 +377,7 @@ class Store:
                     self.con.execute("ROLLBACK")
                 except duckdb.Error:
                     pass  # DuckDB already ended the transaction (a failed write, a full disk)
-                failure = _write_failure(e, self.path) if isinstance(e, duckdb.Error) else None
+                failure = write_failure(e, self.path) if isinstance(e, duckdb.Error) else None
                 if failure:
                     raise failure from None
                 raise
@@ -386,7 +386,7 @@ class Store:
                 self.con.execute("COMMIT")
             except duckdb.Error as e:
                 self._fields = None
-                raise (_write_failure(e, self.path) or e) from None
+                raise (write_failure(e, self.path) or e) from None
         finally:
             self._lock.release()
 
@@ -595,8 +595,10 @@ class Store:
             n = first_row(self.con.execute("SELECT count(*) FROM runs WHERE import_id = ?", [import_id]))[0]
             self.con.execute("DELETE FROM quality_changes WHERE run_id IN (SELECT run_id FROM runs WHERE import_id = ?)",
                              [import_id])
+            brought = self._filled_fields("WHERE import_id = ?", [import_id])
             self.con.execute("DELETE FROM runs WHERE import_id = ?", [import_id])
             self.con.execute("DELETE FROM imports WHERE import_id = ?", [import_id])
+            self._drop_empty(brought)
         return n
 
     def _undo_quality(self, import_id: str, at: datetime) -> int:
@@ -608,11 +610,12 @@ class Store:
         if later:
             raise StoreError(f"Quality batch {import_id} cannot be undone yet: the later quality batch {later[0]} also "
                              f"set {later[1]} on its runs; undo {later[0]} first.")
-        n = set()
+        n, touched = set(), []
         for (metric,) in self.con.execute("SELECT DISTINCT metric FROM quality_changes WHERE import_id = ?",
                                           [import_id]).fetchall():
             col = quote(self.field(metric).name)
             src = metric + SOURCE_SUFFIX
+            touched += [metric, src]
             for with_source in (False, True):
                 sets = f"{col} = c.old_value" + (f", {quote(src)} = c.old_source" if with_source else "")
                 if with_source and not self.has_field(src):
@@ -624,6 +627,7 @@ class Store:
                 n.update(r[0] for r in rows)
         self.con.execute("DELETE FROM quality_changes WHERE import_id = ?", [import_id])
         self.con.execute("DELETE FROM imports WHERE import_id = ?", [import_id])
+        self._drop_empty([t for t in touched if self.has_field(t)])  # a metric only this batch brought goes with it
         return len(n)
 
     def verify(self) -> None:
@@ -655,6 +659,25 @@ class Store:
     def batch_kind(self, import_id: str) -> str | None:
         row = first_row(self.con.execute("SELECT kind FROM imports WHERE import_id = ?", [import_id]))
         return row[0] if row else None
+
+    def _filled_fields(self, where: str, params: list) -> list[str]:
+        """Extra (non-canonical) fields with a value in the selected runs."""
+        names = [f.name for f in self.fields() if f.name not in CANONICAL_BY_NAME and f.name not in derived.DERIVED]
+        if not names:
+            return []
+        counts = first_row(self.con.execute(
+            f"SELECT {', '.join(f'count({quote(n)})' for n in names)} FROM runs {where}", params))
+        return [n for n, c in zip(names, counts) if c]
+
+    def _drop_empty(self, names: Sequence[str]) -> None:
+        """Drop the fields among ``names`` that no run has a value for any more, so a deleted batch's
+        columns leave the pickers and messages with it."""
+        empty = set(names) - set(self._filled_fields("", [])) if names else set()
+        for name in sorted(empty):
+            self.con.execute(f"ALTER TABLE runs DROP COLUMN {quote(name)}")
+            self.con.execute("DELETE FROM fields WHERE name = ?", [name])
+        if empty:
+            self._fields = None
 
     # -- reading ---------------------------------------------------------------------------
     def imports(self) -> pd.DataFrame:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -45,6 +46,27 @@ def store_snapshot(db, store: Store | None = None) -> tuple[str, ...]:
     finally:
         if store is None:
             s.close()
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory) -> Path:
+    """A tiny Llama-style checkpoint (random weights, safetensors, BPE tokenizer) saved once."""
+    from engine.profiler import hf_tiny
+
+    return hf_tiny.save(tmp_path_factory.mktemp("hf") / "tiny-llama", "llama")
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen(tmp_path_factory) -> Path:
+    """A tiny Qwen2-style checkpoint (tied embeddings, q/k/v biases) saved once."""
+    from engine.profiler import hf_tiny
+
+    return hf_tiny.save(tmp_path_factory.mktemp("hf") / "tiny-qwen", "qwen2")
+
+
+def shown(markdown: str) -> str:
+    """What a person reads from Markdown that ui.text.literal escaped (backslashes, word joiners gone)."""
+    return re.sub(r"\\(.)", r"\1", markdown).replace("\u2060", "")
 
 
 def require_browser():

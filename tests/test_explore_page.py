@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from engine.explore import ViewState, build_view
 from engine.store import Store
-from tests.conftest import ROOT
+from tests.conftest import ROOT, shown
 
 
 @pytest.fixture
@@ -55,7 +55,7 @@ def test_default_view_is_gpqa_accuracy_against_energy(app):
     assert at.query_params["x"] == "energy_j" and at.query_params["y"] == "accuracy" and at.query_params["task"] == "gpqa"
     assert any(b.proto.label == "Download the front as CSV" for b in at.get("download_button"))
     # the runs without a published accuracy are counted and named, not dropped silently
-    notes = " ".join(c.value for c in at.caption)
+    notes = shown(" ".join(c.value for c in at.caption))
     assert "runs lack accuracy (not measured): " in notes and "Qwen/Qwen3-235B-A22B-Thinking-2507-FP8" in notes
     table = at.dataframe[0].value
     assert list(table.columns[:8]) == ["model", "hardware", "precision", "batch_size", "num_gpus", "task", "energy_j",
@@ -65,9 +65,9 @@ def test_default_view_is_gpqa_accuracy_against_energy(app):
 
 def test_a_task_without_accuracy_is_pointed_at_its_own_quality_metric(app):
     at = app({"x": "energy_j", "y": "accuracy", "task": "lm-arena-chat"})
-    assert any("quality metric is arena_score" in w.value for w in at.warning)
+    assert any("quality metric is arena_score" in shown(w.value) for w in at.warning)
     at = app({"x": "energy_j", "y": "arena_score", "task": "lm-arena-chat"})
-    notes = " ".join(c.value for c in at.caption)
+    notes = shown(" ".join(c.value for c in at.caption))
     assert "lack arena_score (not measured)" in notes and "Qwen/Qwen3-8B" in notes
     assert figure(at)["layout"]["yaxis"]["title"]["text"] == "arena_score (Elo)"
 
@@ -107,7 +107,7 @@ def test_clearing_the_task_asks_for_one_instead_of_mixing_work_units(app):
     at = app()
     at.multiselect(key="f_task").set_value([]).run()
     assert not at.exception
-    warnings = " ".join(w.value for w in at.warning)
+    warnings = shown(" ".join(w.value for w in at.warning))
     assert "work unit" in warnings and "task" in warnings
     assert len(at.dataframe) == 0 and not figure_present(at)
     # metrics that are not per work unit may still be compared across tasks
@@ -139,7 +139,7 @@ def test_query_params_drive_the_initial_view(app):
 
 def test_unknown_names_in_the_url_are_rejected_with_a_note(app):
     at = app({"x": "energy_j; DROP TABLE runs", "y": "itl_p90_ms", "task": "gpqa,nope", "z": "rowid"})
-    notes = " ".join(i.value for i in at.info)
+    notes = shown(" ".join(i.value for i in at.info))
     assert "unknown metric" in notes and "'nope'" in notes
     assert at.selectbox(key="x").value == "energy_j" and at.selectbox(key="z").value == "(none)"
     assert at.multiselect(key="f_task").value == ["gpqa"]
@@ -151,7 +151,7 @@ def test_empty_states(app):
     at = app({"x": "energy_j", "y": "itl_p90_ms", "task": "gpqa", "hardware": "H100", "batch_size": "3072..4096"})
     assert any("No runs match" in i.value for i in at.info)
     at = app({"x": "energy_j", "y": "itl_p90_ms", "task": "text-to-image"})
-    assert any("itl_p90_ms" in w.value and "None of the 638" in w.value for w in at.warning)
+    assert any("itl_p90_ms" in shown(w.value) and "None of the 638" in shown(w.value) for w in at.warning)
 
 
 def test_third_objective_as_colour_and_3d(app):
@@ -165,3 +165,13 @@ def test_third_objective_as_colour_and_3d(app):
     assert {t["type"] for t in fig["data"]} == {"scatter3d"}
     assert fig["layout"]["scene"]["zaxis"]["title"]["text"] == "throughput (token/s)"
     assert at.query_params["zmode"] == "3d"
+
+
+def test_a_link_range_of_nan_or_inf_is_named_not_matched_silently(seeded_db):
+    """Issue 18 item 11, in a link: batch_size=nan..inf filtered every run out without a word."""
+    from engine.explore import state_from_params
+
+    with Store(seeded_db) as s:
+        state, notes = state_from_params(s, {"x": "energy_j", "y": "itl_p90_ms", "task": "gpqa", "batch_size": "nan..inf"})
+    assert "batch_size" not in state.filters
+    assert notes == ["The link's batch_size range 'nan..inf' is not LO..HI of finite numbers; ignored."]

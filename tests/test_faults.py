@@ -261,7 +261,6 @@ def test_a_store_from_a_newer_paretoscope_is_refused_not_migrated_back(seeded_db
 
 
 def test_a_version_1_store_is_migrated_forward_keeping_its_runs_and_batches(seeded_db, monkeypatch):
-    from engine import store as store_mod
     with Store(seeded_db) as s:  # make it what version 1 wrote: no quality flag, no v3 tables
         s.con.execute("DROP TABLE quality_changes")
         s.con.execute("DROP INDEX imports_file_hash")

@@ -140,3 +140,58 @@ def test_knee_on_a_hand_made_front():
 def test_knee_of_a_single_point_front_is_that_point():
     pts = np.array([[3.0, 3.0], [1.0, 1.0], [2.0, 5.0]])
     assert pareto.knee(pts) == 1
+
+
+# -- noise-aware membership -------------------------------------------------------------------
+
+def brute_membership(pts, lo, hi, maximize) -> list[str]:
+    """Literal definition: dominated with confidence = some run's worst case beats this run's best case."""
+    z = np.where(np.asarray(maximize, dtype=bool), -pts, pts)
+    zl = np.where(np.asarray(maximize, dtype=bool), -hi, lo)  # best case, minimized
+    zh = np.where(np.asarray(maximize, dtype=bool), -lo, hi)  # worst case, minimized
+    zl, zh = np.fmin(np.where(np.isnan(zl), z, zl), z), np.fmax(np.where(np.isnan(zh), z, zh), z)
+    point = brute_non_dominated(pts, maximize)
+    out = []
+    for i in range(len(z)):
+        if np.isnan(z[i]).any():
+            out.append("missing")
+        elif point[i]:
+            out.append("front")
+        elif any(not np.isnan(z[j]).any() and (zh[j] <= zl[i]).all() and (zh[j] < zl[i]).any() for j in range(len(z))):
+            out.append("dominated")
+        else:
+            out.append("tied")
+    return out
+
+
+def test_membership_on_hand_built_intervals():
+    pts = np.array([[1.0, 1.0], [2.0, 2.0], [1.1, 1.1], [1.0, 1.0], [3.0, 0.5], [5.0, 5.0], [np.nan, 1.0]])
+    lo = pts - 0.1
+    hi = pts + 0.1
+    lo[5], hi[5] = np.nan, np.nan  # no interval: a point
+    got = pareto.membership(pts, False, lo, hi).tolist()
+    # equal values are both on the front; (1.1, 1.1) overlaps (1, 1): tied; (2, 2) is clear of it: dominated
+    assert got == ["front", "dominated", "tied", "front", "front", "dominated", "missing"]
+    # one-sided overlap: better in x by a clear margin, overlapping in y -> not confident -> tied
+    one = np.array([[1.0, 1.0], [2.0, 1.05]])
+    assert pareto.membership(one, False, one - [0.1, 0.1], one + [0.1, 0.1]).tolist() == ["front", "tied"]
+    # no intervals at all: exactly the plain filter
+    assert pareto.membership(pts, False).tolist() == ["front", "dominated", "dominated", "front", "front", "dominated", "missing"]
+    # a maximised objective: the best case is the upper end
+    acc = np.array([[0.80, 1.0], [0.79, 1.2]])
+    assert pareto.membership(acc, [True, False], acc - [0.02, 0.05], acc + [0.02, 0.05]).tolist() == ["front", "tied"]
+    assert pareto.membership(acc, [True, False], acc - [0.001, 0.05], acc + [0.001, 0.05]).tolist() == ["front", "dominated"]
+
+
+@settings(max_examples=150)
+@given(point_sets(max_n=30), st.integers(0, 2**32 - 1))
+def test_membership_matches_its_definition_and_keeps_the_point_front(case, seed):
+    pts, maximize = case
+    rng = np.random.default_rng(seed)
+    width = rng.uniform(0, 2, pts.shape) * (rng.random(pts.shape) < 0.8)
+    lo, hi = pts - width * rng.random(pts.shape), pts + width * rng.random(pts.shape)
+    lo[rng.random(pts.shape) < 0.1] = np.nan  # some intervals missing
+    got = pareto.membership(pts, maximize, lo, hi, chunk=7)
+    assert got.tolist() == brute_membership(pts, lo, hi, maximize)
+    point = pareto.non_dominated(pts, maximize)
+    assert np.isin(got[point], ["front"]).all()  # front + tied always contains the point-value front

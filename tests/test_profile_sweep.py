@@ -4,7 +4,7 @@ import json
 import pytest
 
 from engine.cli import main
-from engine.profiler import knobs
+from engine.profiler import knobs, launch
 from engine.profiler.sweep import Options, Sweep
 from engine.profiler.workloads import get_workload
 from engine.store import Store
@@ -43,6 +43,9 @@ def test_digits_mlp_cli_stores_ok_and_skipped_runs(empty_db, capsys):
     assert sorted(ok.precision.unique()) == ["float32", "int8"]
     assert (ok.accuracy > 0.9).all() and (ok.latency_ms > 0).all() and (ok.throughput > 0).all()
     assert (ok.latency_p90_ms >= ok.latency_ms).all() and ok.flops_per_s.notna().all()
+    # every statistic with its 95 % interval, which holds the value
+    for col in ("latency_ms", "latency_p90_ms", "throughput"):
+        assert (ok[col + "_ci_lo"] <= ok[col]).all() and (ok[col] <= ok[col + "_ci_hi"]).all(), col
     assert (ok.work_unit == "sample").all() and (ok.task == "digits-mlp").all()
     skipped = df[df.status == "skipped"]
     assert len(skipped) == 2 and skipped.reason.str.contains("fp8 needs an NVIDIA GPU").all()
@@ -60,7 +63,7 @@ def test_digits_cnn_profiles(empty_db):
     assert len(df) == 1 and df.status[0] == "ok" and df.accuracy[0] > 0.9
 
 
-def test_tiny_gpt_fidelity_and_token_latency(empty_db):
+def test_tiny_gpt_fidelity_and_token_latency(empty_db, capsys):
     rc = main(["profile", "--workload", "tiny-gpt", "--param", "layers=1", "--param", "width=64",
                "--grid", "precision=float32,bfloat16", "--grid", "seq_len=8,600", "--grid", "gen_len=4",
                "--db", str(empty_db), *FAST])
@@ -69,11 +72,14 @@ def test_tiny_gpt_fidelity_and_token_latency(empty_db):
     ok = df[df.status == "ok"].set_index("precision")
     assert ok.loc["float32", "agreement"] == 1.0 and ok.loc["float32", "kl_div"] < 1e-6
     assert 0.5 < ok.loc["bfloat16", "agreement"] <= 1.0 and ok.loc["bfloat16", "kl_div"] > 0
-    assert (ok.accuracy == ok.agreement).all() and (ok.work_unit == "token").all()
+    assert (ok.work_unit == "token").all()
+    assert "accuracy" not in df or df.accuracy.isna().all()  # fidelity is not task accuracy (no labels here)
     assert ok.itl_ms.notna().all() and ok.ttft_ms.notna().all() and (ok.itl_p90_ms >= ok.itl_ms).all()
     assert ok.model.iloc[0] == "tiny-gpt-L1-d64-h4"
     failed = df[df.status == "failed"]
     assert len(failed) == 2 and failed.reason.str.contains("exceeds tiny-gpt's context").all()
+    header = capsys.readouterr().out.split("configurations stored")[1].splitlines()[1].split()
+    assert "agreement" in header and "kl_div" in header and "accuracy" not in header
 
 
 def test_user_model_and_a_failing_configuration(empty_db):
@@ -110,5 +116,20 @@ def test_cancel_stops_after_the_current_configuration(tmp_path):
     assert len(rows) == 1
     info = json.loads(progress.read_text())
     assert info["state"] == "cancelled" and len(info["results"]) == 1 and info["n"] == 4
+    assert launch.explore_axes(info) == ("accuracy", "latency_ms")  # digits: held-out accuracy vs latency
+    assert info["results"][0]["accuracy"] > 0.9
     df, imports = runs(db)
     assert len(df) == 1 and df.status[0] == "ok" and imports.rows_added[0] == 1
+
+
+def test_tiny_gpt_progress_names_its_fidelity_not_accuracy(tmp_path):
+    progress = tmp_path / "progress.json"
+    w = get_workload("tiny-gpt", params={"layers": 1, "width": 32})
+    configs = knobs.expand({"seq_len": [8], "gen_len": [3]}, w.defaults)
+    Sweep(w, configs, db=False, options=Options(repeats=2, min_time_s=0.0, warmup=0, sample=False),
+          progress_file=progress, log=lambda m: None).run()
+    info = json.loads(progress.read_text())
+    assert launch.explore_axes(info) == ("agreement", "itl_ms")
+    row = info["results"][0]
+    assert row["agreement"] == 1.0 and "accuracy" not in row and row["itl_ms"] > 0
+    assert "x=agreement" in launch.explore_url("tiny-gpt", "profile:x", *launch.explore_axes(info))

@@ -4,7 +4,7 @@ from __future__ import annotations
 from streamlit.testing.v1 import AppTest
 
 from tests.browser import chromium_page, streamlit_server
-from tests.conftest import ROOT
+from tests.conftest import ROOT, shown
 
 PAGE = str(ROOT / "app_pages" / "recommend.py")
 
@@ -23,28 +23,28 @@ def test_recommend_tab_gives_a_pick(monkeypatch, seeded_db):
     at.multiselect(key="r_hw").set_value(["H100"]).run()
     at.multiselect(key="r_obj_gpqa").set_value(["energy_j"]).run()
     assert not at.exception, at.exception
-    reason = at.success[0].value
+    reason = shown(at.success[0].value)
     assert "Pick: openai/gpt-oss-20b / H100" in reason and "itl_p90_ms <= 60" in reason
     # an impossible limit: the binding message instead of a pick
     at.text_input(key="r_cv_0").set_value("1").run()
-    assert not at.success and "no run meets itl_p90_ms <= 1: the lowest is" in at.error[0].value
+    assert not at.success and "no run meets itl_p90_ms <= 1: the lowest is" in shown(at.error[0].value)
 
 
 def test_quality_is_a_default_objective_and_one_click_constraint(monkeypatch, seeded_db):
     at = _app(monkeypatch, seeded_db)
     assert at.multiselect(key="r_obj_gpqa").value == ["accuracy", "energy_j"]
     assert at.radio(key="r_dir_accuracy").value == "max"
-    reason = at.success[0].value
+    reason = shown(at.success[0].value)
     assert "Pick: openai/gpt-oss-120b" in reason and "accuracy 0.801" in reason
     assert "35 runs lack accuracy (not measured): Qwen/Qwen3-235B-A22B-Thinking-2507-FP8" in reason
     at.toggle(key="r_q1_gpqa").set_value(True).run()
     assert not at.exception, at.exception
-    reason = at.success[0].value
+    reason = shown(at.success[0].value)
     assert "Pick: Qwen/Qwen3-235B-A22B-Thinking-2507 " in reason and "19 of 152 runs meet the constraints" in reason
     # another task: its own quality metric (a rating, not an accuracy)
     at.selectbox(key="r_task").set_value("lm-arena-chat").run()
     assert at.multiselect(key="r_obj_lm-arena-chat").value == ["arena_score", "energy_j"]
-    assert at.toggle(key="r_q1_lm-arena-chat").proto.label.startswith("Keep arena_score within 1 %")
+    assert shown(at.toggle(key="r_q1_lm-arena-chat").proto.label).startswith("Keep arena_score within 1 %")
 
 
 def test_search_tab_lookup_draws_hypervolume(monkeypatch, seeded_db):
@@ -54,7 +54,7 @@ def test_search_tab_lookup_draws_hypervolume(monkeypatch, seeded_db):
     at.button(key="s_start").click().run()
     assert not at.exception, at.exception
     charts = at.get("vega_lite_chart")
-    text = " ".join(m.value for m in at.markdown)
+    text = shown(" ".join(m.value for m in at.markdown))
     assert "Hypervolume over evaluations" in text and "after 12" in text
     assert charts, "no hypervolume line chart"
     assert "Front found" in text

@@ -43,6 +43,36 @@ def test_budget_respected_and_no_repeats(seeded_db, algorithm):
     assert len(calls) == len(set(calls)) == 15 == len(res.evaluated) == len(res.hypervolume)
 
 
+@pytest.mark.parametrize("algorithm", list(S.ALGORITHMS))
+def test_every_algorithm_evaluates_distinct_configurations_of_the_space_within_budget(seeded_db, algorithm):
+    """Ours and each peer adapter (three objectives): only configurations of the space, none twice,
+    exactly the budget, also when some evaluations fail (no objective values to learn from)."""
+    with Store(seeded_db) as store:
+        objectives, maximize = S.default_objectives(store, "sourcegraph-fim")
+        space = S.task_space(store, "sourcegraph-fim", objectives)
+    assert len(objectives) == 3 and len(space) == 34
+    calls = []
+    ev = S.LookupEvaluator(space)
+
+    def flaky(i):  # every third configuration fails to run
+        calls.append(i)
+        return None if i % 3 == 0 else ev(i)
+
+    res = S.search(space, flaky, objectives, maximize, budget=7, seed=1, algorithm=algorithm)
+    assert len(calls) == len(set(calls)) == 7 == len(res.evaluated) == len(res.order)
+    assert all(0 <= i < len(space) for i in calls) and res.order == calls
+    ok = res.evaluated["status"].ne("failed") if "status" in res.evaluated else np.ones(7, bool)
+    assert set(res.evaluated.loc[ok, "run_id"]) <= set(space.configs["run_id"])
+
+
+def test_unknown_algorithm_names_the_registered_ones(seeded_db):
+    with Store(seeded_db) as store:
+        space = S.task_space(store, "sourcegraph-fim", ["energy_j", "itl_p90_ms"])
+    with pytest.raises(ValueError, match="optuna-tpe"):
+        S.search(space, S.LookupEvaluator(space), ["energy_j", "itl_p90_ms"], [False, False], 3, algorithm="cmaes")
+    assert S.DEFAULT_ALGORITHM in S.ALGORITHMS
+
+
 def test_token_tasks_size_models_by_weights_read_per_token(seeded_db):
     """gpt-oss-20b (4B active, mxfp4) reads fewer bytes per token than Qwen3-30B-A3B (3B active,
     bfloat16): the search starts among its configurations, and the model one-hot weighs less."""
@@ -102,6 +132,33 @@ def test_search_cli_json_and_table(seeded_db):
     out = subprocess.run(cmd[:4] + ["--task", "nope", "--budget", "3", "--db", str(seeded_db)], cwd=ROOT,
                          capture_output=True, text=True, timeout=180)
     assert out.returncode == 1 and "No runs of task 'nope'" in out.stderr
+
+
+def test_search_cli_three_objectives_on_gpqa(seeded_db):
+    """Without --objective, gpqa is searched on accuracy, energy and p90 inter-token latency."""
+    cmd = [sys.executable, "-m", "engine", "search", "--task", "gpqa", "--budget", "10", "--db", str(seeded_db),
+           "--format", "json"]
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["objectives"] == ["accuracy", "energy_j", "itl_p90_ms"]
+    assert len(doc["evaluated"]) == 10 == len({r["run_id"] for r in doc["evaluated"]}) == len(doc["hypervolume"])
+    assert all(r["accuracy"] is not None for r in doc["evaluated"])
+    assert doc["front"] and doc["hypervolume"] == sorted(doc["hypervolume"])
+
+
+def test_bench_cell_scores_noisy_search_on_noise_free_values():
+    """The bench's unit of work (not the bench): a noisy run is scored with the stored values."""
+    from bench import bench_search as B
+
+    r = B.run_cell(("sourcegraph-fim", 3, 0.15, 0, "random"))
+    shares = [r["share"][f] for f in B.FRACTIONS]
+    assert shares == sorted(shares) and 0 < shares[0] and shares[-1] <= 1 + 1e-9
+    space, names, *_ = B._SPACES[("sourcegraph-fim", 3)]
+    ev = B.NoisyLookup(space, names, 0.15, 0)
+    noisy = [ev(0)["energy_j"] for _ in range(200)]
+    assert np.std(noisy) / np.mean(noisy) == pytest.approx(0.15, abs=0.04)  # re-drawn at each evaluation
+    assert np.mean(noisy) == pytest.approx(space.configs["energy_j"].iloc[0], rel=0.05)
 
 
 def test_measure_evaluator_on_digits_mlp(empty_db):

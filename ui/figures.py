@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 
 from engine.explore import FrontView
 from engine.fields import SOURCE_SUFFIX
+from ui.text import plain
 
 CONFIG_HOVER = ("model", "hardware", "precision", "batch_size", "num_gpus", "task")
 DOMINATED = "rgba(140,140,140,0.28)"
@@ -18,7 +19,7 @@ FRONT = "#d62728"
 
 def _short(text, limit: int = 110) -> str:
     text = str(text)
-    return text if len(text) <= limit else text[:limit - 1] + "…"
+    return plain(text if len(text) <= limit else text[:limit - 1] + "…")
 
 
 def hover_text(df: pd.DataFrame, objectives: Sequence[str], label: Callable[[str], str],
@@ -26,15 +27,15 @@ def hover_text(df: pd.DataFrame, objectives: Sequence[str], label: Callable[[str
     """One HTML string per run: its configuration, then each objective with its unit and (with
     ``sources``: the front's points, few enough to carry it) where a quality figure comes from;
     ``also`` adds metrics that are not objectives (the task's quality), shown as "not measured"
-    where a run has none."""
+    where a run has none. Values and labels are data, escaped: plotly shows them, never renders them."""
     parts = []
     for c in CONFIG_HOVER:
         if c in df.columns:
-            parts.append(f"{c}: " + df[c].astype("string").fillna("–"))
+            parts.append(f"{c}: " + df[c].astype("string").fillna("–").map(plain))
     for o in list(objectives) + [a for a in also if a not in objectives]:
         if o in df.columns:
             vals = pd.Series(["not measured" if pd.isna(v) else f"{v:.4g}" for v in df[o]], index=df.index, dtype=object)
-            parts.append(f"<b>{label(o)}</b>: " + vals)
+            parts.append(f"<b>{plain(label(o))}</b>: " + vals)
             src = o + SOURCE_SUFFIX
             if sources and src in df.columns and df[src].notna().any():
                 parts.append(pd.Series([f"<i>{o} source: {_short(v)}</i>" if pd.notna(v) else "" for v in df[src]],
@@ -66,7 +67,7 @@ def front_figure(view: FrontView, objectives: Sequence[str], label: Callable[[st
                                    marker=dict(size=5, color=DOMINATED), hovertemplate="%{text}<extra></extra>",
                                    text=hover_text(dom, objectives, label, also)))
     groups = [(None, view.front)] if not group else [
-        (str(g), part) for g, part in view.front.groupby(view.front[group].astype("string").fillna("(none)"), sort=True)]
+        (plain(g), part) for g, part in view.front.groupby(view.front[group].astype("string").fillna("(none)"), sort=True)]
     palette = px_colors.qualitative.Dark24 + px_colors.qualitative.Light24
     for i, (name, part) in enumerate(groups):
         part = part.sort_values([x, y], kind="stable")
@@ -82,7 +83,7 @@ def front_figure(view: FrontView, objectives: Sequence[str], label: Callable[[st
             marker = dict(size=9, color=colour, line=dict(width=1, color="white"))
             if z is not None and not group:
                 marker.update(color=part[z], colorscale="Viridis", showscale=True,
-                              colorbar=dict(title=dict(text=label(z), side="right")))
+                              colorbar=dict(title=dict(text=plain(label(z)), side="right")))
             # a 3-objective front is a surface: a line through its 2-D shadow would mislead
             fig.add_trace(go.Scattergl(x=part[x], y=part[y], mode="markers" if z else "lines+markers", name=trace_name,
                                        line=dict(width=2, color=colour), marker=marker,
@@ -92,12 +93,12 @@ def front_figure(view: FrontView, objectives: Sequence[str], label: Callable[[st
         legend.update(orientation="h", x=0, y=1.02, yanchor="bottom")
     layout = dict(height=560, margin=dict(l=10, r=10, t=40, b=10), legend=legend, hoverlabel=dict(align="left"))
     if three_d:
-        fig.update_layout(scene=dict(xaxis=dict(title=dict(text=label(x)), type="log" if log_x else "linear"),
-                                     yaxis=dict(title=dict(text=label(y)), type="log" if log_y else "linear"),
-                                     zaxis=dict(title=dict(text=label(z)))), **layout)
+        fig.update_layout(scene=dict(xaxis=dict(title=dict(text=plain(label(x))), type="log" if log_x else "linear"),
+                                     yaxis=dict(title=dict(text=plain(label(y))), type="log" if log_y else "linear"),
+                                     zaxis=dict(title=dict(text=plain(label(z))))), **layout)
     else:
-        fig.update_layout(xaxis=dict(title=dict(text=label(x)), type="log" if log_x else "linear"),
-                          yaxis=dict(title=dict(text=label(y)), type="log" if log_y else "linear"), **layout)
+        fig.update_layout(xaxis=dict(title=dict(text=plain(label(x))), type="log" if log_x else "linear"),
+                          yaxis=dict(title=dict(text=plain(label(y))), type="log" if log_y else "linear"), **layout)
     return fig
 
 
@@ -112,7 +113,7 @@ def parcoords_figure(view: FrontView, dims: Sequence[str], label: Callable[[str]
     dimensions = []
     for d in dims:
         vals = pd.to_numeric(df[d], errors="coerce").astype(float)
-        dimensions.append(dict(label=label(d), values=vals.to_numpy(dtype=float, na_value=np.nan)))
+        dimensions.append(dict(label=plain(label(d)), values=vals.to_numpy(dtype=float, na_value=np.nan)))
     fig = go.Figure(go.Parcoords(
         line=dict(color=df["_front"], colorscale=[[0, "rgba(160,160,160,0.5)"], [1, FRONT]], cmin=0, cmax=1),
         dimensions=dimensions))

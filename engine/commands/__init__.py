@@ -3,16 +3,29 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 
 import pandas as pd
 
-from engine.store import Store
+from engine.store import Store, default_db_path
 
 
 def add_db(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db", default=None, help="DuckDB file (default: $PARETOSCOPE_DB or data/runs.duckdb)")
+
+
+def existing_store(db, **kwargs) -> Store:
+    """The store at ``db`` for a command that reads it: a path with no store is a mistake to name,
+    not a new empty store to create (only init, import and profile create one)."""
+    from engine.cli import CliError
+
+    path = Path(db) if db else default_db_path()
+    if not path.exists():
+        raise CliError(f"No store at {path}; run `python -m engine init --db {path}` first.")
+    return Store(path, **kwargs)
 
 
 def add_filter(p: argparse.ArgumentParser) -> None:
@@ -46,8 +59,10 @@ def parse_filters(store: Store, specs: list[str]) -> dict:
             raise CliError(f"Filter '{spec}' names an unknown column '{name}'.")
         f = store.field(name)
         if op == "=":
+            if not isinstance(out.get(name, []), list):
+                raise CliError(f"Filter '{spec}' mixes a range with a value list for '{name}'.")
             out.setdefault(name, [])
-            out[name] = list(out[name]) + [_cast(f.dtype, v.strip(), spec) for v in value.split(",")]
+            out[name] = list(out[name]) + [_cast(f.dtype, v.strip(), spec, exact=True) for v in value.split(",")]
         else:
             bound = out.setdefault(name, {}) if isinstance(out.get(name, {}), dict) else None
             if bound is None:
@@ -56,17 +71,24 @@ def parse_filters(store: Store, specs: list[str]) -> dict:
     return out
 
 
-def _cast(dtype: str, value: str, spec: str):
+def _cast(dtype: str, value: str, spec: str, exact: bool = False):
+    """A filter value in the column's type: a finite number for a numeric column (a whole one where
+    an integer column must equal it; a bound of an integer range may fall between two)."""
     from engine.cli import CliError
 
+    if dtype not in ("integer", "double"):
+        return value
     try:
-        if dtype == "integer":
-            return int(float(value))
-        if dtype == "double":
-            return float(value)
+        number = float(value)
     except ValueError:
         raise CliError(f"Filter '{spec}': '{value}' is not a number.") from None
-    return value
+    if not math.isfinite(number):
+        raise CliError(f"Filter '{spec}': '{value}' is not a finite number.")
+    if dtype == "integer" and number.is_integer() and abs(number) < 2**63:
+        return int(number)
+    if dtype == "integer" and exact:
+        raise CliError(f"Filter '{spec}': the column holds whole numbers, and '{value}' is not one.")
+    return number
 
 
 def parse_objectives(store: Store, specs: list[str]) -> tuple[list[str], list[bool]]:

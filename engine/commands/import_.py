@@ -6,7 +6,7 @@ import sys
 
 from engine import quality
 from engine.cli import CliError
-from engine.commands import add_db, emit
+from engine.commands import add_db, emit, existing_store
 from engine.importers.detect import FORMATS, detect
 from engine.importers.tabular import KINDS, ColumnMap, propose_mapping, read_table
 from engine.ingest import add_files, read_files
@@ -73,7 +73,7 @@ def _mapping(args, path) -> list[ColumnMap] | None:
 def run(args) -> int:
     if args.list or args.delete or args.quality:
         table = quality.read_table(args.quality, task=args.task) if args.quality else None
-        with Store(args.db) as store:
+        with existing_store(args.db) as store:  # only an import of files may create a new store
             return _manage(args, store, table)
     if not args.files:
         raise CliError("Name at least one FILE to import (or use --list, --delete ID, --quality FILE).")

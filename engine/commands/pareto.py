@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import sys
 
-from engine.commands import add_db, add_filter, add_format, add_objective, emit, parse_filters, parse_objectives
+from engine.commands import (add_db, add_filter, add_format, add_objective, emit, existing_store, parse_filters,
+                             parse_objectives)
 from engine.explore import front_table
-from engine.store import Store
 
 
 def add_parser(sub):
@@ -18,7 +18,7 @@ def add_parser(sub):
 
 
 def run(args) -> int:
-    with Store(args.db) as store:
+    with existing_store(args.db) as store:
         filters = parse_filters(store, args.filter)
         names, maximize = parse_objectives(store, args.objective)
         result = front_table(store, names, maximize, filters)

@@ -8,18 +8,28 @@ from engine.commands import add_db
 
 def add_parser(sub):
     p = sub.add_parser("profile", help="measure a grid of configurations on this machine into the store")
-    p.add_argument("--workload", help="built-in workload: digits-mlp, digits-cnn, tiny-gpt")
+    p.add_argument("--workload", metavar="NAME", help="built-in workload: digits-mlp, digits-cnn, tiny-gpt; or hf:MODEL, "
+                   "a Hugging Face causal LM (hub id org/name, or a local folder; safetensors weights only)")
     p.add_argument("--model", metavar="PKG.MOD:FACTORY",
                    help="your own model: a factory returning (model, example_inputs[, eval_fn])")
     p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
-                   help="knob values: precision, batch_size, seq_len, gen_len, compile, threads; repeatable")
+                   help="knob values (repeatable): precision (float32, bfloat16, float16; int8, int4, fp8 for the "
+                   "built-in workloads), quant (hf: none, int8-weight, int8-dynamic, int4-weight, fp8), batch_size, "
+                   "seq_len (tiny-gpt), prompt_len (hf), gen_len, compile, threads, power_limit_w (GPU watts)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="workload parameter, e.g. tiny-gpt layers=4 width=256 heads=8; repeatable")
     p.add_argument("--repeats", type=int, default=5, help="minimum timed batches per configuration (default 5)")
     p.add_argument("--min-time", type=float, default=1.0, help="minimum measured seconds per configuration (default 1)")
     p.add_argument("--warmup", type=int, default=2, help="untimed batches before measuring (default 2)")
+    p.add_argument("--until-ci", type=float, metavar="PCT",
+                   help="keep measuring a configuration until the 95%% intervals of its latency, throughput and "
+                        "energy are within PCT%% of the value (up to --max-time)")
+    p.add_argument("--max-time", type=float, default=120.0,
+                   help="most measured seconds per configuration (default 120)")
     p.add_argument("--device", default="auto", help="auto (a CUDA GPU if there is one), cpu, cuda or cuda:N")
     p.add_argument("--no-sampler", action="store_true", help="do not sample utilization / power in a background thread")
+    p.add_argument("--memory-budget", type=float, metavar="MB",
+                   help="skip configurations predicted to need more memory (default: 90%% of what is free)")
     p.add_argument("--sweep-id", help="id of this sweep (default: time and a random suffix)")
     p.add_argument("--progress-file", help="JSON file to keep up to date with the sweep's progress")
     p.add_argument("--cancel-file", help="the sweep stops after the current configuration once this file exists")
@@ -34,9 +44,13 @@ def run(args) -> int:
     from engine.profiler.workloads import get_workload
 
     if not args.workload and not args.model:
-        raise CliError("Name a workload (--workload digits-mlp|digits-cnn|tiny-gpt) or your model (--model pkg.mod:factory).")
+        raise CliError("Name a workload (--workload digits-mlp|digits-cnn|tiny-gpt|hf:MODEL) or your model (--model pkg.mod:factory).")
     if args.repeats < 1 or args.min_time < 0 or args.warmup < 0:
         raise CliError("--repeats must be at least 1, and --min-time and --warmup not negative.")
+    if args.until_ci is not None and not 0 < args.until_ci < 100:
+        raise CliError(f"--until-ci takes a percentage between 0 and 100, not {args.until_ci:g}.")
+    if args.max_time < args.min_time:
+        raise CliError("--max-time must be at least --min-time.")
     params = {}
     for spec in args.param:
         key, sep, value = spec.partition("=")
@@ -44,10 +58,11 @@ def run(args) -> int:
             raise CliError(f"--param '{spec}' must look like KEY=VALUE.")
         params[key.strip()] = value.strip()
     workload = get_workload(args.workload, args.model, params)
-    grid = knobs.parse_grid(args.grid, workload.knobs, workload.name)
+    grid = knobs.parse_grid(args.grid, workload.knobs, args.workload or workload.name, workload.choices)
     configs = knobs.expand(grid, workload.defaults)
     sweep = Sweep(workload, configs, db=args.db, sweep_id=args.sweep_id,
-                  options=Options(args.repeats, args.min_time, args.warmup, args.device, not args.no_sampler),
+                  options=Options(args.repeats, args.min_time, args.warmup, args.device, not args.no_sampler,
+                                  memory_budget_mb=args.memory_budget, until_ci=args.until_ci, max_time_s=args.max_time),
                   progress_file=args.progress_file, cancel_file=args.cancel_file,
                   log=lambda msg: print(msg, flush=True))
     print(f"sweep {sweep.sweep_id}: {workload.name} ({workload.model_name}), {len(configs)} configurations "
@@ -62,8 +77,11 @@ def run(args) -> int:
 def summary(rows, sweep, out) -> None:
     import pandas as pd
 
-    cols = ["precision", "batch_size", "seq_len", "gen_len", "compile", "threads", "status", "latency_ms",
-            "latency_p90_ms", "throughput", "accuracy", "peak_memory_mb", "energy_j"]
+    from engine.profiler.sweep import QUALITY
+
+    cols = ["precision", "quant", "batch_size", "seq_len", "prompt_len", "gen_len", "compile", "threads", "power_limit_w",
+            "status", "latency_ms", "latency_p90_ms", "ttft_ms", "itl_ms", "throughput", *QUALITY, "peak_memory_mb",
+            "predicted_memory_mb", "energy_j"]
     df = pd.DataFrame(rows)
     df = df[[c for c in cols if c in df.columns and df[c].notna().any()]]
     counts = df["status"].value_counts().to_dict() if len(df) else {}

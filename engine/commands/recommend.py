@@ -2,15 +2,16 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 
 import pandas as pd
 
 from engine.cli import CliError
-from engine.commands import add_db, add_filter, add_format, add_objective, parse_filters, parse_objectives, records
+from engine.commands import (add_db, add_filter, add_format, add_objective, existing_store, parse_filters,
+                             parse_objectives, records)
 from engine.derived import Settings
 from engine.recommend import recommend
-from engine.store import Store
 
 
 def add_parser(sub):
@@ -40,16 +41,21 @@ def _weights(specs: list[str], names: list[str]) -> list[float] | None:
             given[name.strip()] = float(value)
         except ValueError:
             raise CliError(f"Weight '{spec}': '{value}' is not a number.") from None
+        if not math.isfinite(given[name.strip()]) or given[name.strip()] < 0:
+            raise CliError(f"Weight '{spec}': '{value}' is not a finite number of at least 0.")
     return [given.get(n, 0.0) for n in names]
 
 
 def run(args) -> int:
+    for flag, value in (("--price-per-gpu-hour", args.price_per_gpu_hour), ("--carbon-intensity", args.carbon_intensity)):
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise CliError(f"{flag} {value}: give a finite number of at least 0.")
     defaults = Settings()
     settings = Settings(
         args.price_per_gpu_hour if args.price_per_gpu_hour is not None else defaults.price_per_gpu_hour,
         args.carbon_intensity if args.carbon_intensity is not None else defaults.carbon_g_per_kwh,
     )
-    with Store(args.db, settings=settings) as store:
+    with existing_store(args.db, settings=settings) as store:
         filters = parse_filters(store, args.filter)
         names, maximize = parse_objectives(store, args.objective)
         rec = recommend(store, names, maximize, args.constraint, filters, _weights(args.weight, names))

@@ -7,8 +7,9 @@ import sys
 
 import pandas as pd
 
+from engine import search as S
 from engine.cli import CliError
-from engine.commands import add_db, add_format, parse_objectives, records
+from engine.commands import add_db, add_format, existing_store, parse_objectives, records
 from engine.store import Store, default_db_path
 
 
@@ -22,7 +23,8 @@ def add_parser(sub):
     p.add_argument("--budget", type=int, required=True, help="most configurations to evaluate")
     p.add_argument("--evaluator", choices=("lookup", "measure"), default=None,
                    help="lookup: the stored measurement (default for --task); measure: run the profiler now (default for --workload)")
-    p.add_argument("--algorithm", choices=("surrogate", "nsga2", "random"), default="surrogate")
+    p.add_argument("--algorithm", choices=list(S.ALGORITHMS), default=S.DEFAULT_ALGORITHM,
+                   help=f"search algorithm (default {S.DEFAULT_ALGORITHM}; see engine/search.py)")
     p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2", help="workload grid (measure); repeatable")
     p.add_argument("--filter", action="append", default=[], metavar="COL=VALUE", help="narrow a task's space, e.g. hardware=H100")
     p.add_argument("--seed", type=int, default=0)
@@ -33,7 +35,6 @@ def add_parser(sub):
 
 def run(args) -> int:
     from engine.commands import parse_filters
-    from engine import search as S
 
     evaluator = args.evaluator or ("lookup" if args.task else "measure")
     if args.budget < 1:
@@ -43,7 +44,7 @@ def run(args) -> int:
     if args.task:
         if evaluator != "lookup":
             raise CliError("A task's space is evaluated by lookup; use --workload NAME to measure on this machine.")
-        with Store(db) as store:
+        with existing_store(db) as store:
             filters = parse_filters(store, args.filter)
             names, maximize = (parse_objectives(store, args.objective) if args.objective
                                else S.default_objectives(store, args.task))

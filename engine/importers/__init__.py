@@ -2,6 +2,7 @@
 definitions of the extra fields it brings. They never write to the store themselves."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -17,3 +18,10 @@ class Parsed:
     extra_fields: list[Field] = field(default_factory=list)
     source: str = ""
     notes: list[str] = field(default_factory=list)
+    row_label: str = "row"  # how a person counts this file's runs in a message: line, record, configuration
+    row_numbers: Sequence[int] | None = None  # each run's position in the file (default 1, 2, ...)
+
+    def where(self, i: int) -> str:
+        """Where the i-th run came from, for a message: 'line 3'."""
+        n = self.row_numbers[i] if self.row_numbers is not None else i + 1
+        return f"{self.row_label} {n}"

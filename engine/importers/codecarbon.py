@@ -101,7 +101,7 @@ def parse_file(path: str | Path, name: str | None = None) -> Parsed:
     gpu = gpu.str.replace(r"^\d+ x ", "", regex=True) if gpu.notna().any() else gpu  # "1 x NVIDIA A10G"
     out["hardware"] = gpu.where(gpu.notna(), cpu)
     if "gpu_count" in df:
-        out["num_gpus"] = pd.array(df["gpu_count"].fillna(0).round(), dtype="Int64")
+        out["num_gpus"] = df["gpu_count"].fillna(0)  # a fractional count is refused on import, not rounded
     for col in ("project_name", "experiment_id", "country_iso_code", "cpu_model"):
         if col in df:
             out[col] = df[col]
@@ -116,4 +116,5 @@ def parse_file(path: str | Path, name: str | None = None) -> Parsed:
         out["environment"] = df[env_cols].apply(lambda r: r.dropna().to_json(), axis=1)  # few rows: one per run
     out = out.reset_index(drop=True)
     extra = [f for n, f in EXTRA.items() if n in out.columns]
-    return Parsed(out, extra, source=name, notes=[f"{len(body)} rows, {len(out)} runs"])
+    return Parsed(out, extra, source=name, notes=[f"{len(body)} rows, {len(out)} runs"], row_label="line",
+                  row_numbers=list(df["_line"]))

@@ -12,7 +12,7 @@ FORMATS = NATIVE + tabular.FORMATS
 TABULAR = set(tabular.FORMATS)
 
 
-def _json_head(path: Path):
+def _json_head(path: Path, name: str):
     """The parsed document if the file is one JSON object (small native results), else None."""
     with open(path, "rb") as fh:
         head = fh.read(4096).lstrip()
@@ -22,6 +22,8 @@ def _json_head(path: Path):
         return json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError):
         return None  # JSONL, or broken: the tabular reader reports it
+    except RecursionError:
+        raise ValueError(f"{name}: JSON nested too deeply to read (a run log is a few levels deep).") from None
 
 
 def detect(path: str | Path, name: str | None = None) -> str:
@@ -34,7 +36,7 @@ def detect(path: str | Path, name: str | None = None) -> str:
         return "paretoscope" if exchange.is_export(path) else "parquet"
     ext = tabular.format_of(path, name)
     if ext in ("json", "jsonl") or magic.lstrip()[:1] in (b"{", b"["):
-        data = _json_head(path)
+        data = _json_head(path, name)
         if data is not None:
             if optimum.looks_like(data):
                 return "optimum-benchmark"
@@ -96,5 +98,10 @@ def parse(path: str | Path, name: str | None = None, fmt: str | None = None,
         raise ValueError(f"{name} is not UTF-8 text; save it as UTF-8 and upload it again.") from None
     except json.JSONDecodeError as e:
         raise ValueError(f"{name}: malformed JSON at line {e.lineno}, column {e.colno} ({e.msg}).") from None
-    except (KeyError, TypeError, AttributeError) as e:
-        raise ValueError(f"{name} does not have the shape of a {fmt} file ({e.__class__.__name__}: {e}).") from None
+    except RecursionError:
+        raise ValueError(f"{name}: JSON nested too deeply to read (a run log is a few levels deep).") from None
+    except (KeyError, TypeError, AttributeError, OverflowError, ValueError) as e:
+        if isinstance(e, ValueError) and str(e).startswith(name):
+            raise  # already one sentence naming the file
+        detail = (str(e).splitlines() or [""])[0][:200]
+        raise ValueError(f"{name} does not have the shape of a {fmt} file ({e.__class__.__name__}: {detail}).") from None

@@ -54,10 +54,10 @@ def parse_file(path: str | Path, name: str | None = None) -> Parsed:
     dtype = args.get("dtype") or config.get("model_dtype")
     precision = _PRECISION.get(str(dtype), str(dtype)) if dtype not in (None, "auto", "") else None
     batch = config.get("batch_size")
-    try:
-        batch = int(batch)
-    except (TypeError, ValueError):
-        batch = None  # "auto" / "auto:4"
+    if isinstance(batch, str):
+        batch = int(batch) if batch.strip().isdigit() else None  # "auto" / "auto:4"
+    elif not isinstance(batch, (int, float)) or isinstance(batch, bool):
+        batch = None  # a number stays as given: the import's checks refuse 1.5, never round it
     hib = data.get("higher_is_better") or {}
     rows, extra = [], {}
     for task, metrics in data["results"].items():
@@ -91,5 +91,6 @@ def parse_file(path: str | Path, name: str | None = None) -> Parsed:
     env["model_args"] = config.get("model_args")
     df = pd.DataFrame(rows)
     df["environment"] = environment_json(env)
-    df["batch_size"] = pd.array(df["batch_size"], dtype="Int64")
+    if df["batch_size"].map(lambda b: b is None or float(b).is_integer()).all():
+        df["batch_size"] = pd.array(df["batch_size"], dtype="Int64")
     return Parsed(df, [f for f in extra.values() if f.name in df.columns], source=name)

@@ -102,13 +102,19 @@ def parse(data: dict, file_name: str = "") -> Parsed:
             raise ValueError(f"{file_name}: configuration {i + 1} has a negative energy ({row['energy_j']}).")
         rows.append(row)
     df = pd.DataFrame(rows)
-    for f in extra.values():
-        if f.dtype == "integer":
-            df[f.name] = pd.array(df[f.name], dtype="Int64")
-    for col in ("num_gpus", "batch_size"):
+    for col in [f.name for f in extra.values() if f.dtype == "integer"] + ["num_gpus", "batch_size"]:
         if col in df:
-            df[col] = pd.array(df[col], dtype="Int64")
-    return Parsed(df, list(extra.values()), source="mlenergy-v3")
+            df[col] = _integers(df[col])
+    return Parsed(df, list(extra.values()), source="mlenergy-v3", row_label="configuration")
+
+
+def _integers(values: pd.Series):
+    """Whole numbers as an integer column; anything else left as it is, for the import's checks to
+    refuse with its configuration and column (never rounded)."""
+    try:
+        return pd.array(values, dtype="Int64")
+    except (TypeError, ValueError, OverflowError):
+        return values
 
 
 def parse_file(path: str | Path) -> Parsed:

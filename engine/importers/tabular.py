@@ -13,6 +13,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import math
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ import duckdb
 import pandas as pd
 
 from engine import duck
-from engine.fields import CANONICAL_BY_NAME, Field, is_safe_identifier, normalize_name
+from engine.fields import CANONICAL_BY_NAME, Field, allowed_sql, is_safe_identifier, normalize_name, refusal
 from engine.importers import Parsed
 
 # Same limit as .streamlit/config.toml [server] maxUploadSize (Streamlit counts MB as 2**20 bytes).
@@ -37,7 +38,7 @@ KINDS = ("canonical", "metric", "config", "skip")
 # -- units: token -> (dimension, factor into the canonical unit of that dimension) -------------
 _UNITS = {
     "time": {"ms": 1.0, "msec": 1.0, "millis": 1.0, "milliseconds": 1.0, "s": 1000.0, "sec": 1000.0, "secs": 1000.0,
-             "seconds": 1000.0, "us": 1e-3, "usec": 1e-3, "microseconds": 1e-3, "ns": 1e-6, "minutes": 60000.0},
+             "seconds": 1000.0, "us": 1e-3, "μs": 1e-3, "usec": 1e-3, "microseconds": 1e-3, "ns": 1e-6, "minutes": 60000.0},
     "energy": {"j": 1.0, "joule": 1.0, "joules": 1.0, "kj": 1e3, "wh": 3600.0, "kwh": 3.6e6, "mwh": 3.6e9},
     "memory": {"mb": 1.0, "gb": 1e3, "kb": 1e-3, "b": 1e-6, "bytes": 1e-6, "mib": 1.048576, "gib": 1073.741824,
                "kib": 1.024e-3, "tb": 1e6},
@@ -79,8 +80,6 @@ _SYNONYMS = {
     "reason": ["reason", "error"],
 }
 _LOOKUP = {syn: canon for canon, syns in _SYNONYMS.items() for syn in syns}
-_NONNEG = {f.name for f in CANONICAL_BY_NAME.values() if f.role == "metric" and f.name != "accuracy"} | {
-    "num_gpus", "batch_size"}
 _SKIP_NAMES = {"import_id", "imported_at"}  # belong to the receiving store
 
 
@@ -148,9 +147,22 @@ def format_of(path: str | Path, name: str | None = None) -> str | None:
 def check_size(path: str | Path, name: str, max_bytes: int = MAX_BYTES) -> None:
     size = Path(path).stat().st_size
     if size > max_bytes:
-        raise ValueError(f"{name} is {size / 2**20:,.0f} MB, over the {max_bytes / 2**20:,.0f} MB upload limit.")
+        raise ValueError(f"{name} is {_over(size, max_bytes)} upload limit.")
     if size == 0:
         raise ValueError(f"{name} is empty.")
+
+
+def _over(size: int, limit: int) -> str:
+    """'500 MB, over the 200 MB', in the limit's unit (Streamlit's MB is 2**20 bytes), with as many
+    decimals as it takes for the size to read larger than the limit, else in bytes."""
+    unit, scale = ("MB", 2**20) if limit >= 2**20 else ("KB", 2**10) if limit >= 2**10 else ("bytes", 1)
+    d_lim = 0 if limit % scale == 0 else 1
+    shown_limit = f"{limit / scale:,.{d_lim}f} {unit}"
+    d = next((d for d in range(d_lim, 4) if round(size / scale, d) > round(limit / scale, d)), None)
+    if scale == 1 or d is None:
+        exact = "" if scale == 1 else f" ({limit:,} bytes)"
+        return f"{size:,} bytes, over the {shown_limit}{exact}"
+    return f"{size / scale:,.{d}f} {unit}, over the {shown_limit}"
 
 
 def check_text(path: str | Path, name: str) -> None:
@@ -223,7 +235,7 @@ def read_table(path: str | Path, name: str | None = None, fmt: str | None = None
     if fmt not in FORMATS:
         raise ValueError(f"{name}: unknown table format '{fmt}'; use one of {', '.join(FORMATS)}.")
     check_size(path, name, max_bytes)
-    con = duck.connect()
+    con = duck.connect()  # no progress bar on stdout, into CLI output
     try:
         if fmt in ("csv", "tsv"):
             check_text(path, name)
@@ -289,12 +301,10 @@ def _detect_types(con, described) -> dict[str, str]:
     exprs, kinds = [], {}
     for col, sqltype, *_ in described:
         t = sqltype.upper()
-        if t in ("BIGINT", "INTEGER", "SMALLINT", "TINYINT", "HUGEINT", "UBIGINT", "UINTEGER", "USMALLINT", "UTINYINT"):
-            kinds[col] = "integer"
-        elif t in ("DOUBLE", "FLOAT", "REAL") or t.startswith("DECIMAL"):
+        if t in ("DOUBLE", "FLOAT", "REAL") or t.startswith("DECIMAL"):
             kinds[col] = "double"
-        elif t in ("VARCHAR", "JSON"):
-            v = _text_expr(col, t)
+        elif t in _NUMERIC_SQL or t in ("VARCHAR", "JSON"):  # an integer column beyond 9e15 is a double
+            v = _cell_sql(col, t)
             d = f"try_cast({v} AS DOUBLE)"
             exprs.append(f"count({v}) > 0 AND count({v}) = count({d})")
             exprs.append(f"count({d}) = count({d}) FILTER (WHERE {d} = floor({d}) AND abs({d}) < 9e15)")
@@ -395,7 +405,7 @@ def _validate_mapping(table: Table, mapping: list[ColumnMap]) -> None:
             raise ValueError(f"{name}: column '{m.source}' cannot map to '{m.target}' (set by the store).")
         if m.target in targets:
             raise ValueError(f"{name}: columns '{targets[m.target]}' and '{m.source}' both map to '{m.target}'.")
-        if m.factor == 0 or m.factor != m.factor:
+        if m.factor == 0 or not math.isfinite(m.factor):
             raise ValueError(f"{name}: column '{m.source}' has a conversion factor of {m.factor}.")
         targets[m.target] = m.source
 
@@ -407,58 +417,96 @@ def _numeric(m: ColumnMap) -> bool:
     return m.kind == "metric" or (m.kind == "config" and m.dtype in ("integer", "double"))
 
 
+_NUMERIC_SQL = ("BIGINT", "INTEGER", "SMALLINT", "TINYINT", "HUGEINT", "UBIGINT", "UINTEGER", "USMALLINT",
+                "UTINYINT", "UHUGEINT", "DOUBLE", "FLOAT", "REAL")
+_THOUSANDS = re.compile(r"^[+-]?\d{1,3}([,' ]\d{3})+(\.\d+)?$")
+
+
+def _cell_sql(col: str, sqltype: str) -> str:
+    """A cell as SQL: native numbers as they are, anything else as its text (JSON null is NULL)."""
+    t = sqltype.upper()
+    if t in _NUMERIC_SQL or t.startswith("DECIMAL"):
+        return ident(col)
+    return _text_expr(col, t) if t in ("VARCHAR", "JSON") else f"CAST({ident(col)} AS VARCHAR)"
+
+
+def _number_sql(col: str, sqltype: str) -> str:
+    """A column as DOUBLE (NULL where a cell is not a number)."""
+    return f"try_cast({_cell_sql(col, sqltype)} AS DOUBLE)"
+
+
+def _target_field(table: Table, m: ColumnMap) -> Field:
+    """The field a mapped column fills: a canonical one, or the new field it brings."""
+    if m.kind == "canonical":
+        return CANONICAL_BY_NAME[m.target]
+    role = "metric" if m.kind == "metric" else "config"
+    dtype = "double" if m.kind == "metric" else ("integer" if _numeric(m) and m.dtype == "integer"
+                                                  and m.factor == 1 else ("double" if _numeric(m) else "text"))
+    return Field(m.target, role, dtype, m.unit or "", m.direction if role == "metric" else None,
+                 f"from column '{m.source}' of {table.name}")
+
+
+def _check_values(table: Table, kept: list[tuple[ColumnMap, Field]], sqltypes: dict[str, str]) -> None:
+    """Refuse, in one SQL pass over the raw values, the first one that is not a number or that its
+    field's range (engine.fields.limits) does not allow, naming line and column."""
+    checks, labels = [], []
+    for m, f in kept:
+        if f.dtype not in ("integer", "double"):
+            continue
+        v = _number_sql(m.source, sqltypes[m.source])
+        scaled = v + (f" * {float(m.factor)!r}" if m.factor != 1 else "")
+        checks.append(f"min(rowid) FILTER (WHERE {_cell_sql(m.source, sqltypes[m.source])} IS NOT NULL AND {v} IS NULL)")
+        labels.append((m, f, "number"))
+        checks.append(f"min(rowid) FILTER (WHERE NOT {allowed_sql(f, scaled)})")
+        labels.append((m, f, "range"))
+    if not checks:
+        return
+    res = table.con.execute(f"SELECT {', '.join(checks)} FROM raw").fetchall()[0]
+    for rowid, (m, f, what) in zip(res, labels):
+        if rowid is None:
+            continue
+        text, number = table.con.execute(
+            f"SELECT CAST({_cell_sql(m.source, sqltypes[m.source])} AS VARCHAR), {_number_sql(m.source, sqltypes[m.source])} FROM raw "
+            "WHERE rowid = ?", [rowid]).fetchall()[0]
+        shown = text if len(str(text)) <= 40 else str(text)[:37] + "..."
+        where = f"{table.name}: {table.where(rowid)}, column '{m.source}'"
+        if what == "number":
+            hint = "; write it without thousands separators" if _THOUSANDS.match(str(text).strip()) else ""
+            raise ValueError(f"{where}: '{shown}' is not a number (it maps to {m.target}{hint}).")
+        value = None if number is None else number * m.factor
+        if m.factor != 1 and value is not None:
+            shown = f"{shown} × {m.factor:g} = {value:g}"  # the unit conversion is what left the range
+        why = refusal(f, shown, value)
+        tail = f" (it maps to {m.target})" if m.source != m.target and not why.startswith(m.target + " ") else ""
+        raise ValueError(f"{where}: {why}{tail}.")
+
+
 def apply_mapping(table: Table, mapping: list[ColumnMap]) -> Parsed:
-    """Turn the table into canonical runs and extra fields; checks every value in one SQL pass."""
+    """Turn the table into canonical runs and extra fields; checks every value in one SQL pass
+    before any cast, so a value out of its field's range is refused, never rounded or clipped."""
     _validate_mapping(table, mapping)
-    kept = [m for m in mapping if m.kind != "skip"]
+    kept = [(m, _target_field(table, m)) for m in mapping if m.kind != "skip"]
     if not kept:
         raise ValueError(f"{table.name}: every column is skipped; map at least one column.")
     sqltypes = dict((r[0], r[1]) for r in table.con.execute("DESCRIBE raw").fetchall())
-    checks, labels = [], []
-    for m in kept:
-        if not _numeric(m):
-            continue
-        v = _text_expr(m.source, sqltypes[m.source]) if sqltypes[m.source].upper() in ("VARCHAR", "JSON") \
-            else ident(m.source)
-        d = f"try_cast({v} AS DOUBLE)"
-        checks.append(f"min(rowid) FILTER (WHERE {v} IS NOT NULL AND {d} IS NULL)")
-        labels.append((m, "number"))
-        if m.target in _NONNEG:
-            checks.append(f"min(rowid) FILTER (WHERE {d} < 0)")
-            labels.append((m, "negative"))
-    if checks:
-        res = table.con.execute(f"SELECT {', '.join(checks)} FROM raw").fetchall()[0]
-        for rowid, (m, what) in zip(res, labels):
-            if rowid is None:
-                continue
-            value = table.con.execute(f"SELECT CAST({ident(m.source)} AS VARCHAR) FROM raw WHERE rowid = ?",
-                                      [rowid]).fetchall()[0][0]
-            shown = value if len(str(value)) <= 40 else str(value)[:37] + "..."
-            if what == "number":
-                raise ValueError(f"{table.name}: {table.where(rowid)}, column '{m.source}': '{shown}' is not a "
-                                 f"number (it maps to {m.target}).")
-            raise ValueError(f"{table.name}: {table.where(rowid)}, column '{m.source}': {m.target} cannot be "
-                             f"negative ({shown}).")
-    selects, extra = [], []
-    for m in kept:
-        src = sqltypes[m.source].upper()
-        v = _text_expr(m.source, src) if src in ("VARCHAR", "JSON") else ident(m.source)
-        if _numeric(m):
-            val = f"try_cast({v} AS DOUBLE)" + (f" * {float(m.factor)!r}" if m.factor != 1 else "")
-            integer = (m.kind == "canonical" and CANONICAL_BY_NAME[m.target].dtype == "integer") or (
-                m.kind == "config" and m.dtype == "integer" and m.factor == 1)
-            expr = f"CAST(round({val}) AS BIGINT)" if integer else f"CAST({val} AS DOUBLE)"
-        else:
-            expr = f"CAST({v} AS VARCHAR)" if src != "JSON" else v
-        selects.append(f"{expr} AS {ident(m.target)}")
-        if m.kind != "canonical":
-            role = "metric" if m.kind == "metric" else "config"
-            dtype = "double" if m.kind == "metric" else ("integer" if _numeric(m) and m.dtype == "integer"
-                                                          and m.factor == 1 else ("double" if _numeric(m) else "text"))
-            extra.append(Field(m.target, role, dtype, m.unit or "", m.direction if role == "metric" else None,
-                               f"from column '{m.source}' of {table.name}"))
-    df = table.con.execute(f"SELECT {', '.join(selects)} FROM raw ORDER BY rowid").df()
-    return Parsed(df, extra, source=table.name)
+    try:
+        _check_values(table, kept, sqltypes)
+        selects = []
+        for m, f in kept:
+            src = sqltypes[m.source].upper()
+            if f.dtype in ("integer", "double"):
+                val = _number_sql(m.source, src) + (f" * {float(m.factor)!r}" if m.factor != 1 else "")
+                val = f"nullif({val}, 'NaN'::DOUBLE)"  # NaN is a missing value, as an empty cell is
+                expr = f"CAST({val} AS BIGINT)" if f.dtype == "integer" else f"CAST({val} AS DOUBLE)"
+            else:
+                expr = _text_expr(m.source, src) if src == "JSON" else f"CAST({ident(m.source)} AS VARCHAR)"
+            selects.append(f"{expr} AS {ident(m.target)}")
+        df = table.con.execute(f"SELECT {', '.join(selects)} FROM raw ORDER BY rowid").df()
+    except duckdb.Error as e:  # a value or type the checks above did not foresee: still one sentence
+        raise ValueError(f"{table.name} cannot be read: {str(e).splitlines()[0]}") from None
+    extra = [f for m, f in kept if m.kind != "canonical"]
+    return Parsed(df, extra, source=table.name, row_label=table.row_label,
+                  row_numbers=range(table.row_offset, table.row_offset + len(df)))
 
 
 def parse_file(path: str | Path, name: str | None = None, fmt: str | None = None,

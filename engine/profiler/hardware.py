@@ -1,18 +1,15 @@
 """What this machine is: GPUs through NVML, CPU model and cores, torch / CUDA versions, and
-whether the energy counters (NVML total energy, RAPL) can be read.
+which energy counters Zeus can read here (energy.capabilities).
 
 Every probe is allowed to fail: what could not be read is said in ``notes`` ("could not read
 X: why"), never raised, so detection works with no GPU and no NVML.
 """
 from __future__ import annotations
 
-import glob
 import os
 import platform
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
-
-RAPL_GLOB = "/sys/class/powercap/intel-rapl:*"
 
 
 @dataclass
@@ -37,7 +34,8 @@ class Hardware:
     cuda_version: str | None = None
     torch_version: str | None = None
     versions: dict = field(default_factory=dict)
-    rapl_domains: list[str] = field(default_factory=list)  # readable package energy_uj files
+    gpu_energy: bool = False  # Zeus reads the first GPU's energy (NVML)
+    cpu_energy: bool = False  # Zeus reads the CPU package energy (RAPL)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -60,25 +58,9 @@ def cpu_model() -> tuple[str, str | None]:
     return platform.processor() or platform.machine(), "could not read the CPU model: no 'model name' in /proc/cpuinfo"
 
 
-def rapl_domains() -> tuple[list[str], list[str]]:
-    """Readable top-level RAPL package counters (subdomains are parts of a package: not summed)."""
-    found, notes = [], []
-    paths = sorted(p for p in glob.glob(RAPL_GLOB) if p.count(":") == 1)
-    if not paths:
-        return [], ["could not read CPU energy (RAPL): no /sys/class/powercap/intel-rapl:* on this machine"]
-    for p in paths:
-        try:
-            with open(os.path.join(p, "energy_uj")) as f:
-                int(f.read().strip())
-            found.append(p)
-        except (OSError, ValueError) as e:
-            notes.append(f"could not read CPU energy (RAPL) {p}/energy_uj: {e.strerror if isinstance(e, OSError) else e}")
-    return found, notes
-
-
 def _versions() -> dict:
     out = {"python": platform.python_version(), "platform": platform.platform()}
-    for pkg in ("torch", "torchao", "numpy", "scikit-learn", "nvidia-ml-py", "psutil"):
+    for pkg in ("torch", "torchao", "transformers", "zeus", "numpy", "scikit-learn", "nvidia-ml-py", "psutil"):
         try:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
@@ -158,7 +140,9 @@ def detect() -> Hardware:
                          + ("" if hw.cuda_version else " (this torch build has no CUDA)") + ": profiling runs on the CPU")
     except Exception as e:
         notes.append(f"could not read torch / CUDA versions: {e}")
-    hw.rapl_domains, rapl_notes = rapl_domains()
-    notes.extend(rapl_notes)
+    from engine.profiler.energy import capabilities
+
+    hw.gpu_energy, hw.cpu_energy, energy_notes = capabilities(0 if hw.cuda_available else None)
+    notes.extend(energy_notes)
     hw.notes = notes
     return hw

@@ -1,7 +1,9 @@
 """The grid of knobs and how each is applied.
 
-Grid keys are canonical: precision (float32, bfloat16, float16, int8, int4, fp8), batch_size,
-seq_len, gen_len (tiny-gpt), compile, threads. ``expand`` makes the configurations;
+Grid keys are canonical: precision (float32, bfloat16, float16, int8, int4, fp8; the hf workload
+takes the three float ones and quantizes with ``quant``: see quant.py), quant, batch_size,
+seq_len, prompt_len, gen_len, compile, threads, power_limit_w (watts; a GPU whose limit NVML can
+set). ``expand`` makes the configurations;
 ``unsupported`` says why this machine cannot run one (it is then recorded as skipped);
 ``prepare`` turns the float32 reference into the configured model.
 
@@ -22,7 +24,7 @@ import torch
 import torch.nn as nn
 
 PRECISIONS = ("float32", "bfloat16", "float16", "int8", "int4", "fp8")
-KEYS = ("precision", "batch_size", "seq_len", "gen_len", "compile", "threads")
+KEYS = ("precision", "quant", "batch_size", "seq_len", "prompt_len", "gen_len", "compile", "threads", "power_limit_w")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -59,12 +61,30 @@ def _precision(v):
     return v
 
 
-PARSERS = {"precision": _precision, "batch_size": _pos_int("batch_size"), "seq_len": _pos_int("seq_len"),
-           "gen_len": _pos_int("gen_len"), "compile": _bool, "threads": _pos_int("threads")}
+def _watts(v):
+    try:
+        w = float(str(v).strip().lower().removesuffix("w"))
+    except ValueError:
+        raise ValueError(f"power_limit_w takes watts, not '{v}'.") from None
+    if w <= 0:
+        raise ValueError(f"power_limit_w must be positive, not {w:g}.")
+    return int(w) if w == int(w) else w
 
 
-def parse_grid(specs: list[str], knobs: tuple[str, ...], workload: str) -> dict:
-    """['precision=float32,int8', 'batch_size=1,32'] -> {'precision': [...], 'batch_size': [...]}."""
+def _quant(v):
+    from engine.profiler.quant import parse
+
+    return parse(v)
+
+
+PARSERS = {"precision": _precision, "quant": _quant, "batch_size": _pos_int("batch_size"),
+           "seq_len": _pos_int("seq_len"), "prompt_len": _pos_int("prompt_len"), "gen_len": _pos_int("gen_len"),
+           "compile": _bool, "threads": _pos_int("threads"), "power_limit_w": _watts}
+
+
+def parse_grid(specs: list[str], knobs: tuple[str, ...], workload: str, choices: dict | None = None) -> dict:
+    """['precision=float32,int8', 'batch_size=1,32'] -> {'precision': [...], 'batch_size': [...]};
+    ``choices`` narrows a key's values for one workload (the hf workload's float precisions)."""
     grid: dict = {}
     for spec in specs:
         key, sep, values = spec.partition("=")
@@ -76,13 +96,19 @@ def parse_grid(specs: list[str], knobs: tuple[str, ...], workload: str) -> dict:
         if key not in knobs:
             raise ValueError(f"Workload '{workload}' has no '{key}' knob; its knobs: {', '.join(knobs)}.")
         vals = [PARSERS[key](v) for v in values.split(",") if v.strip()]
+        allowed = (choices or {}).get(key)
+        for v in vals:
+            if allowed and v not in allowed:
+                hint = " (quantize with the quant knob: quant=int8-weight, int8-dynamic, int4-weight, fp8)" \
+                    if key == "precision" and "quant" in knobs else ""
+                raise ValueError(f"{key} '{v}' is not one of {', '.join(map(str, allowed))} for {workload}{hint}.")
         grid[key] = list(dict.fromkeys(grid.get(key, []) + vals))
     return grid
 
 
 def expand(grid: dict, defaults: dict) -> list[dict]:
     """Every combination, keys in canonical order; knobs not in the grid take the defaults."""
-    keys = [k for k in KEYS if k in defaults]
+    keys = [k for k in KEYS if k in defaults or grid.get(k)]
     values = [grid.get(k) or defaults[k] for k in keys]
     return [dict(zip(keys, combo)) for combo in itertools.product(*values)]
 
@@ -108,6 +134,23 @@ def unsupported(cfg: dict, device: str) -> str | None:
             return "torch.compile on the CPU needs a C++ compiler, and none is on PATH"
         if cuda and importlib.util.find_spec("triton") is None:
             return "torch.compile on a GPU needs triton, which is not installed"
+    return power_unsupported(cfg, device)
+
+
+def power_unsupported(cfg: dict, device: str) -> str | None:
+    """Why ``power_limit_w`` cannot be applied here (None where it can, or is not asked for)."""
+    watts = cfg.get("power_limit_w")
+    if not watts:
+        return None
+    if not device.startswith("cuda"):
+        return "power_limit_w needs an NVIDIA GPU whose power limit NVML can set; this run is on the CPU"
+    from engine.profiler.energy import power_limit_range
+
+    rng = power_limit_range(torch.device(device).index or 0)
+    if rng is None:
+        return "power_limit_w: NVML cannot read this GPU's power limit range"
+    if not rng[0] <= watts <= rng[1]:
+        return f"power_limit_w {watts:g} W is outside this GPU's range {rng[0]:g}-{rng[1]:g} W"
     return None
 
 

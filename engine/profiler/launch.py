@@ -36,12 +36,14 @@ def grid_args(grid: dict) -> list[str]:
 
 
 def check_workload(name: str) -> None:
-    """A workload a page asks for must be in the registry: a name from the browser never picks
-    Python code to import (the CLI's --model package.module:factory is for the person at the shell)."""
+    """A workload a page asks for is a built-in one or ``hf:MODEL`` (weights read as data:
+    safetensors only, no remote code): a name from the browser never picks Python code to import
+    (the CLI's --model package.module:factory is for the person at the shell)."""
     from engine.profiler.workloads import BUILTIN
 
-    if name not in BUILTIN:
-        raise ValueError(f"Unknown workload '{name}'; the pages run the built-in workloads only: {', '.join(BUILTIN)}.")
+    if name not in BUILTIN and not (name.startswith("hf:") and name[3:].strip()):
+        raise ValueError(f"Unknown workload '{name}'; the pages run the built-in workloads only "
+                         f"({', '.join(BUILTIN)}) or hf:MODEL.")
 
 
 def start(db: Path, workload: str, grid: dict, repeats: int = 5, min_time_s: float = 1.0, n_configs: int | None = None) -> str:
@@ -129,6 +131,35 @@ def estimate_s(store, workload, configs: list[dict]) -> float:
         if row and row[0]:
             per = float(row[0])
     return START_OVERHEAD_S + sum(per + (COMPILE_EXTRA_S if c.get("compile") else 0) for c in configs)
+
+
+def preview(workload, configs: list[dict], device: str):
+    """What each configuration will do, said before Start: its predicted peak memory and whether it
+    runs, or is skipped and why (this machine cannot run it, or it is predicted not to fit)."""
+    import pandas as pd
+
+    from engine.profiler import memory
+
+    free = memory.free_mb(device)
+    rows = []
+    for cfg in configs:
+        row = {k: v for k, v in cfg.items() if v is not None}
+        why = workload.unsupported(cfg, device)
+        pred = None if why else workload.predict_memory(cfg, device)
+        row["predicted_memory_mb"] = pred["total_mb"] if pred else None
+        if pred and pred["total_mb"] > free * memory.HEADROOM:
+            why = f"predicted not to fit ({free * memory.HEADROOM:,.0f} MB usable)"
+        row["plan"] = f"skipped: {why}" if why else "runs"
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    out.attrs["free_mb"] = free
+    return out
+
+
+def explore_axes(info: dict) -> tuple[str, str]:
+    """The sweep's quality metric (accuracy where labels measured it, else fidelity / perplexity)
+    against its latency: inter-token latency for token workloads, per-batch latency otherwise."""
+    return info.get("quality_metric") or "accuracy", "itl_ms" if info.get("work_unit") == "token" else "latency_ms"
 
 
 def explore_url(task: str, source: str, x: str = "accuracy", y: str = "latency_ms") -> str:

@@ -2,9 +2,18 @@
 
 ``measure(fn, ...)`` warms up, then calls ``fn`` until both a minimum time and a minimum count
 are reached, synchronizing the device before every clock read, and reports the median, tails
-and spread of the per-call latency together with what the window drew: energy (NVML counter,
-else integrated NVML power samples; RAPL for the CPU), average power, utilization (background
-sampler) and peak memory.
+and spread of the per-call latency together with what the window drew: energy, average power,
+utilization (background sampler) and peak memory.
+
+Energy comes from Zeus (energy.EnergyMonitor: NVML's energy counter for the GPU, RAPL for the CPU
+package), whose window opens and closes with this one, after the device is synchronized.
+
+Every reported statistic carries its 95 % confidence interval: for a median or a tail of the
+per-call times, the distribution-free interval between two order statistics (binomial, normal
+approximation); for throughput and energy per unit, a t-interval over independent blocks of the
+window (consecutive stretches of at least ``block_s`` seconds, each with its own energy reading).
+``until_ci`` keeps measuring, up to ``max_time_s``, until the intervals of the median latency (and
+of throughput and energy, once there are blocks enough) are within that percentage of the value.
 
 Peak memory means: on a GPU, ``torch.cuda.max_memory_allocated`` over the window (live weights
 plus the activations' high-water mark, as the caching allocator saw them); on the CPU, the
@@ -22,22 +31,57 @@ from dataclasses import dataclass, field
 import numpy as np
 import psutil
 
-from engine.profiler.energy import Nvml, Rapl, integrate_power
+from engine.profiler.energy import EnergyMonitor
 from engine.profiler.sampler import Sampler
 
 MB = 2**20
 
 
+QUANTILES = {"median": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99}
+
+
 def stats(values_s) -> dict:
-    """median / p90 / p95 / p99 / IQR / std in ms and the coefficient of variation of seconds values."""
+    """median / p90 / p95 / p99 (each with its 95 % interval: ``median_ci_ms``, ...) / IQR / std in
+    ms and the coefficient of variation of seconds values."""
     a = np.asarray(values_s, dtype=float) * 1000.0
     if a.size == 0:
         return {}
-    q25, med, q75, p90, p95, p99 = np.percentile(a, [25, 50, 75, 90, 95, 99])
+    q25, q75 = np.percentile(a, [25, 75])
     std = float(a.std(ddof=1)) if a.size > 1 else 0.0
     mean = float(a.mean())
-    return {"median_ms": float(med), "p90_ms": float(p90), "p95_ms": float(p95), "p99_ms": float(p99), "iqr_ms": float(q75 - q25),
-            "std_ms": std, "mean_ms": mean, "cv": std / mean if mean > 0 else None, "n": int(a.size)}
+    out = {"iqr_ms": float(q75 - q25), "std_ms": std, "mean_ms": mean, "cv": std / mean if mean > 0 else None,
+           "n": int(a.size)}
+    for name, q in QUANTILES.items():
+        out[f"{name}_ms"] = float(np.percentile(a, 100 * q))
+        out[f"{name}_ci_ms"] = quantile_ci(a, q)
+    return out
+
+
+Z95 = 1.959964
+
+
+def quantile_ci(values, q: float) -> tuple[float, float]:
+    """95 % interval of the q-quantile of ``values`` from order statistics (valid for any
+    distribution: the count below the true quantile is binomial(n, q)), cut at the smallest and
+    largest value where few values leave no order statistic further out."""
+    a = np.sort(np.asarray(values, dtype=float))
+    n = a.size
+    if n == 0:
+        return float("nan"), float("nan")
+    half = Z95 * np.sqrt(n * q * (1 - q))
+    lo, hi = int(np.floor(n * q - half)), int(np.ceil(n * q + half))
+    return float(a[max(lo, 0)]), float(a[min(hi, n - 1)])
+
+
+def mean_ci(values) -> tuple[float, float] | None:
+    """95 % t-interval of the mean of a few independent values (None with fewer than 3)."""
+    a = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
+    if a.size < 3:
+        return None
+    from scipy.stats import t
+
+    half = float(t.ppf(0.975, a.size - 1) * a.std(ddof=1) / np.sqrt(a.size))
+    return float(a.mean() - half), float(a.mean() + half)
 
 
 def _rss() -> int:
@@ -67,22 +111,13 @@ class Window:
     """Open with begin(), close with end(); also usable as ``with Window(...) as w:`` (w.reading)."""
 
     def __init__(self, device: str = "cpu", sample: bool = True, interval_s: float = 0.05,
-                 rapl_domains: list[str] | None = None, baseline_rss: int | None = None, nvml: Nvml | None = None):
+                 baseline_rss: int | None = None, energy: EnergyMonitor | None = None):
         self.device = device
         self.cuda = device.startswith("cuda")
         self.sample = sample
         self.interval_s = interval_s
         self.baseline_rss = baseline_rss
-        self.notes: list[str] = []
-        self.nvml = nvml
-        self.rapl = None
-        if rapl_domains:
-            try:
-                self.rapl = Rapl(rapl_domains)
-            except OSError as e:
-                self.notes.append(f"CPU energy not measurable here: {e}")
-        else:
-            self.notes.append("CPU energy not measurable here: no readable RAPL counter")
+        self.energy = energy if energy is not None else EnergyMonitor(device)
         self.reading: Reading | None = None
 
     def sync(self) -> None:
@@ -99,49 +134,25 @@ class Window:
         self.sync()
         self._maxrss0 = _maxrss_bytes()
         self._rss0 = _rss()
-        self.sampler = Sampler(self.interval_s, self.nvml).start() if self.sample else None
-        self._rapl0 = self._read_rapl()
-        self._nvml0 = self.nvml.energy_mj() if self.nvml and self.nvml.has_energy_counter else None
+        gpu_index = self.energy.cuda_index if self.cuda else None
+        self.sampler = Sampler(self.interval_s, gpu_index).start() if self.sample else None
+        self.energy.begin()
         self._t0 = time.perf_counter()
-
-    def _read_rapl(self):
-        if self.rapl is None:
-            return None
-        try:
-            return self.rapl.read_uj()
-        except OSError as e:
-            self.notes.append(f"CPU energy not measurable here: {e}")
-            self.rapl = None
-            return None
 
     def end(self) -> Reading:
         self.sync()
         t1 = time.perf_counter()
-        nvml1 = self.nvml.energy_mj() if self._nvml0 is not None else None
-        rapl1 = self._read_rapl() if self._rapl0 is not None else None
-        if self.sampler:
-            self.sampler.stop()
-            self.notes.extend(self.sampler.errors)
-        r = Reading(elapsed_s=t1 - self._t0, notes=self.notes)
+        e = self.energy.end()
         s = self.sampler
-        if self._rapl0 is not None and rapl1 is not None:
-            r.cpu_energy_j = self.rapl.joules_between(self._rapl0, rapl1)
-        if self.nvml is not None:
-            if nvml1 is not None:
-                r.gpu_energy_j, r.energy_method = (nvml1 - self._nvml0) / 1000.0, "nvml total energy counter"
-            elif s and (e := integrate_power(s.power)) is not None:
-                r.gpu_energy_j, r.energy_method = e, f"integrated NVML power samples every {self.interval_s} s"
-            else:
-                self.notes.append("GPU energy not measured: no energy counter and no power samples (sampler off or window too short)")
-            if s and s.gpu_util:
-                r.gpu_util = float(np.mean(s.gpu_util))
-        elif self.cuda:
-            self.notes.append("GPU energy / utilization not measurable here: NVML unavailable")
+        if s:
+            s.stop()
+        r = Reading(elapsed_s=t1 - self._t0, notes=e.notes + (s.errors if s else []))
+        r.gpu_energy_j, r.cpu_energy_j, r.energy_method = e.gpu_j, e.cpu_j, e.method
         energy = r.gpu_energy_j if self.cuda else r.cpu_energy_j
         if energy is not None and r.elapsed_s > 0:
             r.power_w = energy / r.elapsed_s
-        elif self.cuda and s and s.power:
-            r.power_w = float(np.mean([p for _, p in s.power]))
+        if s and s.gpu_util:
+            r.gpu_util = float(np.mean(s.gpu_util))
         if self.cuda:
             import torch
 
@@ -167,47 +178,120 @@ class Window:
 
 
 @dataclass
+class Block:
+    """One independent stretch of the window: its time, work units and energy (None: not read)."""
+    elapsed_s: float
+    units: float
+    energy_j: float | None = None
+
+
+@dataclass
 class Measurement:
     latency: dict  # stats() of seconds per call
     calls: int
     units: float  # work units processed inside the window
     reading: Reading
     extra: dict = field(default_factory=dict)  # stats() of sub-timings fn reported (e.g. itl, prefill)
+    blocks: list[Block] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def throughput(self) -> float:
         return self.units / self.reading.elapsed_s if self.reading.elapsed_s > 0 else float("nan")
 
+    def throughput_ci(self) -> tuple[float, float] | None:
+        """95 % interval of throughput from the blocks' throughputs, centred on the window's value."""
+        ci = mean_ci([b.units / b.elapsed_s for b in self.blocks if b.elapsed_s > 0])
+        return _centred(ci, [b.units / b.elapsed_s for b in self.blocks if b.elapsed_s > 0], self.throughput)
+
+    def energy_ci(self, energy_j: float | None) -> tuple[float, float] | None:
+        """95 % interval of energy per unit from the blocks' own energy readings."""
+        per_unit = [b.energy_j / b.units for b in self.blocks if b.energy_j is not None and b.units > 0]
+        return _centred(mean_ci(per_unit), per_unit, energy_j) if energy_j is not None else None
+
+
+def _centred(ci, values, point) -> tuple[float, float] | None:
+    """The blocks' interval moved onto the window's own value (the blocks' mean differs by rounding)."""
+    if ci is None or point is None or not np.isfinite(point):
+        return None
+    shift = point - float(np.mean(values))
+    return ci[0] + shift, ci[1] + shift
+
+
+def _half_width_pct(ci, value) -> float:
+    if ci is None or not value:
+        return float("inf")
+    return 50.0 * (ci[1] - ci[0]) / abs(value)
+
 
 def measure(fn: Callable[[], dict | None], *, units_per_call: float, device: str = "cpu", warmup: int = 2,
             min_time_s: float = 1.0, min_repeats: int = 5, max_repeats: int = 100_000, max_time_s: float = 120.0,
-            sample: bool = True, interval_s: float = 0.05, rapl_domains: list[str] | None = None,
-            baseline_rss: int | None = None, nvml: Nvml | None = None) -> Measurement:
+            sample: bool = True, interval_s: float = 0.05, baseline_rss: int | None = None,
+            energy: EnergyMonitor | None = None, block_s: float | None = None,
+            until_ci: float | None = None) -> Measurement:
     """Time ``fn`` (one batch / one request) after ``warmup`` calls.
 
     Calls continue until at least ``min_time_s`` has passed AND ``min_repeats`` calls were made
-    (or ``max_repeats`` / ``max_time_s`` is hit). ``fn`` may return a dict of lists of
-    sub-timings in seconds (e.g. {"itl": [...], "prefill": [...]}); they are summarised too.
+    (or ``max_repeats`` / ``max_time_s`` is hit), and, with ``until_ci`` (a percentage), until the
+    95 % intervals are that narrow. ``fn`` may return a dict of lists of sub-timings in seconds
+    (e.g. {"itl": [...], "prefill": [...]}); they are summarised too.
     """
-    win = Window(device, sample=sample, interval_s=interval_s, rapl_domains=rapl_domains,
-                 baseline_rss=baseline_rss, nvml=nvml)
+    win = Window(device, sample=sample, interval_s=interval_s, baseline_rss=baseline_rss, energy=energy)
+    block_s = block_s if block_s is not None else max(min_time_s / 5, 0.002)  # about 5 blocks in the minimum time
     for _ in range(warmup):
         fn()
     win.sync()
     lat: list[float] = []
     subs: dict[str, list[float]] = {}
+    blocks: list[Block] = []
     win.begin()
-    start = time.perf_counter()
+    start = block_t0 = time.perf_counter()
+    block_calls = 0
+    win.energy.begin("block")
     while True:
         t0 = time.perf_counter()
         out = fn()
         win.sync()
         t1 = time.perf_counter()
         lat.append(t1 - t0)
+        block_calls += 1
         for k, v in (out or {}).items():
             subs.setdefault(k, []).extend(v)
+        if t1 - block_t0 >= block_s:  # close this block with its own energy reading, open the next
+            e = win.energy.end("block")
+            blocks.append(Block(t1 - block_t0, units_per_call * block_calls, e.gpu_j if win.cuda else e.cpu_j))
+            block_t0, block_calls = t1, 0
+            win.energy.begin("block")
         n, spent = len(lat), t1 - start
-        if n >= max_repeats or spent >= max_time_s or (n >= min_repeats and spent >= min_time_s):
+        if n >= max_repeats or spent >= max_time_s:
             break
+        if n >= min_repeats and spent >= min_time_s and (until_ci is None or _narrow(lat, subs, blocks, until_ci, n)):
+            break
+    win.energy.end("block")  # the partial last block is not used: blocks must be comparable
     reading = win.end()
-    return Measurement(stats(lat), len(lat), units_per_call * len(lat), reading, {k: stats(v) for k, v in subs.items()})
+    m = Measurement(stats(lat), len(lat), units_per_call * len(lat), reading,
+                    {k: stats(v) for k, v in subs.items()}, blocks)
+    if until_ci is not None and not _narrow(lat, subs, blocks, until_ci, len(lat)):
+        m.notes.append(f"intervals still wider than +/-{until_ci:g} % after {time.perf_counter() - start:.1f} s "
+                       f"(the time cap); {len(lat)} calls measured")
+    return m
+
+
+def _narrow(lat, subs, blocks, pct: float, n: int) -> bool:
+    """Are the 95 % intervals within ``pct`` % of their values? Checked on the median latency, the
+    median inter-token latency where there is one, and throughput / energy once 3 blocks exist.
+    Cheap enough to call after every call while few, then every 10th."""
+    if n > 50 and n % 10:
+        return False
+    checks = [(quantile_ci(lat, 0.5), float(np.median(lat)))]
+    if subs.get("itl"):
+        checks.append((quantile_ci(subs["itl"], 0.5), float(np.median(subs["itl"]))))
+    if len(blocks) >= 3:
+        rates = [b.units / b.elapsed_s for b in blocks]
+        checks.append((mean_ci(rates), float(np.mean(rates))))
+        per_unit = [b.energy_j / b.units for b in blocks if b.energy_j is not None and b.units > 0]
+        if len(per_unit) >= 3:
+            checks.append((mean_ci(per_unit), float(np.mean(per_unit))))
+    else:
+        return False  # throughput needs blocks to say anything about its spread
+    return all(_half_width_pct(ci, v) <= pct for ci, v in checks)

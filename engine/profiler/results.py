@@ -9,13 +9,17 @@ import json
 
 import pandas as pd
 
-from engine.fields import CANONICAL_BY_NAME, CPU_ENERGY_J, QUALITY_BY_NAME, Field, normalize_name
+from engine.fields import (CANONICAL_BY_NAME, CI_HI, CI_LO, CPU_ENERGY_J, GEN_LEN, PROMPT_LEN, QUALITY_BY_NAME, QUANT,
+                           SEQ_LEN, THREADS, Field, ci_fields, normalize_name)
 
 EXTRA_FIELDS = (
-    Field("seq_len", "config", "integer", "tokens", None, "prompt length (tokens)"),
-    Field("gen_len", "config", "integer", "tokens", None, "tokens generated per sequence"),
+    SEQ_LEN,
+    PROMPT_LEN,
+    QUANT,
+    Field("power_limit_w", "config", "double", "W", None, "GPU power limit set for the run"),
+    GEN_LEN,
     Field("compile", "config", "text", "", None, "torch.compile on / off"),
-    Field("threads", "config", "integer", "count", None, "torch CPU threads (torch.set_num_threads)"),
+    THREADS,
     Field("device", "config", "text", "", None, "torch device the run used (cpu, cuda:0)"),
     Field("quantization", "config", "text", "", None, "how the precision was applied"),
     Field("sweep_id", "info", "text", "", None, "profiler sweep that measured the run"),
@@ -30,10 +34,17 @@ EXTRA_FIELDS = (
     QUALITY_BY_NAME["agreement"],
     QUALITY_BY_NAME["kl_div"],
     Field("rel_error", "metric", "double", "", "min", "relative L2 error of the outputs against float32"),
+    QUALITY_BY_NAME["perplexity"],
+    Field("predicted_memory_mb", "metric", "double", "MB", "min", "peak memory predicted before the run"),
     CPU_ENERGY_J,
     Field("process_peak_rss_mb", "metric", "double", "MB", "min", "process resident set size at its peak in the window"),
     Field("wall_s", "metric", "double", "s", "min", "wall time the configuration took, set-up and quality included"),
 )
+# 95 % intervals stored beside the statistics they qualify (measure.py says how each is computed)
+WITH_INTERVALS = ("latency_ms", "latency_p90_ms", "latency_p99_ms", "itl_ms", "itl_p90_ms", "itl_p95_ms", "itl_p99_ms",
+                  "ttft_ms", "throughput", "energy_j")
+_BY_NAME = {**CANONICAL_BY_NAME, **{f.name: f for f in EXTRA_FIELDS}}
+EXTRA_FIELDS += tuple(f for name in WITH_INTERVALS for f in ci_fields(_BY_NAME[name]))
 EXTRA_BY_NAME = {f.name: f for f in EXTRA_FIELDS}
 _PANDAS = {"text": "string", "integer": "Int64", "double": "Float64", "timestamp": "datetime64[us]"}
 
@@ -51,19 +62,21 @@ def frame(rows: list[dict]) -> pd.DataFrame:
 def fields_for(rows: list[dict]) -> list[Field]:
     """Extra fields these rows use; a metric a user's eval function returned is registered too."""
     names = list(dict.fromkeys(k for r in rows for k in r))
-    out = [EXTRA_BY_NAME[n] for n in names if n in EXTRA_BY_NAME]
+    out = [EXTRA_BY_NAME[n] for n in names if n in EXTRA_BY_NAME and n not in CANONICAL_BY_NAME]
     out += [Field(n, "metric", "double", "", None, "quality metric from the model's eval function")
             for n in names if n not in EXTRA_BY_NAME and n not in CANONICAL_BY_NAME]
     return out
 
 
 def row(*, run_id, workload, cfg, hw_name, device, status, reason=None, how=None, m=None, quality=None,
-        flops=None, wall_s=None, env=None, params_b=None) -> dict:
+        flops=None, wall_s=None, env=None, params_b=None, predicted=None) -> dict:
     r = {
         "run_id": run_id, "status": status, "reason": reason, "task": workload.name,
         "model": workload.model_name, "hardware": hw_name, "num_gpus": 1 if device.startswith("cuda") else 0,
         "precision": cfg["precision"], "batch_size": cfg["batch_size"], "work_unit": workload.work_unit,
         "seq_len": cfg.get("seq_len"), "gen_len": cfg.get("gen_len"),
+        **{k: cfg[k] for k in ("prompt_len", "quant", "power_limit_w") if k in cfg},
+        **({"predicted_memory_mb": predicted["total_mb"]} if predicted else {}),
         "compile": "on" if cfg.get("compile") else "off", "threads": cfg.get("threads"), "device": device,
         "quantization": how, "params_b": params_b, "wall_s": wall_s,
         "environment": json.dumps(env or {}, sort_keys=True, default=str),
@@ -89,8 +102,18 @@ def row(*, run_id, workload, cfg, hw_name, device, status, reason=None, how=None
                       "itl_p99_ms": itl["p99_ms"]})
         if "prefill" in m.extra and m.extra["prefill"]:
             r["ttft_ms"] = m.extra["prefill"]["median_ms"]
-    for k, v in (quality or {}).items():
+        intervals = {"latency_ms": lat["median_ci_ms"], "latency_p90_ms": lat["p90_ci_ms"],
+                     "latency_p99_ms": lat["p99_ci_ms"], "throughput": m.throughput_ci(),
+                     "energy_j": m.energy_ci(r["energy_j"])}
+        if m.extra.get("itl"):
+            itl = m.extra["itl"]
+            intervals.update({"itl_ms": itl["median_ci_ms"], "itl_p90_ms": itl["p90_ci_ms"],
+                              "itl_p95_ms": itl["p95_ci_ms"], "itl_p99_ms": itl["p99_ci_ms"]})
+        if m.extra.get("prefill"):
+            intervals["ttft_ms"] = m.extra["prefill"]["median_ci_ms"]
+        for name, ci in intervals.items():
+            if ci is not None:
+                r[name + CI_LO], r[name + CI_HI] = ci
+    for k, v in (quality or {}).items():  # accuracy only where labels measured it; fidelity keeps its own names
         r[normalize_name(k)] = v
-    if quality and "accuracy" not in quality and "agreement" in quality:
-        r["accuracy"] = quality["agreement"]  # the fidelity is this workload's task quality
     return r

@@ -1,28 +1,26 @@
 """A background thread that samples utilization, power and memory while a window is open.
 
-On a GPU it reads NVML utilization and power; on the CPU it reads this process's CPU use
-(psutil, as a share of all cores) and resident set size. Sampling costs a little CPU time of
+It reads this process's CPU use (psutil, as a share of all cores) and resident set size, and on
+a GPU its NVML utilization (energy is Zeus's job: see energy.py). Sampling costs a little CPU time of
 its own; bench/bench_profile.py measures how much (sampler on vs off).
 """
 from __future__ import annotations
 
 import threading
-import time
 
 import psutil
 
 
 class Sampler:
-    def __init__(self, interval_s: float = 0.05, nvml=None):
+    def __init__(self, interval_s: float = 0.05, gpu_index: int | None = None):
         self.interval_s = interval_s
-        self.nvml = nvml
         self.proc = psutil.Process()
         self.ncpu = psutil.cpu_count() or 1
         self.cpu: list[float] = []
         self.rss: list[int] = []
         self.gpu_util: list[float] = []
-        self.power: list[tuple[float, float]] = []  # (time, W)
         self.errors: list[str] = []
+        self.gpu = _nvml_handle(gpu_index, self.errors) if gpu_index is not None else None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="paretoscope-sampler", daemon=True)
 
@@ -47,13 +45,37 @@ class Sampler:
             self.rss.append(self.proc.memory_info().rss)
         except Exception as e:  # pragma: no cover - psutil failing mid-run
             self._note(f"could not sample CPU use: {e}")
-        if self.nvml is not None:
+        if self.gpu is not None:
             try:
-                self.gpu_util.append(self.nvml.utilization())
-                self.power.append((time.perf_counter(), self.nvml.power_w()))
+                import pynvml
+
+                self.gpu_util.append(float(pynvml.nvmlDeviceGetUtilizationRates(self.gpu).gpu))
             except Exception as e:
-                self._note(f"could not sample GPU utilization / power: {e}")
+                self._note(f"could not sample GPU utilization: {e}")
 
     def _note(self, msg: str) -> None:
         if msg not in self.errors:
             self.errors.append(msg)
+
+
+def _nvml_handle(cuda_index: int, errors: list[str]):
+    """NVML's handle of the GPU torch calls cuda:<index> (matched by UUID), or None with a note."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        try:
+            import torch
+
+            uuid = str(torch.cuda.get_device_properties(cuda_index).uuid).removeprefix("GPU-")
+            for i in range(pynvml.nvmlDeviceGetCount()):
+                h = pynvml.nvmlDeviceGetHandleByIndex(i)
+                u = pynvml.nvmlDeviceGetUUID(h)
+                if (u.decode() if isinstance(u, bytes) else u).removeprefix("GPU-") == uuid:
+                    return h
+        except Exception:
+            pass  # fall back to NVML's own numbering
+        return pynvml.nvmlDeviceGetHandleByIndex(cuda_index)
+    except Exception as e:
+        errors.append(f"GPU utilization not measurable here: NVML did not start ({e})")
+        return None

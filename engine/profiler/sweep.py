@@ -11,6 +11,8 @@ file, when it appears, stops the sweep after the current configuration.
 """
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import gc
 import json
 import os
@@ -23,13 +25,19 @@ from pathlib import Path
 import psutil
 import torch
 
-from engine.profiler import hardware, knobs, results
-from engine.profiler.energy import Nvml
+from engine.profiler import energy, hardware, knobs, memory, results
+from engine.profiler.energy import EnergyMonitor
 from engine.profiler.measure import measure
 from engine.store import Store, StoreBusy
 
+QUALITY = ("accuracy", "agreement", "kl_div", "perplexity", "rel_error")  # label-based, then label-free
+PROGRESS_KEYS = ("precision", "quant", "batch_size", "seq_len", "prompt_len", "gen_len", "compile", "threads",
+                 "power_limit_w", "status", "latency_ms", "ttft_ms", "itl_ms", "throughput", *QUALITY,
+                 "peak_memory_mb", "predicted_memory_mb", "energy_j", "reason")
+
 MEMORY_METHOD = {
-    "cpu": "process RSS peak in the window (sampled + ru_maxrss) minus RSS before the configured model was built",
+    "cpu": "process RSS peak in the window (sampled + ru_maxrss) minus RSS before the configured model was built "
+           "(or, if lower, after it was freed), freed heap handed back to the OS (malloc_trim) at both ends",
     "cuda": "torch.cuda.max_memory_allocated over the window (weights + activations, caching allocator)",
 }
 
@@ -42,6 +50,9 @@ class Options:
     device: str = "auto"
     sample: bool = True
     interval_s: float = 0.05
+    memory_budget_mb: float | None = None  # skip configurations predicted to need more (default: what is free)
+    until_ci: float | None = None  # keep measuring until 95 % intervals are within this % of the value ...
+    max_time_s: float = 120.0  # ... or this long
 
 
 def new_sweep_id() -> str:
@@ -73,15 +84,14 @@ _OOM = re.compile(r"out of memory|can't allocate memory|not enough memory", re.I
 _NO_KERNEL = re.compile(r"not implemented for '(Half|BFloat16|Float8\w*)'|no kernel|unsupported dtype", re.I)
 
 
-def count_flops(workload, ref, cfg, device) -> float | None:
-    """FLOPs of one call of the float32 reference (the logical work, whatever the precision)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    model = ref if device == "cpu" else __import__("copy").deepcopy(ref).to(device)
-    fn = workload.step(model, workload.inputs(cfg, device, torch.float32), cfg)
-    with FlopCounterMode(display=False) as fc:
-        fn()
-    return float(fc.get_total_flops()) or None
+def _release_memory() -> None:
+    """Collect garbage and hand freed heap pages back to the OS (glibc's malloc_trim), so the
+    process's RSS, the CPU's memory measurement, is the live data and not the allocator's cache."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc: RSS may include freed pages the allocator kept
 
 
 class Sweep:
@@ -100,12 +110,7 @@ class Sweep:
         self.rows: list[dict] = []
         self._quality: dict = {}
         self._flops: dict = {}
-        self.nvml = None
-        if self.device.startswith("cuda"):
-            try:
-                self.nvml = Nvml(torch.device(self.device).index or 0)
-            except Exception as e:
-                self.hw.notes.append(f"GPU energy / power / utilization not measurable: NVML did not start ({e})")
+        self.energy = EnergyMonitor(self.device)
 
     # -- progress --------------------------------------------------------------------------
     def _progress(self, state: str, i: int, current: dict | None, t0: float, error: str | None = None) -> None:
@@ -118,10 +123,14 @@ class Sweep:
             "sweep_id": self.sweep_id, "source": self.source, "task": self.workload.name, "state": state,
             "i": i, "n": len(self.configs), "current": current, "elapsed_s": elapsed, "remaining_s": remaining,
             "pid": os.getpid(), "error": error, "import_id": self.import_id,
-            "results": [{k: r.get(k) for k in ("precision", "batch_size", "seq_len", "gen_len", "compile", "threads",
-                                              "status", "latency_ms", "throughput", "accuracy", "peak_memory_mb",
-                                              "energy_j", "reason")} for r in self.rows],
+            "work_unit": self.workload.work_unit, "quality_metric": self.quality_metric(),
+            "results": [{k: r.get(k) for k in PROGRESS_KEYS if k in r} for r in self.rows],
         })
+
+    def quality_metric(self) -> str:
+        """The workload's headline quality, or the first quality metric its runs actually carry."""
+        have = [m for m in (self.workload.quality_metric, *QUALITY) if any(r.get(m) is not None for r in self.rows)]
+        return have[0] if have else self.workload.quality_metric
 
     def cancelled(self) -> bool:
         return bool(self.cancel_file and self.cancel_file.exists())
@@ -148,9 +157,6 @@ class Sweep:
         except BaseException as e:
             self._progress("cancelled" if isinstance(e, KeyboardInterrupt) else "failed", len(self.rows), None, t0, _short(e))
             raise
-        finally:
-            if self.nvml:
-                self.nvml.close()
         self._progress(state, len(self.rows), None, t0)
         return self.rows
 
@@ -184,51 +190,92 @@ class Sweep:
         base = dict(run_id=f"{self.sweep_id}-{i:03d}", workload=w, cfg=cfg, hw_name=self.hw.name, device=device)
         env = self._environment(cfg)
         model = None
+        predicted = None
         try:
-            reason = knobs.unsupported(cfg, device)
+            reason = w.unsupported(cfg, device)
             if reason:
                 return results.row(**base, status="skipped", reason=reason, env=env)
-            ref = w.reference()
-            params_b = sum(p.numel() for p in ref.parameters()) / 1e9
+            predicted = w.predict_memory(cfg, device)
+            if predicted:
+                env["memory_prediction"] = predicted
+                reason = self._too_big(predicted["total_mb"], device)
+                if reason:
+                    return results.row(**base, status="skipped", reason=reason, env=env, predicted=predicted)
+            power = contextlib.ExitStack()
+            if cfg.get("power_limit_w"):
+                power.enter_context(energy.power_limit(torch.device(device).index or 0, cfg["power_limit_w"]))
+            with power:
+                return self._measure(cfg, base, env, predicted, start)
+        except knobs.Unsupported as e:
+            return results.row(**base, status="skipped", reason=str(e), env=env, predicted=predicted)
+        except Exception as e:  # the configuration failed: record it, and the sweep goes on
+            if _NO_KERNEL.search(str(e)):
+                return results.row(**base, status="skipped", reason=f"unsupported here: {_short(e)}", env=env,
+                                   predicted=predicted)
+            oom = isinstance(e, (MemoryError, getattr(torch.cuda, "OutOfMemoryError", MemoryError))) or _OOM.search(str(e))
+            reason = f"out of memory: {_short(e)}" if oom else _short(e)
+            return results.row(**base, status="failed", reason=reason, wall_s=time.monotonic() - start, env=env,
+                               predicted=predicted)
+        finally:
             gc.collect()
+            if device.startswith("cuda"):
+                torch.cuda.empty_cache()
+            torch.set_num_threads(old_threads)
+
+    def _too_big(self, need_mb: float, device: str) -> str | None:
+        """Why a configuration predicted to need ``need_mb`` is skipped (None where it fits)."""
+        if self.opt.memory_budget_mb is not None:
+            budget, where = self.opt.memory_budget_mb, "the memory budget set for this sweep"
+        else:
+            budget = memory.free_mb(device) * memory.HEADROOM
+            where = f"{memory.HEADROOM:.0%} of the memory free on {'the GPU' if device.startswith('cuda') else 'this machine'}"
+        if need_mb <= budget:
+            return None
+        return f"predicted not to fit: about {need_mb:,.0f} MB needed, {budget:,.0f} MB available ({where})"
+
+    def _measure(self, cfg, base, env, predicted, start) -> dict:
+        w, device = self.workload, self.device
+        model = None
+        try:
+            w.before_config(cfg, device)
+            ref = w.reference()
+            params_b = w.params_b()
+            _release_memory()
             baseline = psutil.Process().memory_info().rss
-            model, how = knobs.prepare(ref, cfg, device)
+            model, how = w.configure(cfg, device)
+            _release_memory()  # weights a quantization replaced
             dtype = knobs.compute_dtype(cfg["precision"], device)
             sync = (lambda: torch.cuda.synchronize(device)) if device.startswith("cuda") else (lambda: None)
             fn = w.step(model, w.inputs(cfg, device, dtype), cfg, sync)
             m = measure(fn, units_per_call=w.units(cfg), device=device, warmup=self.opt.warmup,
                         min_time_s=self.opt.min_time_s, min_repeats=self.opt.repeats, sample=self.opt.sample,
-                        interval_s=self.opt.interval_s, rapl_domains=self.hw.rapl_domains,
-                        baseline_rss=baseline, nvml=self.nvml)
-            qkey = (cfg["precision"], cfg.get("compile"))
+                        interval_s=self.opt.interval_s, baseline_rss=baseline, energy=self.energy,
+                        until_ci=self.opt.until_ci, max_time_s=self.opt.max_time_s)
+            qkey = (cfg["precision"], cfg.get("quant"), cfg.get("compile"))
             if qkey not in self._quality:
                 self._quality[qkey] = w.quality(model, ref, device, dtype)
-            fkey = (cfg["batch_size"], cfg.get("seq_len"), cfg.get("gen_len"))
+            fkey = (cfg["batch_size"], cfg.get("seq_len"), cfg.get("prompt_len"), cfg.get("gen_len"))
             if fkey not in self._flops:
                 try:
-                    self._flops[fkey] = count_flops(w, ref, cfg, device)
+                    self._flops[fkey] = w.flops(cfg, device)
                 except Exception as e:
                     self._flops[fkey] = None
                     env["notes"].append(f"FLOPs not counted: {_short(e)}")
+            if device == "cpu":  # the floor the process returns to without this configuration's model
+                del fn
+                model = None
+                _release_memory()
+                floor = psutil.Process().memory_info().rss
+                if floor < baseline:  # the model reused heap the allocator had kept from before
+                    m.reading.peak_memory_mb = max(m.reading.process_peak_rss_mb * 2**20 - floor, 0) / 2**20
             env["settings"]["quantization"] = how
-            env["energy_method"] = m.reading.energy_method or ("RAPL" if m.reading.cpu_energy_j is not None else None)
-            env["notes"].extend(n for n in m.reading.notes if n not in env["notes"])
-            return results.row(**base, status="ok", how=how, m=m, quality=self._quality[qkey],
-                               flops=self._flops[fkey], wall_s=time.monotonic() - start, env=env, params_b=params_b)
-        except knobs.Unsupported as e:
-            return results.row(**base, status="skipped", reason=str(e), env=env)
-        except Exception as e:  # the configuration failed: record it, and the sweep goes on
-            if _NO_KERNEL.search(str(e)):
-                return results.row(**base, status="skipped", reason=f"unsupported here: {_short(e)}", env=env)
-            oom = isinstance(e, (MemoryError, getattr(torch.cuda, "OutOfMemoryError", MemoryError))) or _OOM.search(str(e))
-            reason = f"out of memory: {_short(e)}" if oom else _short(e)
-            return results.row(**base, status="failed", reason=reason, wall_s=time.monotonic() - start, env=env)
+            env["energy_method"] = m.reading.energy_method
+            env["notes"].extend(n for n in m.reading.notes + m.notes if n not in env["notes"])
+            env["notes"].extend(n for n in w.notes if n not in env["notes"])
+            return results.row(**base, status="ok", how=how, m=m, quality=self._quality[qkey], flops=self._flops[fkey],
+                               wall_s=time.monotonic() - start, env=env, params_b=params_b, predicted=predicted)
         finally:
             del model
-            gc.collect()
-            if device.startswith("cuda"):
-                torch.cuda.empty_cache()
-            torch.set_num_threads(old_threads)
 
     def _environment(self, cfg: dict) -> dict:
         notes = list(self.hw.notes) + list(self.workload.notes)
@@ -257,6 +304,6 @@ def _label(cfg: dict) -> str:
 def _outcome(r: dict) -> str:
     if r["status"] != "ok":
         return f"{r['status']}: {r['reason']}"
-    acc = f", accuracy {r['accuracy']:.3f}" if r.get("accuracy") is not None else ""
+    q = "".join(f", {m} {r[m]:.4g}" for m in QUALITY if r.get(m) is not None)
     return (f"ok: {r['latency_ms']:.3f} ms median (p90 {r['latency_p90_ms']:.3f}), "
-            f"{r['throughput']:.1f} {r['work_unit']}/s{acc}")
+            f"{r['throughput']:.1f} {r['work_unit']}/s{q}")

@@ -52,7 +52,9 @@ def fidelity(ref_logits: torch.Tensor, logits: torch.Tensor) -> dict:
 class Workload:
     name = ""
     work_unit = "sample"
-    knobs = ("precision", "batch_size", "compile", "threads")
+    quality_metric = "accuracy"  # the headline quality the workload measures (Explore's link plots it)
+    knobs = ("precision", "batch_size", "compile", "threads", "power_limit_w")
+    choices: dict = {}  # grid values narrower than knobs.PARSERS accepts, per key
     defaults: dict = {"precision": ["float32"], "batch_size": [32], "compile": [False], "threads": [None]}
     seconds_per_config = 3.0  # a first guess for the page's duration estimate
 
@@ -65,6 +67,37 @@ class Workload:
 
     def reference(self) -> nn.Module:
         raise NotImplementedError
+
+    # The sweep's hooks; a workload that loads its own models (hf.py) overrides them.
+    def unsupported(self, cfg: dict, device: str) -> str | None:
+        from engine.profiler import knobs
+
+        return knobs.unsupported(cfg, device)
+
+    def predict_memory(self, cfg: dict, device: str) -> dict | None:
+        return None  # no prediction: the configuration always runs
+
+    def before_config(self, cfg: dict, device: str) -> None:
+        """Work done before the configuration's memory baseline is taken (e.g. a reference)."""
+
+    def configure(self, cfg: dict, device: str) -> tuple[nn.Module, str]:
+        from engine.profiler import knobs
+
+        return knobs.prepare(self.reference(), cfg, device)
+
+    def params_b(self) -> float:
+        return sum(p.numel() for p in self.reference().parameters()) / 1e9
+
+    def flops(self, cfg: dict, device: str) -> float | None:
+        """FLOPs of one call of the float32 reference (the logical work, whatever the precision)."""
+        from torch.utils.flop_counter import FlopCounterMode
+
+        ref = self.reference()
+        model = ref if device == "cpu" else __import__("copy").deepcopy(ref).to(device)
+        fn = self.step(model, self.inputs(cfg, device, torch.float32), cfg)
+        with FlopCounterMode(display=False) as fc:
+            fn()
+        return float(fc.get_total_flops()) or None
 
     def inputs(self, cfg, device, dtype):
         raise NotImplementedError
@@ -228,7 +261,8 @@ class TinyGPT(nn.Module):
 class TinyGPTWorkload(Workload):
     name = "tiny-gpt"
     work_unit = "token"
-    knobs = ("precision", "batch_size", "seq_len", "gen_len", "compile", "threads")
+    quality_metric = "agreement"  # no labels: fidelity to its own float32 self
+    knobs = ("precision", "batch_size", "seq_len", "gen_len", "compile", "threads", "power_limit_w")
     defaults = {"precision": ["float32"], "batch_size": [1], "seq_len": [32], "gen_len": [16],
                 "compile": [False], "threads": [None]}
     seconds_per_config = 5.0
@@ -347,6 +381,10 @@ class UserWorkload(Workload):
     def model_name(self):
         return self.spec
 
+    @property
+    def quality_metric(self):
+        return "accuracy" if self.eval_fn is not None else "agreement"
+
     def reference(self):
         return self.model
 
@@ -378,11 +416,20 @@ class UserWorkload(Workload):
 BUILTIN = {"digits-mlp": DigitsMLP, "digits-cnn": DigitsCNN, "tiny-gpt": TinyGPTWorkload}
 
 
+# Workloads named with a prefix and an argument: hf:MODEL (a Hugging Face hub id or local folder).
+PREFIXED = {"hf": "engine.profiler.hf:HFWorkload"}
+
+
 def get_workload(name: str | None, model: str | None = None, params: dict | None = None) -> Workload:
     if model:
         return UserWorkload(model)
+    prefix, sep, arg = (name or "").partition(":")
+    if sep and prefix in PREFIXED:
+        mod, _, cls = PREFIXED[prefix].partition(":")
+        return getattr(importlib.import_module(mod), cls)(arg, **(params or {}))
     if name not in BUILTIN:
-        raise ValueError(f"Unknown workload '{name}'; built-in: {', '.join(BUILTIN)} (or --model package.module:factory).")
+        raise ValueError(f"Unknown workload '{name}'; built-in: {', '.join(BUILTIN)}, or hf:MODEL "
+                         f"(a Hugging Face hub id or local folder), or --model package.module:factory.")
     try:
         return BUILTIN[name](**(params or {}))
     except TypeError as e:

@@ -1,0 +1,174 @@
+"""The search algorithms people would use instead of ours, as adapters over the same finite space.
+
+Each adapter is ``fn(space, run, st, budget, seed, n_obj)``: it calls ``run(i)`` (which evaluates
+configuration ``i`` of the space and appends its transformed objectives, log-scaled and to be
+minimised, to ``st.T``) until ``budget`` distinct configurations are evaluated, never one twice.
+engine.search.ALGORITHMS registers them beside our own loop; bench/bench_search.py compares all.
+
+- ``botorch``: BoTorch's qLogNEHVI (q=1) over the candidate set itself: a SingleTaskGP per
+  objective on the configurations' encoding (Space.features(), normalised to [0, 1]), fitted by
+  marginal likelihood, the acquisition maximised by optimize_acqf_discrete over the unevaluated
+  configurations. Hyperparameters are refit on ours' schedule (every step while few points, then
+  every 5th, warm-started), with as many Monte Carlo draws as ours.
+- ``optuna-gp``: Optuna's GPSampler (multi-objective LogEHVI) on knob-wise parameters
+  (categorical knobs as categories, numeric knobs as log-scaled floats), its acquisition
+  maximised over the unevaluated configurations (GPSampler's ``_optimize_acqf``, the method it
+  names for changing the optimiser; optuna is pinned exactly) instead of the continuous box.
+- ``optuna-tpe``: Optuna's multivariate TPESampler on the same parameters; it has no
+  candidate-set hook, so each suggestion is snapped to the nearest unevaluated configuration
+  (a category differs by 1, a number by its share of the log range).
+For both Optuna samplers the trial Optuna suggested is closed as failed and the configuration
+actually evaluated is added as a complete trial, so the sampler learns from what was measured.
+
+Every model-based peer starts from as many uniformly drawn configurations as ours
+(``n_initial``), and sees the objectives on the scale ours sees (log10, minimised).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def n_initial(budget: int) -> int:
+    """Size of the initial design, the same for every model-based method."""
+    return int(min(budget, max(2, min(4, round(budget * 0.15)))))
+
+
+def _finite(st) -> tuple[np.ndarray, np.ndarray]:
+    """(space indices, transformed objectives scaled to [0, 1] by the evaluated range) of the
+    evaluations that returned every objective."""
+    T = np.array(st.T)
+    ok = np.isfinite(T).all(axis=1)
+    T = T[ok]
+    lo, hi = T.min(axis=0), T.max(axis=0)
+    return np.array(st.order)[ok], (T - lo) / np.where(hi - lo > 0, hi - lo, 1.0)
+
+
+# -- BoTorch -----------------------------------------------------------------------------------
+def botorch_qlognehvi(space, run, st, budget: int, seed: int, n_obj: int) -> None:
+    import torch
+
+    from threadpoolctl import threadpool_limits
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small matrices: more threads only spin against each other
+    try:
+        with threadpool_limits(1):
+            _botorch_loop(space, run, st, budget, seed, n_obj)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _botorch_loop(space, run, st, budget: int, seed: int, n_obj: int) -> None:
+    import torch
+    from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
+    from botorch.fit import fit_gpytorch_mll
+    from botorch.models import SingleTaskGP
+    from botorch.models.transforms import Normalize, Standardize
+    from botorch.optim import optimize_acqf_discrete
+    from botorch.sampling import SobolQMCNormalSampler
+    from gpytorch.mlls import ExactMarginalLogLikelihood
+
+    # ours' schedule: hyperparameters refit every step while few points, then every 5th (warm
+    # started), and as many Monte Carlo draws as ours
+    from engine.search import EHVI_SAMPLES, REFIT_ALWAYS, REFIT_EVERY
+
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    X = torch.tensor(space.features(), dtype=torch.double)
+    for i in rng.permutation(len(space))[: n_initial(budget)]:
+        run(int(i))
+    hyper = None
+    while len(st.order) < budget:
+        left = np.setdiff1d(np.arange(len(space)), st.order)
+        done, Z = _finite(st)
+        if len(done) < 2:
+            run(int(rng.choice(left)))
+            continue
+        Y = torch.tensor(-Z, dtype=torch.double)  # BoTorch maximises
+        model = SingleTaskGP(X[done], Y, input_transform=Normalize(X.shape[1], bounds=_bounds(X)),
+                             outcome_transform=Standardize(n_obj))
+        if hyper is not None:  # warm start from the last fit (the outcome scaling is the new data's)
+            model.load_state_dict(hyper, strict=False)
+        if hyper is None or len(done) <= REFIT_ALWAYS or len(done) % REFIT_EVERY == 0:
+            fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
+            hyper = {k: v for k, v in model.state_dict().items() if not k.startswith("outcome_transform")}
+        model.eval()
+        acq = qLogNoisyExpectedHypervolumeImprovement(
+            model, ref_point=torch.full((n_obj,), -1.1, dtype=torch.double), X_baseline=X[done], prune_baseline=True,
+            sampler=SobolQMCNormalSampler(torch.Size([EHVI_SAMPLES]), seed=int(rng.integers(2**31))))
+        cand, _ = optimize_acqf_discrete(acq, q=1, choices=X[left])
+        hit = np.flatnonzero((X[left] == cand[0]).all(dim=1).numpy())
+        run(int(left[hit[0]]))
+
+
+def _bounds(X):
+    import torch
+
+    lo, hi = X.min(dim=0).values, X.max(dim=0).values
+    return torch.stack([lo, torch.where(hi > lo, hi, lo + 1)])
+
+
+# -- Optuna ------------------------------------------------------------------------------------
+def _optuna(make_sampler):
+    def adapter(space, run, st, budget: int, seed: int, n_obj: int) -> None:
+        import optuna
+        from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+        optuna.logging.set_verbosity(optuna.logging.ERROR)
+        dists, coords, spans = {}, {}, {}
+        for k in space.knobs:
+            v = space.configs[k]
+            if space.numeric[k]:
+                x = v.astype(float).to_numpy()
+                dists[k] = FloatDistribution(x.min(), x.max(), log=True)
+                coords[k] = np.log2(x)
+                spans[k] = max(coords[k].max() - coords[k].min(), 1e-9)
+            else:
+                coords[k] = v.astype(str).to_numpy()
+                dists[k] = CategoricalDistribution(sorted(set(coords[k])))
+        params = [{k: (float(space.configs[k].iloc[i]) if space.numeric[k] else str(coords[k][i])) for k in space.knobs}
+                  for i in range(len(space))]
+        sampler = make_sampler(seed, n_initial(budget))
+        study = optuna.create_study(directions=["minimize"] * n_obj, sampler=sampler)
+        tie = np.random.default_rng(seed).random(len(space)) * 1e-6
+        while len(st.order) < budget:
+            left = np.setdiff1d(np.arange(len(space)), st.order)
+            sampler.candidates = [params[i] for i in left]  # used where the sampler takes a candidate set
+            trial = study.ask(dists)
+            dist = tie.copy()
+            for k in space.knobs:  # knob-wise distance: a category differs by 1, a number by its log share
+                p = trial.params[k]
+                dist += (coords[k] != p) if not space.numeric[k] else np.abs(coords[k] - np.log2(p)) / spans[k]
+            dist[st.order] = np.inf
+            i = int(np.argmin(dist))
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)  # the sampler learns from what was evaluated
+            run(i)
+            if np.isfinite(st.T[-1]).all():
+                study.add_trial(optuna.trial.create_trial(params=params[i], distributions=dists, values=list(st.T[-1])))
+    return adapter
+
+
+def _gp_sampler(seed: int, n_startup: int):
+    import optuna
+
+    class CandidateGPSampler(optuna.samplers.GPSampler):
+        """GPSampler whose acquisition is maximised over the candidate set (``self.candidates``,
+        the unevaluated configurations' parameters) instead of the continuous box, through the
+        method GPSampler names as the place to change its acquisition optimiser."""
+        candidates: list[dict] = []
+
+        def _optimize_acqf(self, acqf, best_params):
+            X = acqf.search_space.get_normalized_params(self.candidates, self.candidates)
+            return X[int(np.argmax(acqf.eval_acqf_no_grad(X)))]
+
+    return CandidateGPSampler(seed=seed, n_startup_trials=n_startup, warn_independent_sampling=False)
+
+
+def _tpe_sampler(seed: int, n_startup: int):
+    import optuna
+
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup, multivariate=True)
+
+
+optuna_gp = _optuna(_gp_sampler)
+optuna_tpe = _optuna(_tpe_sampler)
