@@ -672,6 +672,7 @@ class Store:
     def _drop_empty(self, names: Sequence[str]) -> None:
         """Drop the fields among ``names`` that no run has a value for any more, so a deleted batch's
         columns leave the pickers and messages with it."""
+        names = [n for n in names if n not in CANONICAL_BY_NAME]
         empty = set(names) - set(self._filled_fields("", [])) if names else set()
         for name in sorted(empty):
             self.con.execute(f"ALTER TABLE runs DROP COLUMN {quote(name)}")

@@ -176,6 +176,9 @@ class Sweep:
                                      note=f"{self.workload.name} sweep of {len(self.configs)} configurations on {self.hw.name}")
                 break
             except StoreBusy as e:
+                if self.cancelled():  # the person stopped the sweep: say what is lost rather than wait on
+                    self.log(f"  cancelled while the store was busy; this result was not stored: {e}")
+                    return
                 self.log(f"  store busy for {time.monotonic() - start:.0f} s, result kept, trying again: {e}")
         self.import_id = res.import_id or self.import_id
 
