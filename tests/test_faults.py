@@ -4,12 +4,13 @@
   store afterwards holds exactly what it held before, or exactly the finished operation;
 - the disk filling up during an import (a small tmpfs; RLIMIT_FSIZE where mounting is refused);
 - a store file truncated or overwritten with garbage, and one from a newer schema: the CLI says
-  so in one sentence and leaves the file byte for byte as it was (the app: test_faults_browser);
+  so in one sentence and leaves the file byte for byte as it was (and the app, in AppTest);
 - two writers at once: both succeed in turn, or the second says the store is busy.
 
-Each kill is aimed three ways: right after the child says it starts the operation (inside the
-transaction), the moment DuckDB's write-ahead log appears (inside the commit), and right after the
-commit returned (before or inside the checkpoint that closing the store runs).
+Each kill is aimed at the first byte the operation puts on disk (a big insert writes its blocks
+straight into the store file before the commit; a small change goes to the write-ahead log as it
+commits), and for an import also right after the commit returned (before or inside the checkpoint
+that closing the store runs).
 """
 from __future__ import annotations
 
@@ -26,8 +27,7 @@ import pytest
 
 from engine.cli import main
 from engine.store import SCHEMA_VERSION, Store
-from tests.conftest import ROOT
-from tests.test_cli import engine
+from tests.conftest import ROOT, shown
 from tests.test_import_adapters import FX
 
 
@@ -47,19 +47,20 @@ def child(code: str, env: dict | None = None) -> subprocess.Popen:
                             text=True, env=env)
 
 
-def kill_when(proc: subprocess.Popen, db: Path, trigger: str, timeout_s: float = 600) -> str:
-    """SIGKILL ``proc`` when ``trigger`` happens: 'marker' (the child printed 'go', right before the
-    operation), 'wal' (the write-ahead log file appeared: a commit is under way) or 'committed'
-    (the child printed it after the commit, before closing the store). Returns what happened
-    first ('killed' or 'finished')."""
-    wal = Path(str(db) + ".wal")
-    deadline = time.monotonic() + timeout_s
-    if trigger in ("marker", "committed"):
-        want = "go" if trigger == "marker" else "committed"
-        while (line := proc.stdout.readline()).strip() != want:
-            assert line, (want, proc.stderr.read() if proc.poll() is not None else "")
+def kill_when(proc: subprocess.Popen, db: Path, trigger: str, timeout_s: float = 300) -> str:
+    """SIGKILL ``proc`` when ``trigger`` happens: 'write' (the first byte the operation puts on disk:
+    the store file changes, as a big insert writes its blocks straight into it, or the write-ahead
+    log appears, as a commit starts) or 'committed' (the child printed it after the commit, before
+    closing the store). Returns what happened first ('killed' or 'finished')."""
+    if trigger == "committed":
+        while (line := proc.stdout.readline()).strip() != "committed":
+            assert line, proc.stderr.read() if proc.poll() is not None else ""
     else:
-        while not wal.exists():
+        wal, deadline = Path(str(db) + ".wal"), time.monotonic() + timeout_s
+        while (line := proc.stdout.readline()).strip() != "go":  # the store is open: its file as it starts
+            assert line, proc.stderr.read() if proc.poll() is not None else ""
+        start = db.stat()
+        while not wal.exists() and (db.stat().st_size, db.stat().st_mtime_ns) == (start.st_size, start.st_mtime_ns):
             if proc.poll() is not None:
                 return "finished"
             assert time.monotonic() < deadline, "the write never started"
@@ -119,7 +120,7 @@ with Store({str(db)!r}) as s:
 def big_csv(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("faults") / "big.csv"
     duckdb.execute(f"""COPY (SELECT 'model-' || (i % 97) AS model, 1 + i % 64 AS batch_size, i * 1e-6 AS energy_j,
-        (i % 1000) * 0.1 AS latency_ms, 'cfg' || i AS note FROM range(200000) t(i)) TO '{path}' (HEADER)""")
+        (i % 1000) * 0.1 AS latency_ms, 'cfg' || i AS note FROM range(50000) t(i)) TO '{path}' (HEADER)""")
     return path
 
 
@@ -135,8 +136,8 @@ def _data_for(op: str, db: Path, tmp_path: Path, big_csv: Path) -> Path:
     return tmp_path / "unused"
 
 
-@pytest.mark.parametrize("trigger", ["marker", "wal", "committed"])
-@pytest.mark.parametrize("op", ["import", "delete", "quality"])
+@pytest.mark.parametrize("op,trigger", [("import", "write"), ("import", "committed"), ("delete", "write"),
+                                        ("quality", "write")])
 def test_kill_9_leaves_the_store_as_before_or_finished(seeded_db, tmp_path, big_csv, op, trigger):
     data = _data_for(op, seeded_db, tmp_path, big_csv)
     before = content(seeded_db)
@@ -151,34 +152,6 @@ def test_kill_9_leaves_the_store_as_before_or_finished(seeded_db, tmp_path, big_
     print(f"{op} / kill at {trigger}: {what}; the store holds {'the state before' if after == before else 'the finished operation'}")
 
 
-def test_kill_9_during_a_sweeps_writes_keeps_every_stored_run_whole(empty_db):
-    """A sweep writes each run as it lands; killed the moment its 2nd write starts (the log file
-    appears), the store holds whole runs, a batch whose count matches them, and opens cleanly."""
-    Store(empty_db).close()
-    cmd = [sys.executable, "-m", "engine", "profile", "--workload", "digits-mlp", "--grid", "batch_size=1,2,4,8",
-           "--repeats", "2", "--min-time", "0.05", "--warmup", "0", "--db", str(empty_db)]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    wal = Path(str(empty_db) + ".wal")
-    seen, inside = 0, False
-    deadline = time.monotonic() + 600
-    while proc.poll() is None and time.monotonic() < deadline:
-        exists = wal.exists()
-        if exists and not inside:
-            seen += 1
-            if seen == 2:
-                os.kill(proc.pid, signal.SIGKILL)
-                break
-        inside = exists
-        time.sleep(0.0005)
-    proc.wait()
-    with Store(empty_db) as s:
-        df = s.query(None, include_failed=True)
-        batches = s.imports()
-    assert 1 <= len(df) <= 2 and (df.status == "ok").all()
-    assert df[["latency_ms", "throughput", "accuracy", "environment"]].notna().all().all()
-    assert len(batches) == 1 and batches.rows_added[0] == len(df)
-
-
 # -- the disk fills up ---------------------------------------------------------------------------
 
 def _mount_small_disk(where: Path, mb: int) -> bool:
@@ -189,7 +162,7 @@ def _mount_small_disk(where: Path, mb: int) -> bool:
 
 def test_a_full_disk_during_an_import_changes_nothing_and_says_so(seeded_db, tmp_path, big_csv):
     disk = tmp_path / "small-disk"
-    mounted = _mount_small_disk(disk, 6)  # the 2.4 MB store fits, a 200,000-row batch does not
+    mounted = _mount_small_disk(disk, 6)  # the 2.9 MB store fits, a 50,000-row batch (4 MB more) does not
     try:
         db = (disk if mounted else tmp_path) / "runs.duckdb"
         shutil.copy(seeded_db, db)
@@ -234,7 +207,7 @@ def _damage(db: Path, how: str) -> None:
         db.write_bytes(b"")
 
 
-@pytest.mark.parametrize("how", ["truncated-half", "truncated-tail", "garbage", "garbage-inside", "empty"])
+@pytest.mark.parametrize("how", ["truncated-tail", "garbage", "garbage-inside"])
 def test_a_damaged_store_is_named_with_how_to_rebuild_and_left_alone(seeded_db, how, capsys):
     _damage(seeded_db, how)
     raw = seeded_db.read_bytes()
@@ -277,21 +250,59 @@ def test_a_version_1_store_is_migrated_forward_keeping_its_runs_and_batches(seed
 
 # -- two writers at once ------------------------------------------------------------------------
 
-def test_a_sweep_and_a_batch_delete_at_once_both_finish_in_turn(seeded_db):
-    sweep = subprocess.Popen([sys.executable, "-m", "engine", "profile", "--workload", "digits-mlp", "--grid",
-                              "batch_size=1,2,4", "--repeats", "2", "--min-time", "0.2", "--warmup", "0",
-                              "--db", str(seeded_db)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             text=True)
+def test_a_sweep_meets_a_batch_delete_then_dies_at_its_second_write(seeded_db, capsys):
+    """Two writers, then a kill: a batch delete starts as the sweep measures its first configuration
+    (whose write then waits for it, or it for the write); the sweep is then killed -9 the moment its
+    second write starts (the log file appears). Both writers finish in turn (or the delete says the
+    store is busy), and the store holds whole runs and a sweep batch whose count matches them."""
     with Store(seeded_db) as s:
         seed = s.imports().query("source == 'mlenergy-v3'").import_id.iloc[0]
-    time.sleep(2)
+    sweep = subprocess.Popen([sys.executable, "-m", "engine", "profile", "--workload", "digits-mlp", "--grid",
+                              "batch_size=1,2", "--repeats", "2", "--min-time", "0.05", "--warmup", "0",
+                              "--db", str(seeded_db)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True)
+    lines = []
+    while not (line := sweep.stdout.readline()).startswith("[1/2]"):
+        assert line, "".join(lines)
+        lines.append(line)
     start = time.monotonic()
-    r = engine("import", "--delete", seed, db=seeded_db)
-    took = time.monotonic() - start
-    out, _ = sweep.communicate(timeout=600)
-    assert sweep.returncode == 0, out
-    assert r.returncode == 0 or ("is busy" in r.stderr and took < 90), r.stderr
+    rc = main(["import", "--delete", seed, "--db", str(seeded_db)])
+    took, err = time.monotonic() - start, capsys.readouterr().err
+    assert rc == 0 or ("is busy" in err and took < 90), err
+    wal, writes, inside = Path(str(seeded_db) + ".wal"), 0, False
+    deadline = time.monotonic() + 300
+    while sweep.poll() is None and time.monotonic() < deadline:
+        exists = wal.exists()
+        if exists and not inside:
+            writes += 1
+            if writes == 2:
+                os.kill(sweep.pid, signal.SIGKILL)
+                break
+        inside = exists
+        time.sleep(0.0005)
+    sweep.wait()
     with Store(seeded_db) as s:
-        assert s.count({"source": ["mlenergy-v3"]}) == (0 if r.returncode == 0 else 1858)
-        assert s.count({"task": ["digits-mlp"]}, include_failed=True) == 3
-        assert s.count() == (159 if r.returncode == 0 else 2017) + 3
+        assert s.count({"source": ["mlenergy-v3"]}) == (0 if rc == 0 else 1858)
+        runs = s.query(None, {"task": ["digits-mlp"]}, include_failed=True)
+        batch = s.imports().query("kind == 'profile'")
+    assert 1 <= len(runs) <= 2 and (runs.status == "ok").all()
+    assert runs[["latency_ms", "throughput", "accuracy", "environment"]].notna().all().all()
+    assert len(batch) == 1 and batch.rows_added.iloc[0] == len(runs)
+
+
+@pytest.mark.parametrize("how", ["truncated-tail", "garbage-inside"])
+def test_the_app_names_a_damaged_store_and_how_to_rebuild_it(seeded_db, monkeypatch, how):
+    from streamlit.testing.v1 import AppTest
+
+    _damage(seeded_db, how)
+    raw = seeded_db.read_bytes()
+    monkeypatch.setenv("PARETOSCOPE_DB", str(seeded_db))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+    for page in (None, "app_pages/import_runs.py", "app_pages/profile.py", "app_pages/recommend.py"):
+        if page:
+            at.switch_page(page).run()
+        assert not at.exception, page
+        said = [shown(e.value) for e in at.error]
+        assert any(f"The store {seeded_db} is damaged" in e and f"python -m engine init --db {seeded_db}" in e
+                   for e in said), (page, said)
+    assert seeded_db.read_bytes() == raw and not Path(str(seeded_db) + ".wal").exists()

@@ -4,7 +4,7 @@ from streamlit.testing.v1 import AppTest
 
 from engine.ingest import import_files
 from engine.store import Store
-from tests.conftest import ROOT
+from tests.conftest import ROOT, shown
 from tests.test_import_adapters import FX
 
 PAGE = str(ROOT / "app_pages" / "import_runs.py")
@@ -39,7 +39,7 @@ def test_page_states_limit_lists_and_deletes_after_confirmation(seeded_db, monke
     assert at.selectbox(key="victim").value is None  # no batch is picked for the person
     at.selectbox(key="victim").select(iid).run()
     _button(at, "Delete batch…").click().run()
-    assert any(iid in w.value and "cannot be undone" in w.value for w in at.warning)  # asks, naming the batch
+    assert any(iid in shown(w.value) and "cannot be undone" in shown(w.value) for w in at.warning)  # asks, naming the batch
     assert iid in _batches(seeded_db)  # nothing deleted yet
     _button(at, "Cancel").click().run()
     assert iid in _batches(seeded_db) and not at.warning
@@ -68,9 +68,9 @@ def test_a_batch_deleted_in_another_tab_is_refused_never_another(seeded_db, monk
 
     _button(tab_b, "Delete batch…").click().run()
     assert not tab_b.exception
-    assert any(f"Batch {b} is no longer in the store" in e.value for e in tab_b.error)
+    assert any(f"Batch {b} is no longer in the store" in shown(e.value) for e in tab_b.error)
     assert not any("Yes, delete" in x.label for x in tab_b.button)
     _button(tab_c, f"Yes, delete batch {b}").click().run()
     assert not tab_c.exception
-    assert any(f"No import batch '{b}'" in e.value and "nothing was deleted" in e.value for e in tab_c.error)
+    assert any(f"No import batch '{b}'" in shown(e.value) and "nothing was deleted" in shown(e.value) for e in tab_c.error)
     assert _batches(seeded_db) == others  # the seed batches are all still there
