@@ -5,6 +5,7 @@ command-line import write, the page's import takes its turn, and the new runs sh
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import duckdb
@@ -66,20 +67,23 @@ def test_upload_csv_commit_see_runs_and_delete_the_batch(served):
 
 
 def test_pages_keep_working_while_a_sweep_and_a_cli_import_write(served, tmp_path):
+    """The Import page takes a commit while a sweep and a command-line import write (the two
+    imports take turns, or one says the store is busy), and Explore, opened on the sweep's runs
+    while it runs, shows its run once it lands."""
     url, db = served
     mine = tmp_path / "page_runs.csv"
     mine.write_text("model,batch_size,energy_j\npage/m-1,1,0.5\npage/m-2,2,0.25\npage/m-3,4,0.125\n")
     big = tmp_path / "big.csv"
     duckdb.execute(f"""COPY (SELECT 'cli/model-' || (i % 13) AS model, 1 + i % 64 AS batch_size, i * 1e-6 AS energy_j,
         (i % 1000) * 0.1 AS latency_ms FROM range(20000) t(i)) TO '{big}' (HEADER)""")
+    sid = "browser-" + tmp_path.name[-12:]
     sweep = subprocess.Popen([sys.executable, "-m", "engine", "profile", "--workload", "digits-mlp", "--grid",
-                              "batch_size=1,2", "--repeats", "2", "--min-time", "0.05", "--warmup", "0",
-                              "--db", str(db)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                              "batch_size=1", "--repeats", "2", "--min-time", "0.05", "--warmup", "0",
+                              "--sweep-id", sid, "--db", str(db)], cwd=ROOT, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
     try:
         with chromium_page(height=1600) as page:
-            page.goto(url)  # Explore while the sweep writes
-            page.get_by_text("runs match").first.wait_for()
-            page.get_by_role("link", name="Import").click()
+            page.goto(url + "/import")
             page.get_by_role("heading", name="Import runs").wait_for()
             page.locator("input[type=file]").first.set_input_files(str(mine))
             page.get_by_text("3 rows").wait_for()
@@ -91,17 +95,23 @@ def test_pages_keep_working_while_a_sweep_and_a_cli_import_write(served, tmp_pat
             out, err = cli.communicate(timeout=600)
             assert cli.returncode == 0 or "is busy" in err, err
             assert page_ok or cli.returncode == 0
+            deadline = time.monotonic() + 300
+            while True:  # Explore on the sweep's runs, opened again until its run has landed
+                page.goto(f"{url}/?task=digits-mlp&source=profile:{sid}&x=accuracy&y=latency_ms")
+                landed = page.get_by_text("runs match")
+                landed.or_(page.get_by_text("is not in the store; ignored")).first.wait_for()  # before the first lands
+                expect(page.locator('[data-testid="stException"]')).to_have_count(0)
+                if page.get_by_text("1 runs match").count() or sweep.poll() is not None:
+                    break
+                assert time.monotonic() < deadline, "the sweep's runs never showed"
             log, _ = sweep.communicate(timeout=600)
             assert sweep.returncode == 0, log
-            source = next(ln.split("source '")[1].split("'")[0] for ln in log.splitlines() if "stored as source" in ln)
-            page.goto(f"{url}/?task=digits-mlp&source={source}&x=accuracy&y=latency_ms")
-            page.get_by_text("2 runs match").wait_for()  # the sweep's runs, on refresh
-            expect(page.locator('[data-testid="stException"]')).to_have_count(0)
+            page.get_by_text("1 runs match").wait_for()
     finally:
         if sweep.poll() is None:
             sweep.kill()
     with Store(db) as s:
-        assert s.count({"source": [source]}) == 2
+        assert s.count({"source": [f"profile:{sid}"]}) == 1
         assert s.count({"source": ["page_runs.csv"]}) == (3 if page_ok else 0)
         assert s.count({"source": ["big.csv"]}) == (20_000 if cli.returncode == 0 else 0)
         n, distinct = s.con.execute("SELECT count(*), count(DISTINCT run_id) FROM runs").fetchall()[0]
