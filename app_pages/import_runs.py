@@ -121,7 +121,7 @@ if qfile is not None and st.button("Attach quality"):
         table = quality.read_table(path, task=task or None)
         with open_store() as store:
             res = quality.attach(store, table, metric.strip(), name=qfile.name)
-        st.success(literal(res.message() + f" Recorded as batch {res.batch}: delete it below to undo."))
+        st.success(literal(res.message() + (f" Recorded as batch {res.batch}: delete it below to undo." if res.batch else "")))
         if len(res.unmatched):
             st.warning("These rows matched no run:")
             st.dataframe(res.unmatched, hide_index=True)

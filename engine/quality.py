@@ -40,7 +40,7 @@ class QualityResult:
     runs_updated: int
     matched: pd.DataFrame  # table rows that matched, with the number of runs each matched
     unmatched: pd.DataFrame  # table rows that matched no run
-    batch: str | None = None  # the import batch (kind 'quality') that records the change
+    batch: str | None = None  # the import batch (kind 'quality') that records the change (None: nothing matched)
 
     def message(self) -> str:
         rows = len(self.matched)
@@ -137,17 +137,19 @@ def attach(store: Store, table: pd.DataFrame, metric: str = "accuracy", directio
     check_range(df, field, name)
     src = source_field(metric) if "source" in df else None
     df["_i"] = range(len(df))
+    iid, n = batch, 0
     with store.transaction():
-        store.add_fields([field] + ([src] if src else []))
         store.con.register("_qtable", df[["_i", *keys, "value", *(["source"] if src else [])]])
         try:
             _match(store, keys)
             _refuse_ambiguity(store, df, metric, name)
             counts = dict(store.con.execute("SELECT _i, count(*) FROM _qmatch GROUP BY _i").fetchall())
             df["runs_matched"] = [int(counts.get(i, 0)) for i in df["_i"]]
-            iid = batch or store.new_batch(source=name, kind="quality", file_name=name, note=f"sets {metric}")
-            n = _record_and_set(store, iid, metric, src.name if src else None)
-            store.con.execute("UPDATE imports SET rows_added = rows_added + ? WHERE import_id = ?", [n, iid])
+            if counts:  # a table that matches no run records nothing (no empty batch, no empty column)
+                store.add_fields([field] + ([src] if src else []))
+                iid = batch or store.new_batch(source=name, kind="quality", file_name=name, note=f"sets {metric}")
+                n = _record_and_set(store, iid, metric, src.name if src else None)
+                store.con.execute("UPDATE imports SET rows_added = rows_added + ? WHERE import_id = ?", [n, iid])
         finally:
             store.unregister("_qtable")
             store.drop_temp("_qmatch")

@@ -273,6 +273,14 @@ def test_a_quality_attach_is_recorded_and_undone(empty_db):
         assert store_snapshot(empty_db, s) == before  # as before, accuracy_source gone with the batch that brought it
 
 
+def test_a_quality_table_that_matches_no_run_records_nothing(empty_db):
+    with _quality_store(empty_db) as s:
+        before = store_snapshot(empty_db, s)
+        res = quality.attach(s, pd.DataFrame({"model": ["nobody/none"], "my_score": [0.5]}), "my_score")
+        assert (res.runs_updated, res.batch, len(res.unmatched)) == (0, None, 1)
+        assert store_snapshot(empty_db, s) == before  # no empty batch, no empty my_score column
+
+
 def test_quality_attach_and_undo_from_the_cli(empty_db, tmp_path, cli):
     with Store(empty_db) as s:
         import_files(s, [FX / "sweep.csv"])

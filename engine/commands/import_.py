@@ -111,7 +111,7 @@ def _manage(args, store: Store, table) -> int:
               else f"Deleted import batch {args.delete} and its {n} runs.")
         return 0
     res = quality.attach(store, table, args.metric, name=args.quality)
-    print(res.message() + f" Undo: python -m engine import --delete {res.batch}")
+    print(res.message() + (f" Undo: python -m engine import --delete {res.batch}" if res.batch else ""))
     if len(res.unmatched):
         print("Rows that matched no run:", file=sys.stderr)
         emit(res.unmatched, "table", out=sys.stderr)
