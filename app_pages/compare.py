@@ -3,10 +3,13 @@ first run and the best run per metric. Reads widgets, calls engine.compare, draw
 from __future__ import annotations
 
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
+from engine import timeseries
 from engine.compare import MAX_RUNS, compare
 from ui.state import open_store, read_params, write_params
+from ui.text import plain
 
 st.title("Compare")
 st.caption(f"Runs side by side: pick 2 to {MAX_RUNS} runs on Explore (select points or table rows), or paste "
@@ -62,3 +65,25 @@ st.subheader("Configuration")
 differs = config[labels].astype(str).nunique(axis=1) > 1
 st.dataframe(config[["field", *labels]].assign(differs=differs.map({True: "differs", False: ""})), hide_index=True,
              key="c_config", height=height(len(config)))
+
+st.subheader("Power and utilization over time")
+with open_store() as store:
+    series = timeseries.read(store, list(cmp.runs["run_id"]))
+if series.empty:
+    st.caption("None of these runs carries a timeline: profiled runs do (the sampler's power and utilization over "
+               "the measurement window), and so do imported nvidia-smi or Zeus power logs.")
+else:
+    label_of = dict(zip(cmp.runs["run_id"].astype(str), labels))
+    names = list(dict.fromkeys(series["name"]))
+    for col, name in zip(st.columns(min(len(names), 2)) * len(names), names):
+        part = series[series["name"] == name]
+        fig = go.Figure([go.Scatter(x=g["t_s"], y=g["value"], mode="lines", name=plain(label_of.get(rid, rid)))
+                         for rid, g in part.groupby("run_id", sort=False)])
+        unit = timeseries.UNITS.get(name, "")
+        fig.update_layout(height=300, margin=dict(l=10, r=10, t=30, b=10), title=dict(text=plain(name), x=0),
+                          xaxis=dict(title=dict(text="seconds into the measurement window")),
+                          yaxis=dict(title=dict(text=unit)), legend=dict(orientation="h", y=-0.25))
+        col.plotly_chart(fig, key=f"c_ts_{name}", config={"displaylogo": False})
+    missing = [label_of[r] for r in label_of if r not in set(series["run_id"].astype(str))]
+    if missing:
+        st.caption(f"No timeline for {', '.join(missing)}.")

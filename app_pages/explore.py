@@ -2,14 +2,16 @@
 engine.explore, draws. The view state lives in the URL query string (engine.explore.ViewState)."""
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
-from engine.explore import (CHOICE_FILTERS, RANGE_FILTERS, MixedWorkUnits, ViewState, axis_label, build_view,
-                            default_direction, filter_options, missing_objectives, state_from_params,
+from engine.compare import MAX_RUNS
+from engine.explore import (CHOICE_FILTERS, KNOB_AXES, RANGE_FILTERS, MixedWorkUnits, ViewState, axis_label,
+                            build_view, curve_view, default_direction, direction, filter_options, missing_objectives, state_from_params,
                             state_to_params, work_units)
-from engine.fields import SOURCE_SUFFIX
+from engine.fields import CI_LO, SOURCE_SUFFIX
 from engine.quality import headline
-from ui.figures import front_figure, parcoords_figure
+from ui.figures import curve_figure, front_figure, parcoords_figure
 from ui.state import open_store, read_params, store_stamp, write_params
 from ui.text import literal
 
@@ -26,6 +28,36 @@ def cached_options(stamp: tuple) -> dict:
         return filter_options(store)
 
 
+def selected_runs(plot, table_event, table) -> list[str]:
+    """Run ids picked on the plot (points, box or lasso: customdata) and in the table (rows), in order."""
+    ids = []
+    for p in (plot.selection.points if plot else []):
+        cd = p.get("customdata")
+        ids.append(cd[0] if isinstance(cd, list) else cd)
+    if table_event and "run_id" in table.columns:
+        ids += [table["run_id"].iloc[r] for r in table_event.selection.rows if r < len(table)]
+    return [str(i) for i in dict.fromkeys(ids) if i]
+
+
+def show_curves(cv, x: str, y: str, label, y_dir: str, log_x: bool, log_y: bool) -> None:
+    """The metric-against-knob view: a line per model / GPU (or one), the best run per knob value."""
+    st.caption(f"{cv.n_runs:,} runs match · the {'lowest' if y_dir == 'min' else 'highest'} {y} at each {x}"
+               + (f", one line per {cv.line}" if cv.line else " (pick 'front per model' or 'per hardware' for a line each)")
+               + (f" · {cv.n_missing:,} runs lack {x} or {y}" if cv.n_missing else ""))
+    if cv.points.empty:
+        st.warning(literal(f"None of the matching runs has both {x} and {y}."))
+        return
+    plot = st.plotly_chart(curve_figure(cv, x, y, label, log_x=log_x, log_y=log_y), key="curve_plot",
+                           config={"displaylogo": False}, on_select="rerun", selection_mode=("points", "box", "lasso"))
+    st.subheader(f"{y} against {x}")
+    table = cv.points
+    picked = st.dataframe(table, key="curve_table", hide_index=True, on_select="rerun", selection_mode="multi-row")
+    chosen = selected_runs(plot, picked, table)
+    if len(chosen) >= 2:
+        st.page_link("app_pages/compare.py", label=f"Compare the {min(len(chosen), MAX_RUNS)} selected runs",
+                     icon=":material/compare_arrows:", query_params={"runs": ",".join(chosen[:MAX_RUNS])})
+
+
 def widgets_from_state(store, state: ViewState, options: dict) -> None:
     """Put a ViewState into the widgets' session-state keys (first load of a session)."""
     ss = st.session_state
@@ -36,6 +68,7 @@ def widgets_from_state(store, state: ViewState, options: dict) -> None:
         ss[f"dir_{o}"] = d
     ss["log_x"], ss["log_y"] = state.log_x, state.log_y
     ss["group"] = state.group or NONE
+    ss["ci"] = state.intervals
     for name in CHOICE_FILTERS:
         ss[f"f_{name}"] = list(state.filters.get(name, []))
     for name in RANGE_FILTERS:
@@ -61,6 +94,7 @@ def state_from_widgets(store, options: dict) -> ViewState:
         state.dirs = {o: ss.get(f"dir_{o}") or default_direction(store, o) for o in state.objectives}
     state.log_x, state.log_y = bool(ss.get("log_x")), bool(ss.get("log_y"))
     state.group = ss["group"] if ss.get("group", NONE) != NONE else None
+    state.intervals = bool(ss.get("ci", True))
     for name in CHOICE_FILTERS:
         if ss.get(f"f_{name}"):
             state.filters[name] = list(ss[f"f_{name}"])
@@ -90,17 +124,23 @@ with open_store() as store:
     for note in st.session_state.get("_explore_notes", []):
         st.info(literal(note))  # it quotes the link's values: shown as text, never as Markdown
 
+    knobs = [k for k in KNOB_AXES if store.has_field(k) and store.field(k).role == "config"]
+
     def metric_label(name: str) -> str:
+        if name in knobs:
+            return f"{name} (knob)"
         unit = metric_fields[name].unit
         return f"{name} ({unit})" if unit else name
 
     # -- objectives -------------------------------------------------------------------------
     cx, cy, cz, cg = st.columns([3, 3, 3, 2])
     with cx:
-        x = st.selectbox("x objective", metrics, key="x", format_func=metric_label, persist_state=PERSIST)
-        st.session_state.setdefault(f"dir_{x}", default_direction(store, x))
-        st.radio("x direction", ["min", "max"], key=f"dir_{x}", horizontal=True, label_visibility="collapsed",
-                 persist_state=PERSIST)
+        x = st.selectbox("x objective or knob", metrics + knobs, key="x", format_func=metric_label,
+                         persist_state=PERSIST)
+        if x not in knobs:
+            st.session_state.setdefault(f"dir_{x}", default_direction(store, x))
+            st.radio("x direction", ["min", "max"], key=f"dir_{x}", horizontal=True, label_visibility="collapsed",
+                     persist_state=PERSIST)
         st.toggle("log x", key="log_x", persist_state=PERSIST)
     with cy:
         y = st.selectbox("y objective", metrics, key="y", format_func=metric_label, persist_state=PERSIST)
@@ -120,6 +160,9 @@ with open_store() as store:
                      persist_state=PERSIST)
     with cg:
         st.radio("fronts", list(GROUP_LABELS), key="group", format_func=GROUP_LABELS.get, persist_state=PERSIST)
+        if any(store.has_field(o + CI_LO) for o in (x, y, z)):  # runs measured with intervals exist
+            st.toggle("95 % intervals", key="ci", persist_state=PERSIST,
+                      help="Error bars on the front, and runs the front beats only by point values kept as tied")
 
     # -- filters (sidebar) ------------------------------------------------------------------
     with st.sidebar:
@@ -135,6 +178,19 @@ with open_store() as store:
 
     state = state_from_widgets(store, options)
     write_params(state_to_params(state))
+
+    # -- a metric against a knob -------------------------------------------------------------
+    if x in knobs:
+        try:
+            cv = curve_view(store, x, y, direction(store, state, y) == "max", state.filters, line=state.group)
+        except MixedWorkUnits as e:
+            st.warning(literal(f"{e} Choose a task in the sidebar's filters."))
+            st.stop()
+        units = work_units(store, state.filters)
+        unit = units[0] if len(units) == 1 else None
+        show_curves(cv, x, y, lambda n: n if n in knobs else axis_label(store, n, unit),
+                    direction(store, state, y), state.log_x, state.log_y)
+        st.stop()
 
     # -- the view ---------------------------------------------------------------------------
     if len(set(state.objectives)) != len(state.objectives):
@@ -163,8 +219,10 @@ with open_store() as store:
         st.stop()
     quality_axis = headline(store, state.filters)
 
-st.caption(f"{view.n_runs:,} runs match · **{len(view.front):,} on the front** · {view.n_dominated:,} dominated"
-           + (f" · {view.n_missing:,} lack an objective" if view.n_missing else ""))
+n_tied = 0 if view.tied is None else len(view.tied)
+st.caption(f"{view.n_runs:,} runs match · **{len(view.front):,} on the front** · "
+           + (f"{n_tied:,} tied with it (not beaten at 95 %) · " if view.intervals else "")
+           + f"{view.n_dominated:,} dominated" + (f" · {view.n_missing:,} lack an objective" if view.n_missing else ""))
 for gap in view.lacking:  # named, not dropped silently
     st.caption(f"ℹ️ {literal(gap.sentence())} They are left out of this view.")
 for warning in view.warnings:
@@ -173,21 +231,33 @@ for warning in view.warnings:
 
 fig = front_figure(view, state.objectives, label, group=state.group, z_mode=state.z_mode,
                    log_x=state.log_x, log_y=state.log_y, also=[quality_axis] if quality_axis else [])
-st.plotly_chart(fig, key="front_plot", config={"displaylogo": False})
+plot = st.plotly_chart(fig, key="front_plot", config={"displaylogo": False}, on_select="rerun",
+                       selection_mode=("points", "box", "lasso"))
 
-st.subheader("Runs on the front")
-first = [c for c in ("model", "hardware", "precision", "batch_size", "num_gpus", "task") if c in view.front.columns]
+st.subheader("Runs on the front" + (" and tied with it" if n_tied else ""))
+rows = view.front
+if view.intervals:  # each row says whether the front beats it with confidence
+    rows = pd.concat([view.front.assign(membership="front"), view.tied.assign(membership="tied")], ignore_index=True)
+first = [c for c in ("membership", "model", "hardware", "precision", "batch_size", "num_gpus", "task") if c in rows.columns]
 order = first + [o for o in state.objectives if o not in first]
-if quality_axis and quality_axis not in order and quality_axis in view.front.columns:
+if quality_axis and quality_axis not in order and quality_axis in rows.columns:
     order.append(quality_axis)
-order += [c + SOURCE_SUFFIX for c in order if c + SOURCE_SUFFIX in view.front.columns]
-order += [c for c in view.front.columns if c not in order]
-table = view.front[order]
-st.dataframe(table, key="front_table", hide_index=True,
+order += [c + SOURCE_SUFFIX for c in order if c + SOURCE_SUFFIX in rows.columns]
+order += [c for c in rows.columns if c not in order]
+table = rows[order]
+picked = st.dataframe(table, key="front_table", hide_index=True, on_select="rerun", selection_mode="multi-row",
              column_config={o: st.column_config.NumberColumn(label(o), format="%.4g") for o in state.objectives}
              | {c: st.column_config.TextColumn(c, width="medium") for c in table.columns if c.endswith(SOURCE_SUFFIX)})
 if quality_axis and quality_axis in table.columns and table[quality_axis].isna().any():
     st.caption(f"An empty {literal(quality_axis)} cell means not measured: no published or measured figure for that run.")
+chosen = selected_runs(plot, picked, table)
+if chosen:
+    n = len(chosen)
+    if n >= 2:
+        st.page_link("app_pages/compare.py", label=f"Compare the {min(n, MAX_RUNS)} selected runs", icon=":material/compare_arrows:",
+                     query_params={"runs": ",".join(chosen[:MAX_RUNS])})
+    st.caption(f"{n} run{'s' if n > 1 else ''} selected on the plot or in the table"
+               + (f"; Compare takes the first {MAX_RUNS}." if n > MAX_RUNS else "." if n > 1 else "; select another to compare."))
 st.download_button("Download the front as CSV", table.to_csv(index=False).encode(), file_name="pareto_front.csv",
                    mime="text/csv", on_click="ignore")
 

@@ -6,8 +6,9 @@ import streamlit as st
 from engine import search as S
 from engine.quality import headline
 from engine.recommend import Constraint, recommend
+from engine.recommend_link import RecommendLink, from_params, split_constraint
 from engine.store import default_db_path
-from ui.state import open_store
+from ui.state import open_store, read_params, write_params
 from ui.text import literal, plain
 
 OPS = ["<=", ">=", "<", ">"]
@@ -22,12 +23,47 @@ def _options(store, col, filters=None):
     return store.distinct(col, filters) if store.has_field(col) else []
 
 
+def widgets_from_link(store) -> list[str]:
+    """First visit of a session: put a shared link's state into the widgets' keys."""
+    link, notes = from_params(store, read_params())
+    if link is None:
+        return notes
+    ss = st.session_state
+    task = link.task or ss.get("r_task")
+    if link.task:
+        ss["r_task"] = link.task
+    for key, name in (("r_hw", "hardware"), ("r_model", "model"), ("r_prec", "precision")):
+        ss[key] = link.filters.get(name, [])
+    if link.objectives:
+        ss[f"r_obj_{task}"] = link.objectives
+        for o, m in zip(link.objectives, link.maximize):
+            ss[f"r_dir_{o}"] = "max" if m else "min"
+    ss["r_use_w"] = bool(link.weights)
+    for o, w in zip(link.objectives, link.weights or []):
+        ss[f"r_w_{o}"] = w
+    quality = headline(store, {"task": [task]} if task else {})
+    rest = [c for c in link.constraints if not (quality and c.replace(" ", "") == f"{quality}>=best-1%")]
+    if quality:
+        ss[f"r_q1_{task}"] = len(rest) < len(link.constraints)
+    ss["r_ncons"] = len(rest)
+    for i, c in enumerate(rest):
+        ss[f"r_cm_{i}"], ss[f"r_co_{i}"], ss[f"r_cv_{i}"] = split_constraint(c)
+    return notes
+
+
 with tab_rec:
     with open_store() as store:  # price and carbon intensity come from the sidebar's settings
         metrics = [f.name for f in store.metrics()]
         tasks = _options(store, "task")
+        if st.session_state.get("r_task") not in tasks and tasks:
+            st.session_state["r_task"] = "gpqa" if "gpqa" in tasks else tasks[0]
+        if "_rec_loaded" not in st.session_state:  # a shared link reproduces its recommendation
+            st.session_state["_rec_notes"] = widgets_from_link(store)
+            st.session_state["_rec_loaded"] = True
+        for note in st.session_state.get("_rec_notes", []):
+            st.info(literal(note))
         c1, c2, c3, c4 = st.columns(4)
-        task = c1.selectbox("Task", tasks, index=tasks.index("gpqa") if "gpqa" in tasks else 0, key="r_task")
+        task = c1.selectbox("Task", tasks, key="r_task")
         base = {"task": [task]} if task else {}
         hw = c2.multiselect("Hardware", _options(store, "hardware", base), key="r_hw")
         models = c3.multiselect("Model", _options(store, "model", base), key="r_model")
@@ -42,20 +78,22 @@ with tab_rec:
         st.markdown("**Objectives**")
         defaults = [m for m in (quality, "energy_j") if m in measured] or \
             [m for m in ("energy_j", "itl_p90_ms" if "itl_p90_ms" in measured else "latency_ms") if m in measured]
-        objectives = st.multiselect("Objectives", measured, default=defaults, key=f"r_obj_{task}",
-                                    label_visibility="collapsed")
+        st.session_state.setdefault(f"r_obj_{task}", defaults)
+        st.session_state[f"r_obj_{task}"] = [o for o in st.session_state[f"r_obj_{task}"] if o in measured]
+        objectives = st.multiselect("Objectives", measured, key=f"r_obj_{task}", label_visibility="collapsed")
         maximize = []
         if objectives:
             cols = st.columns(len(objectives))
             for col, o in zip(cols, objectives):
-                d = store.field(o).direction or "min"
-                maximize.append(col.radio(literal(o), ["min", "max"], index=0 if d == "min" else 1, horizontal=True,
-                                          key=f"r_dir_{o}") == "max")
+                st.session_state.setdefault(f"r_dir_{o}", store.field(o).direction or "min")
+                maximize.append(col.radio(literal(o), ["min", "max"], horizontal=True, key=f"r_dir_{o}") == "max")
         use_w = st.checkbox("Weigh the objectives (pick nearest the weights instead of the knee)", key="r_use_w")
         weights = None
         if use_w and objectives:
             cols = st.columns(len(objectives))
-            weights = [col.slider(f"weight of {literal(o)}", 0.0, 1.0, 0.5, 0.05, key=f"r_w_{o}")
+            for o in objectives:
+                st.session_state.setdefault(f"r_w_{o}", 0.5)
+            weights = [col.slider(f"weight of {literal(o)}", 0.0, 1.0, step=0.05, key=f"r_w_{o}")
                        for col, o in zip(cols, objectives)]
             if sum(weights) == 0:
                 weights = None
@@ -64,17 +102,21 @@ with tab_rec:
         constraints = []
         if quality and st.toggle(literal(f"Keep {quality} within 1 % of the best ({quality} >= best-1%)"), key=f"r_q1_{task}"):
             constraints.append(f"{quality}>=best-1%")
-        n_cons = st.number_input("More constraints", 0, 6, 1, key="r_ncons")
+        st.session_state.setdefault("r_ncons", 1)
+        n_cons = st.number_input("More constraints", 0, 6, key="r_ncons")
         for i in range(int(n_cons)):
             a, b, c = st.columns([3, 1, 2])
-            name = a.selectbox("metric", measured, index=measured.index("itl_p90_ms") if "itl_p90_ms" in measured else 0,
-                               key=f"r_cm_{i}", label_visibility="collapsed")
+            if st.session_state.get(f"r_cm_{i}") not in measured:
+                st.session_state[f"r_cm_{i}"] = "itl_p90_ms" if "itl_p90_ms" in measured else measured[0]
+            name = a.selectbox("metric", measured, key=f"r_cm_{i}", label_visibility="collapsed")
             op = b.selectbox("op", OPS, key=f"r_co_{i}", label_visibility="collapsed")
-            val = c.text_input("value", "60" if name == "itl_p90_ms" else "", key=f"r_cv_{i}", label_visibility="collapsed",
-                               placeholder="a number, or best-1%")
+            st.session_state.setdefault(f"r_cv_{i}", "60" if name == "itl_p90_ms" else "")
+            val = c.text_input("value", key=f"r_cv_{i}", label_visibility="collapsed", placeholder="a number, or best-1%")
             if val.strip():
                 constraints.append(f"{name}{op}{val.strip()}")
 
+        write_params(RecommendLink(task, {k: v for k, v in (("hardware", hw), ("model", models), ("precision", precs)) if v},
+                                   objectives, maximize, weights, constraints).to_params())
         rec, error = None, None
         if not objectives:
             st.info("Pick at least one objective.")

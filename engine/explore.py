@@ -60,14 +60,17 @@ def pareto_view(
     group_by: str | None = None,
     sample_size: int = 5000,
     seed: int = 0,
+    use_intervals: bool = True,
 ) -> FrontView:
     """The non-dominated runs for ``objectives`` among the filtered runs (per ``group_by`` value
-    when given: a front per model or per hardware), with a sample of the dominated ones."""
+    when given: a front per model or per hardware), with a sample of the dominated ones. Where the
+    objectives carry confidence intervals (and ``use_intervals``), runs dominated by the point values
+    but not with 95 % confidence are kept apart as ``tied``."""
     if len(objectives) < 1:
         raise ValueError("Pick at least one objective.")
     check_work_units(store, objectives, filters)
     where, params = store.where(filters)
-    intervals = [o for o in objectives if store.has_field(o + CI_LO) and store.has_field(o + CI_HI)]
+    intervals = [o for o in objectives if use_intervals and store.has_field(o + CI_LO) and store.has_field(o + CI_HI)]
     ci = [o + sfx for o in intervals for sfx in (CI_LO, CI_HI)]
     obj_sql = ", ".join([store.select_sql(o) for o in objectives] + [store.select_sql(c) for c in ci])
     grp_sql = f", {store.select_sql(group_by)}" if group_by else ""
@@ -145,6 +148,9 @@ def front_table(store: Store, objectives: Sequence[str], maximize: Sequence[bool
 
 # -- the Explore view as plain data: state <-> URL query string, filter options, labels --------
 
+# Knobs Explore's x axis can take instead of a metric ("energy per token against batch size").
+KNOB_AXES = ("batch_size", "num_gpus", "precision", "quant", "power_limit_w", "prompt_len", "gen_len", "seq_len",
+             "threads", "compile")
 CHOICE_FILTERS = ("task", "hardware", "precision", "model", "source")  # multiselects of text values
 RANGE_FILTERS = ("batch_size", "num_gpus")  # numeric ranges
 GROUPS = ("model", "hardware")
@@ -163,6 +169,7 @@ class ViewState:
     log_x: bool = False
     log_y: bool = False
     group: str | None = None  # None | model | hardware
+    intervals: bool = True  # use confidence intervals where runs carry them (error bars, tied runs)
     filters: dict = field(default_factory=lambda: {"task": ["gpqa"]})
 
     @property
@@ -192,7 +199,7 @@ def filter_options(store: Store) -> dict:
 
 
 def state_to_params(state: ViewState) -> dict[str, str]:
-    """The query string of a view: x, y, z, zmode, dirs, log, group, and one param per filter
+    """The query string of a view: x, y, z, zmode, dirs, log, group, ci (off), and one param per filter
     column (comma-separated values, or LO..HI for a range)."""
     p = {"x": state.x, "y": state.y}
     if state.z:
@@ -206,6 +213,8 @@ def state_to_params(state: ViewState) -> dict[str, str]:
         p["log"] = ",".join(logs)
     if state.group:
         p["group"] = state.group
+    if not state.intervals:
+        p["ci"] = "off"
     for name, cond in state.filters.items():
         if isinstance(cond, Mapping):
             p[name] = f"{_num(cond.get('min'))}..{_num(cond.get('max'))}"
@@ -224,7 +233,7 @@ def state_from_params(store: Store, params: Mapping[str, str], options: Mapping 
     """Read a view from query params. Params this page does not know are ignored; names that are
     not metrics / filter columns of the store, and values the data does not hold, are dropped
     with a note (returned as the second item). No known param at all -> the default view."""
-    known = {"x", "y", "z", "zmode", "dirs", "log", "group", *CHOICE_FILTERS, *RANGE_FILTERS}
+    known = {"x", "y", "z", "zmode", "dirs", "log", "group", "ci", *CHOICE_FILTERS, *RANGE_FILTERS}
     params = {k: v for k, v in params.items() if k in known}
     notes: list[str] = []
     if not params:
@@ -232,10 +241,14 @@ def state_from_params(store: Store, params: Mapping[str, str], options: Mapping 
     metrics = {f.name for f in store.metrics()}
     state = ViewState(filters={})
 
+    knobs = {k for k in KNOB_AXES if store.has_field(k) and store.field(k).role == "config"}
+
     def metric(key: str, fallback: str | None) -> str | None:
         v = params.get(key)
         if v is None or v == "":
             return fallback
+        if key == "x" and v in knobs:  # a metric against a knob
+            return v
         if v not in metrics:
             notes.append(f"The link names an unknown metric '{v}' for {key}; using {fallback or 'none'}.")
             return fallback
@@ -251,6 +264,7 @@ def state_from_params(store: Store, params: Mapping[str, str], options: Mapping 
     logs = set(params.get("log", "").split(","))
     state.log_x, state.log_y = "x" in logs, "y" in logs
     state.group = params.get("group") if params.get("group") in GROUPS else None
+    state.intervals = params.get("ci") != "off"
     options = options if options is not None else filter_options(store)
     for name in CHOICE_FILTERS + RANGE_FILTERS:
         raw = params.get(name)
@@ -303,7 +317,39 @@ def build_view(store: Store, state: ViewState, sample_size: int = 5000, columns:
     if len(set(state.objectives)) != len(state.objectives):
         raise ValueError("Pick different metrics for the objectives.")
     return pareto_view(store, state.objectives, maximize_flags(store, state), state.filters,
-                       columns=columns, group_by=state.group, sample_size=sample_size)
+                       columns=columns, group_by=state.group, sample_size=sample_size, use_intervals=state.intervals)
+
+
+def knob_axes(store: Store, filters: Mapping | None = None) -> list[str]:
+    """The knobs the filtered runs vary (more than one value), in KNOB_AXES order."""
+    return [k for k in KNOB_AXES if store.has_field(k) and store.field(k).role == "config"
+            and len(store.distinct(k, filters)) > 1]
+
+
+@dataclass
+class CurveView:
+    """A metric against a knob: per line (model, hardware or all runs) and knob value, the run with
+    the best value of the metric (ML.ENERGY's energy-vs-batch-size plot, optuna's slice plot)."""
+    points: pd.DataFrame  # one row per line and knob value, sorted
+    line: str | None  # the column that splits lines, or None for one line
+    n_runs: int  # runs that passed the filters
+    n_missing: int  # of those, runs without the knob or the metric
+
+
+def curve_view(store: Store, knob: str, metric: str, maximize: bool, filters: Mapping | None = None,
+               line: str | None = None) -> CurveView:
+    if not store.has_field(knob) or store.field(knob).role != "config":
+        raise ValueError(f"'{knob}' is not a configuration field of this store.")
+    check_work_units(store, [metric], filters)
+    where, params = store.where(filters)
+    keys = [c for c in ([line] if line else []) + [knob]]
+    cols = list(dict.fromkeys(keys + [metric] + [c for c in HOVER_COLUMNS if store.has_field(c)]))
+    select = ", ".join(store.select_sql(c) for c in cols)
+    df = store.con.execute(f"SELECT {select} FROM runs {where}", params).df()
+    have = df.dropna(subset=keys + [metric])
+    best = have.sort_values(metric, ascending=not maximize, kind="stable").drop_duplicates(keys)
+    best = best.sort_values(keys, kind="stable").reset_index(drop=True)
+    return CurveView(best, line, len(df), len(df) - len(have))
 
 
 def missing_objectives(store: Store, objectives: Sequence[str], filters: Mapping | None) -> list[str]:

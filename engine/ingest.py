@@ -11,6 +11,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from engine import timeseries
 from engine.fields import CANONICAL_BY_NAME, Field, outside, refusal
 from engine.importers import Parsed
 from engine.importers.detect import detect, parse
@@ -134,13 +135,16 @@ def import_files(store: Store, paths, fmt: str | None = None, mappings: dict[str
 def add_files(store: Store, files: list[tuple[Path, str, str, Parsed]]) -> list[FileImport]:
     """Store files already read (read_files: parse first, so the store is held only to write)."""
     done = []
-    with store.transaction():  # the checks too: another session cannot change the registry between
+    with store.transaction():  # all files or none; the checks inside too (no session changes the registry between)
         for _, name, _, parsed in files:
             check_fields(store, name, parsed)
         for p, name, f, parsed in files:
             try:
                 res = store.add_runs(parsed.runs, source=name, kind=f, extra_fields=parsed.extra_fields,
                                      file_name=name, file_hash=file_hash(p), note="; ".join(parsed.notes) or None)
+                if parsed.series is not None and not res.already_imported:  # the runs and their timelines together
+                    for run_id, rows in parsed.series.groupby("run_id", sort=False):
+                        timeseries.write(store, run_id, rows)
             except StoreBusy:
                 raise
             except StoreError as e:

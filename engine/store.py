@@ -596,6 +596,9 @@ class Store:
             self.con.execute("DELETE FROM quality_changes WHERE run_id IN (SELECT run_id FROM runs WHERE import_id = ?)",
                              [import_id])
             brought = self._filled_fields("WHERE import_id = ?", [import_id])
+            from engine import timeseries
+
+            timeseries.delete_runs(self, "WHERE import_id = ?", [import_id])
             self.con.execute("DELETE FROM runs WHERE import_id = ?", [import_id])
             self.con.execute("DELETE FROM imports WHERE import_id = ?", [import_id])
             self._drop_empty(brought)

@@ -83,3 +83,13 @@ from hypothesis import settings as _hyp_settings
 _hyp_settings.register_profile("ci", derandomize=True, deadline=None)
 _hyp_settings.register_profile("dev", deadline=None)
 _hyp_settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+
+def plotly_values(v) -> list:
+    """A plotly array from a figure's JSON: a list, or the typed array plotly encodes as base64."""
+    if isinstance(v, dict) and "bdata" in v:
+        import base64
+
+        import numpy as np
+        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=v["dtype"]).tolist()
+    return list(v)

@@ -38,3 +38,40 @@ def test_explore_changes_objective_and_opens_links(seeded_db):
         assert plot_y_title(page) == "itl_p99_ms (ms)"
         assert page.get_by_label("front per model").is_checked()
         assert page.locator("[data-testid=stSidebar]").get_by_text("lm-arena-chat").first.is_visible()
+
+
+def test_select_runs_on_the_plot_and_compare_them(seeded_db):
+    with streamlit_server(seeded_db) as url, chromium_page() as page:
+        page.goto(url + "/?x=energy_j&y=itl_p90_ms&task=gpqa&hardware=H100&model=openai/gpt-oss-20b")
+        plot = page.locator(".js-plotly-plot").first
+        plot.locator(".g-ytitle").wait_for()
+        # box-select every point: the plot's drag layer, after the modebar's box-select button
+        plot.hover()
+        plot.locator('.modebar-btn[data-val="select"]').first.click()
+        box = plot.locator(".nsewdrag").first.bounding_box()
+        page.mouse.move(box["x"] + 3, box["y"] + 3)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, steps=5)
+        page.mouse.move(box["x"] + box["width"] - 3, box["y"] + box["height"] - 3, steps=5)
+        page.mouse.up()
+        link = page.get_by_role("link", name="Compare the")
+        link.wait_for(timeout=30_000)
+        assert "selected on the plot or in the table" in page.get_by_text("selected on the plot").first.inner_text()
+        link.click()
+        page.get_by_role("heading", name="Compare").wait_for()
+        page.get_by_role("heading", name="Metrics").wait_for()
+        assert "runs=" in page.url
+        assert page.get_by_text("Ratio and difference are against").first.is_visible()
+        # energy per token against batch size on H100: one curve per model, one click away
+        page.goto(url + "/?x=itl_p90_ms&y=energy_j&task=gpqa&hardware=H100&group=model")
+        page.locator(".js-plotly-plot .g-xtitle").first.wait_for()
+        page.get_by_label("x objective or knob").first.click()
+        page.keyboard.type("batch_size (k")  # the option list is long and virtualised: filter it
+        page.get_by_role("option", name="batch_size (knob)").click()
+        page.wait_for_function("() => document.querySelector('.js-plotly-plot .g-xtitle')?.textContent === 'batch_size'")
+        page.wait_for_url("**x=batch_size**")
+        page.get_by_text("one line per model").first.wait_for()
+        legend = page.locator(".js-plotly-plot").first.locator(".legend .traces")
+        assert legend.count() >= 5 and legend.filter(has_text="openai/gpt-oss-20b").count() == 1
+        assert page.locator(".js-plotly-plot").count() == 1  # no front, no parallel coordinates
+        assert page.get_by_text("one line per model").first.is_visible()

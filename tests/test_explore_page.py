@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from engine.explore import ViewState, build_view
 from engine.store import Store
-from tests.conftest import ROOT, shown
+from tests.conftest import ROOT, plotly_values, shown
 
 
 @pytest.fixture
@@ -175,3 +175,24 @@ def test_a_link_range_of_nan_or_inf_is_named_not_matched_silently(seeded_db):
         state, notes = state_from_params(s, {"x": "energy_j", "y": "itl_p90_ms", "task": "gpqa", "batch_size": "nan..inf"})
     assert "batch_size" not in state.filters
     assert notes == ["The link's batch_size range 'nan..inf' is not LO..HI of finite numbers; ignored."]
+
+
+def test_a_metric_against_a_knob_draws_one_line_per_model(app):
+    at = app({"x": "batch_size", "y": "energy_j", "task": "gpqa", "hardware": "H100", "group": "model"})
+    fig = figure(at)
+    with Store(app.db) as s:
+        runs = s.query(["model", "batch_size", "energy_j"], {"task": ["gpqa"], "hardware": ["H100"]}).dropna()
+    best = runs.groupby(["model", "batch_size"])["energy_j"].min()
+    assert sorted(t["name"] for t in fig["data"]) == sorted(runs["model"].unique())
+    for t in fig["data"]:  # each line: the lowest energy per batch size of that model, in batch order
+        expected = best.loc[t["name"]]
+        assert plotly_values(t["x"]) == list(expected.index)
+        assert plotly_values(t["y"]) == pytest.approx(list(expected.values))
+    assert fig["layout"]["xaxis"]["title"]["text"] == "batch_size"
+    assert at.query_params["x"] == "batch_size"
+    # back to a metric: the front again
+    at.selectbox(key="x").set_value("itl_p90_ms").run()
+    assert not at.exception and any("on the front" in c.value for c in at.caption)
+    # a text knob is a categorical axis
+    at = app({"x": "precision", "y": "energy_j", "task": "gpqa", "hardware": "H100", "group": "model"})
+    assert figure(at)["layout"]["xaxis"]["type"] == "category"

@@ -77,3 +77,39 @@ def test_done_when_question_in_the_browser(seeded_db):
         alert = page.get_by_text("Pick:").first.inner_text()
         assert "H100" in alert and "Qwen/Qwen3-235B-A22B-Thinking-2507" in alert
         page.get_by_text("Feasible Pareto front").wait_for()
+
+
+def _param(at, key):
+    v = at.query_params.get(key)
+    return v[0] if isinstance(v, list) else v
+
+
+def test_a_recommend_link_reproduces_the_recommendation(monkeypatch, seeded_db):
+    at = _app(monkeypatch, seeded_db)
+    at.multiselect(key="r_hw").set_value(["H100"]).run()
+    at.multiselect(key="r_obj_gpqa").set_value(["energy_j"]).run()
+    at.toggle(key="r_q1_gpqa").set_value(False).run()
+    reason = shown(at.success[0].value)
+    link = {k: _param(at, k) for k in at.query_params}
+    assert link == {"task": "gpqa", "hardware": "H100", "obj": "energy_j:min", "con": "itl_p90_ms<=60"}
+    # the same link in a new session: the same widgets, the same pick and reason
+    monkeypatch.setenv("PARETOSCOPE_DB", str(seeded_db))
+    again = AppTest.from_file(PAGE, default_timeout=120)
+    again.query_params.update(link)
+    again.run()
+    assert not again.exception, again.exception
+    assert again.multiselect(key="r_hw").value == ["H100"] and again.multiselect(key="r_obj_gpqa").value == ["energy_j"]
+    assert again.text_input(key="r_cv_0").value == "60"
+    assert shown(again.success[0].value) == reason
+
+    # weights and the quality toggle travel too; names the store lacks are dropped with a note
+    third = AppTest.from_file(PAGE, default_timeout=120)
+    third.query_params.update({"task": "gpqa", "obj": "accuracy:max,energy_j:min,nope:min", "w": "0.8,0.2",
+                               "con": "accuracy>=best-1%;rowid<=1", "hardware": "H100,TPU"})
+    third.run()
+    assert not third.exception, third.exception
+    notes = shown(" ".join(i.value for i in third.info))
+    assert "unknown objective 'nope'" in notes and "'TPU'" in notes and "'rowid<=1' names an unknown metric" in notes
+    assert third.toggle(key="r_q1_gpqa").value is True and third.number_input(key="r_ncons").value == 0
+    assert third.checkbox(key="r_use_w").value is True and third.slider(key="r_w_accuracy").value == 0.8
+    assert _param(third, "w") == "0.8,0.2" and _param(third, "con") == "accuracy>=best-1%"

@@ -9,12 +9,13 @@ import plotly.colors as px_colors
 import plotly.graph_objects as go
 
 from engine.explore import FrontView
-from engine.fields import SOURCE_SUFFIX
+from engine.fields import CI_HI, CI_LO, SOURCE_SUFFIX
 from ui.text import plain
 
 CONFIG_HOVER = ("model", "hardware", "precision", "batch_size", "num_gpus", "task")
 DOMINATED = "rgba(140,140,140,0.28)"
 FRONT = "#d62728"
+TIED = "#ff7f0e"  # beaten by the point values only, not with 95 % confidence
 
 
 def _short(text, limit: int = 110) -> str:
@@ -48,11 +49,30 @@ def hover_text(df: pd.DataFrame, objectives: Sequence[str], label: Callable[[str
     return out
 
 
+def run_ids(df: pd.DataFrame):
+    """Each point's run id, carried as plotly customdata so a selection on the plot names runs."""
+    return df["run_id"].to_numpy() if "run_id" in df.columns else None
+
+
+def error_bars(df: pd.DataFrame, metric: str, intervals: Sequence[str], colour: str) -> dict | None:
+    """Plotly error bars from a metric's 95 % interval columns (no bar where a run has none)."""
+    lo, hi = metric + CI_LO, metric + CI_HI
+    if metric not in intervals or lo not in df.columns or hi not in df.columns:
+        return None
+    val = pd.to_numeric(df[metric], errors="coerce")
+    up = (pd.to_numeric(df[hi], errors="coerce") - val).clip(lower=0).fillna(0)
+    down = (val - pd.to_numeric(df[lo], errors="coerce")).clip(lower=0).fillna(0)
+    return dict(type="data", symmetric=False, array=up.to_numpy(float), arrayminus=down.to_numpy(float),
+                thickness=1.2, width=3, color=colour)
+
+
 def front_figure(view: FrontView, objectives: Sequence[str], label: Callable[[str], str], *,
                  group: str | None = None, z_mode: str = "colour", log_x: bool = False,
                  log_y: bool = False, also: Sequence[str] = ()) -> go.Figure:
     """The front as a line (per group when grouped) over faded dominated runs; a third
-    objective as marker colour or as the third axis of a 3-D view."""
+    objective as marker colour or as the third axis of a 3-D view. Where the view uses confidence
+    intervals, the front carries error bars and the tied runs (beaten only by point values) are
+    drawn apart, as open markers with their own bars."""
     x, y = objectives[:2]
     z = objectives[2] if len(objectives) > 2 else None
     three_d = z is not None and z_mode == "3d"
@@ -65,6 +85,7 @@ def front_figure(view: FrontView, objectives: Sequence[str], label: Callable[[st
     else:
         fig.add_trace(go.Scattergl(x=dom[x], y=dom[y], mode="markers", name=f"dominated ({view.n_dominated:,})",
                                    marker=dict(size=5, color=DOMINATED), hovertemplate="%{text}<extra></extra>",
+                                   customdata=run_ids(dom),
                                    text=hover_text(dom, objectives, label, also)))
     groups = [(None, view.front)] if not group else [
         (plain(g), part) for g, part in view.front.groupby(view.front[group].astype("string").fillna("(none)"), sort=True)]
@@ -87,7 +108,23 @@ def front_figure(view: FrontView, objectives: Sequence[str], label: Callable[[st
             # a 3-objective front is a surface: a line through its 2-D shadow would mislead
             fig.add_trace(go.Scattergl(x=part[x], y=part[y], mode="markers" if z else "lines+markers", name=trace_name,
                                        line=dict(width=2, color=colour), marker=marker,
+                                       customdata=run_ids(part), error_x=error_bars(part, x, view.intervals, colour),
+                                       error_y=error_bars(part, y, view.intervals, colour),
                                        text=text, hovertemplate="%{text}<extra></extra>"))
+    tied = view.tied if view.tied is not None else pd.DataFrame()
+    if len(tied):
+        name = f"tied with the front ({len(tied)}): not beaten at 95 %"
+        text = hover_text(tied, objectives, label, also, sources=True)
+        if three_d:
+            fig.add_trace(go.Scatter3d(x=tied[x], y=tied[y], z=tied[z], mode="markers", name=name, text=text,
+                                       marker=dict(size=5, color=TIED, symbol="circle-open"),
+                                       hovertemplate="%{text}<extra>tied</extra>"))
+        else:
+            fig.add_trace(go.Scattergl(x=tied[x], y=tied[y], mode="markers", name=name, text=text,
+                                       marker=dict(size=9, color=TIED, symbol="circle-open", line=dict(width=2)),
+                                       customdata=run_ids(tied), error_x=error_bars(tied, x, view.intervals, TIED),
+                                       error_y=error_bars(tied, y, view.intervals, TIED),
+                                       hovertemplate="%{text}<extra>tied</extra>"))
     legend = dict(itemsizing="constant")
     if z is not None and not group and not three_d:  # leave the right side to the colour bar
         legend.update(orientation="h", x=0, y=1.02, yanchor="bottom")
@@ -99,6 +136,27 @@ def front_figure(view: FrontView, objectives: Sequence[str], label: Callable[[st
     else:
         fig.update_layout(xaxis=dict(title=dict(text=plain(label(x))), type="log" if log_x else "linear"),
                           yaxis=dict(title=dict(text=plain(label(y))), type="log" if log_y else "linear"), **layout)
+    return fig
+
+
+def curve_figure(cv, x: str, y: str, label: Callable[[str], str], *, log_x: bool = False,
+                 log_y: bool = False) -> go.Figure:
+    """A metric against a knob: one line per value of ``cv.line`` (or one line), markers at the
+    best run per knob value. A text knob (precision, quant) is a categorical axis."""
+    fig = go.Figure()
+    palette = px_colors.qualitative.Dark24 + px_colors.qualitative.Light24
+    pts = cv.points
+    groups = [(None, pts)] if not cv.line else list(pts.groupby(pts[cv.line].astype("string"), sort=True))
+    for i, (name, part) in enumerate(groups):
+        fig.add_trace(go.Scatter(x=part[x], y=part[y], mode="lines+markers", name=plain(name) if name else y,
+                                 line=dict(width=2, color=palette[i % len(palette)]), marker=dict(size=8),
+                                 customdata=run_ids(part), text=hover_text(part, [y], label),
+                                 hovertemplate=f"{plain(x)}: %{{x}}<br>%{{text}}<extra></extra>"))
+    numeric = pd.api.types.is_numeric_dtype(pts[x])
+    fig.update_layout(height=560, margin=dict(l=10, r=10, t=40, b=10), hoverlabel=dict(align="left"),
+                      legend=dict(itemsizing="constant"),
+                      xaxis=dict(title=dict(text=plain(label(x))), type=("log" if log_x else "linear") if numeric else "category"),
+                      yaxis=dict(title=dict(text=plain(label(y))), type="log" if log_y else "linear"))
     return fig
 
 

@@ -26,6 +26,9 @@ def add_parser(sub):
                         "energy are within PCT%% of the value (up to --max-time)")
     p.add_argument("--max-time", type=float, default=120.0,
                    help="most measured seconds per configuration (default 120)")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="measure every configuration this many times, interleaved over the sweep, and store the "
+                        "median with a 95%% interval over the rounds (holds the machine's drift; default 1)")
     p.add_argument("--device", default="auto", help="auto (a CUDA GPU if there is one), cpu, cuda or cuda:N")
     p.add_argument("--no-sampler", action="store_true", help="do not sample utilization / power in a background thread")
     p.add_argument("--memory-budget", type=float, metavar="MB",
@@ -45,8 +48,8 @@ def run(args) -> int:
 
     if not args.workload and not args.model:
         raise CliError("Name a workload (--workload digits-mlp|digits-cnn|tiny-gpt|hf:MODEL) or your model (--model pkg.mod:factory).")
-    if args.repeats < 1 or args.min_time < 0 or args.warmup < 0:
-        raise CliError("--repeats must be at least 1, and --min-time and --warmup not negative.")
+    if args.repeats < 1 or args.min_time < 0 or args.warmup < 0 or not 1 <= args.rounds <= 100:
+        raise CliError("--repeats must be at least 1, --rounds from 1 to 100, and --min-time and --warmup not negative.")
     if args.until_ci is not None and not 0 < args.until_ci < 100:
         raise CliError(f"--until-ci takes a percentage between 0 and 100, not {args.until_ci:g}.")
     if args.max_time < args.min_time:
@@ -62,7 +65,8 @@ def run(args) -> int:
     configs = knobs.expand(grid, workload.defaults)
     sweep = Sweep(workload, configs, db=args.db, sweep_id=args.sweep_id,
                   options=Options(args.repeats, args.min_time, args.warmup, args.device, not args.no_sampler,
-                                  memory_budget_mb=args.memory_budget, until_ci=args.until_ci, max_time_s=args.max_time),
+                                  memory_budget_mb=args.memory_budget, until_ci=args.until_ci, max_time_s=args.max_time,
+                                  rounds=args.rounds),
                   progress_file=args.progress_file, cancel_file=args.cancel_file,
                   log=lambda msg: print(msg, flush=True))
     print(f"sweep {sweep.sweep_id}: {workload.name} ({workload.model_name}), {len(configs)} configurations "

@@ -20,6 +20,7 @@ class Parsed:
     notes: list[str] = field(default_factory=list)
     row_label: str = "row"  # how a person counts this file's runs in a message: line, record, configuration
     row_numbers: Sequence[int] | None = None  # each run's position in the file (default 1, 2, ...)
+    series: pd.DataFrame | None = None  # time series of the runs (run_id, t_s, name, value): engine.timeseries
 
     def where(self, i: int) -> str:
         """Where the i-th run came from, for a message: 'line 3'."""

@@ -5,9 +5,9 @@ import json
 from pathlib import Path
 
 from engine import exchange
-from engine.importers import Parsed, codecarbon, lmeval, mlenergy, optimum, tabular
+from engine.importers import Parsed, codecarbon, lmeval, mlenergy, optimum, power_log, tabular
 
-NATIVE = ("optimum-benchmark", "codecarbon", "lm-eval", "mlenergy", "paretoscope")
+NATIVE = ("optimum-benchmark", "codecarbon", "lm-eval", "mlenergy", "paretoscope", "nvidia-smi", "zeus-power")
 FORMATS = NATIVE + tabular.FORMATS
 TABULAR = set(tabular.FORMATS)
 
@@ -46,8 +46,11 @@ def detect(path: str | Path, name: str | None = None) -> str:
                 return "lm-eval"
             if mlenergy.looks_like(data):
                 return "mlenergy"
+            if power_log.looks_like_zeus(data):
+                return "zeus-power"
             if ext != "jsonl":
-                raise ValueError(f"{name} is a JSON object of no known kind (optimum-benchmark, lm-eval, ML.ENERGY); "
+                raise ValueError(f"{name} is a JSON object of no known kind (optimum-benchmark, lm-eval, ML.ENERGY, "
+                                 "a Zeus power timeline); "
                                  "a table must be a JSON array of records or JSONL.")
         with open(path, "rb") as fh:
             first = fh.read(4096).lstrip()[:1]
@@ -62,6 +65,8 @@ def detect(path: str | Path, name: str | None = None) -> str:
             header = []
         if codecarbon.looks_like(header):
             return "codecarbon"
+        if power_log.looks_like_nvidia_smi(header):
+            return "nvidia-smi"
     return ext or "csv"
 
 
@@ -88,6 +93,10 @@ def parse(path: str | Path, name: str | None = None, fmt: str | None = None,
             return codecarbon.parse_file(path, name)
         if fmt == "lm-eval":
             return lmeval.parse_file(path, name)
+        if fmt == "nvidia-smi":
+            return power_log.parse_nvidia_smi(path, name)
+        if fmt == "zeus-power":
+            return power_log.parse_zeus(path, name)
         if fmt == "mlenergy":
             parsed = mlenergy.parse_file(path)
             parsed.source = name

@@ -22,7 +22,7 @@ import duckdb
 import pandas as pd
 
 from engine import duck
-from engine.fields import CANONICAL_BY_NAME, Field, allowed_sql, is_safe_identifier, normalize_name, refusal
+from engine.fields import CANONICAL_BY_NAME, CI_HI, CI_LO, Field, allowed_sql, ci_fields, is_safe_identifier, normalize_name, refusal
 from engine.importers import Parsed
 
 # Same limit as .streamlit/config.toml [server] maxUploadSize (Streamlit counts MB as 2**20 bytes).
@@ -33,7 +33,12 @@ MAX_BYTES = MAX_UPLOAD_MB * 1024 * 1024
 MAX_COLUMNS = 500
 FORMATS = ("csv", "tsv", "parquet", "json", "jsonl")
 _NULLS = ["", "NA", "N/A", "n/a", "null", "NULL", "None", "none", "-"]
-KINDS = ("canonical", "metric", "config", "skip")
+KINDS = ("canonical", "metric", "config", "spread", "skip")
+# A measurement's spread, kept beside it as information (never an objective): the ends of its 95 %
+# interval, or a standard deviation that, with the repeat count, gives one (a t-interval of the mean).
+STD = "_std"
+SPREAD_SUFFIXES = (CI_LO, CI_HI, STD)
+REPEAT_NAMES = ("n", "repeats", "n_repeats", "num_repeats", "n_runs", "num_runs", "runs")
 
 # -- units: token -> (dimension, factor into the canonical unit of that dimension) -------------
 _UNITS = {
@@ -85,7 +90,8 @@ _SKIP_NAMES = {"import_id", "imported_at"}  # belong to the receiving store
 
 @dataclass
 class ColumnMap:
-    """Where one source column goes. ``kind``: canonical | metric | config | skip."""
+    """Where one source column goes. ``kind``: canonical | metric | config | spread (a metric's
+    ``_ci_lo`` / ``_ci_hi`` / ``_std``, converted like the metric) | skip."""
 
     source: str
     target: str
@@ -349,31 +355,39 @@ def split_unit(raw: str) -> tuple[str, str | None, str | None]:
 
 
 def propose_mapping(table: Table) -> list[ColumnMap]:
-    """Suggest a target for every column: canonical by name and unit, else extra metric / config."""
+    """Suggest a target for every column: canonical by name and unit, else extra metric / config;
+    a numeric ``<metric>_ci_lo`` / ``_ci_hi`` / ``_std`` follows its metric's name and unit."""
     out, used = [], set()
     for col in table.columns:
-        dtype = table.types[col]
-        name = normalize_name(col)
-        base, dim, unit = split_unit(col)
-        canon = _LOOKUP.get(name) or _LOOKUP.get(base)
-        if canon and canon in _DIM and dim and _DIM[canon] != dim:
-            canon = None  # e.g. 'memory_s' is not a memory
-        if canon and canon not in used:
-            f = CANONICAL_BY_NAME[canon]
-            factor = _UNITS[dim][unit] if (dim and canon in _DIM) else 1.0
-            unit_label = f.unit
-            used.add(canon)
-            out.append(ColumnMap(col, canon, "canonical", dtype, unit_label, factor, f.direction))
-        elif name in _SKIP_NAMES:
-            out.append(ColumnMap(col, name, "skip", dtype))
-        elif dtype in ("integer", "double"):
-            target = name if name not in CANONICAL_BY_NAME else name + "_x"
-            label = unit if unit else ""
-            out.append(ColumnMap(col, target, "metric", dtype, label, 1.0, None))
-        else:
-            target = name if name not in CANONICAL_BY_NAME else name + "_x"
-            out.append(ColumnMap(col, target, "config", dtype))
+        dtype, name = table.types[col], normalize_name(col)
+        sfx = next((x for x in SPREAD_SUFFIXES if name.endswith(x) and len(name) > len(x)), None)
+        if sfx and dtype in ("integer", "double"):
+            of = _propose(name[:-len(sfx)], "double", set())
+            if of.kind in ("canonical", "metric"):
+                out.append(ColumnMap(col, of.target + sfx, "spread", dtype, of.unit, of.factor, None))
+                continue
+        m = _propose(col, dtype, used)
+        used.add(m.target)
+        out.append(m)
     return out
+
+
+def _propose(col: str, dtype: str, used: set) -> ColumnMap:
+    name = normalize_name(col)
+    base, dim, unit = split_unit(col)
+    canon = _LOOKUP.get(name) or _LOOKUP.get(base)
+    if canon and canon in _DIM and dim and _DIM[canon] != dim:
+        canon = None  # e.g. 'memory_s' is not a memory
+    if canon and canon not in used:
+        f = CANONICAL_BY_NAME[canon]
+        factor = _UNITS[dim][unit] if (dim and canon in _DIM) else 1.0
+        return ColumnMap(col, canon, "canonical", dtype, f.unit, factor, f.direction)
+    target = name if name not in CANONICAL_BY_NAME else name + "_x"
+    if name in _SKIP_NAMES:
+        return ColumnMap(col, name, "skip", dtype)
+    if dtype in ("integer", "double"):
+        return ColumnMap(col, target, "metric", dtype, unit or "", 1.0, None)
+    return ColumnMap(col, target, "config", dtype)
 
 
 def mapping_from_records(records) -> list[ColumnMap]:
@@ -408,6 +422,9 @@ def _validate_mapping(table: Table, mapping: list[ColumnMap]) -> None:
                              "(use lower-case letters, digits and _, not a canonical name).")
         if m.target in _SKIP_NAMES:
             raise ValueError(f"{name}: column '{m.source}' cannot map to '{m.target}' (set by the store).")
+        if m.kind == "spread" and not any(m.target.endswith(x) and len(m.target) > len(x) for x in SPREAD_SUFFIXES):
+            raise ValueError(f"{name}: column '{m.source}' is a spread, so its target must be a metric's name followed by "
+                             f"{', '.join(SPREAD_SUFFIXES)} (not '{m.target}').")
         if m.target in targets:
             raise ValueError(f"{name}: columns '{targets[m.target]}' and '{m.source}' both map to '{m.target}'.")
         if m.factor == 0 or not math.isfinite(m.factor):
@@ -419,7 +436,7 @@ def _numeric(m: ColumnMap) -> bool:
     if m.kind == "canonical":
         f = CANONICAL_BY_NAME[m.target]
         return f.dtype in ("integer", "double")
-    return m.kind == "metric" or (m.kind == "config" and m.dtype in ("integer", "double"))
+    return m.kind in ("metric", "spread") or (m.kind == "config" and m.dtype in ("integer", "double"))
 
 
 _NUMERIC_SQL = ("BIGINT", "INTEGER", "SMALLINT", "TINYINT", "HUGEINT", "UBIGINT", "UINTEGER", "USMALLINT",
@@ -444,6 +461,12 @@ def _target_field(table: Table, m: ColumnMap) -> Field:
     """The field a mapped column fills: a canonical one, or the new field it brings."""
     if m.kind == "canonical":
         return CANONICAL_BY_NAME[m.target]
+    if m.kind == "spread":
+        sfx = next(x for x in SPREAD_SUFFIXES if m.target.endswith(x))
+        of = m.target[:-len(sfx)]
+        what = {CI_LO: "95 % interval, lower end", CI_HI: "95 % interval, upper end", STD: "standard deviation"}[sfx]
+        return Field(m.target, "info", "double", m.unit or "", None, f"{what} of {of}, from column '{m.source}' of "
+                     f"{table.name}", lo=0 if sfx == STD else None)
     role = "metric" if m.kind == "metric" else "config"
     dtype = "double" if m.kind == "metric" else ("integer" if _numeric(m) and m.dtype == "integer"
                                                   and m.factor == 1 else ("double" if _numeric(m) else "text"))
@@ -510,8 +533,33 @@ def apply_mapping(table: Table, mapping: list[ColumnMap]) -> Parsed:
     except duckdb.Error as e:  # a value or type the checks above did not foresee: still one sentence
         raise ValueError(f"{table.name} cannot be read: {str(e).splitlines()[0]}") from None
     extra = [f for m, f in kept if m.kind != "canonical"]
+    extra += intervals_from_std(df, [f for _, f in kept])
     return Parsed(df, extra, source=table.name, row_label=table.row_label,
                   row_numbers=range(table.row_offset, table.row_offset + len(df)))
+
+
+def intervals_from_std(df: pd.DataFrame, fields: list[Field]) -> list[Field]:
+    """Add ``<metric>_ci_lo`` / ``_ci_hi`` to ``df`` where a metric comes with ``<metric>_std`` and
+    the table has a repeat count (n, repeats, ...): the 95 % t-interval of a mean of n repeats.
+    Rows with n < 2 get none; an interval the file states itself is kept as it is."""
+    by_name = {f.name: f for f in fields}
+    n_col = next((c for c in REPEAT_NAMES if c in df.columns), None)
+    if n_col is None:
+        return []
+    from scipy.stats import t
+
+    n = pd.to_numeric(df[n_col], errors="coerce").where(lambda v: v >= 2)
+    added = []
+    for name in [c for c in df.columns if c.endswith(STD) and c[:-len(STD)] in df.columns]:
+        metric = name[:-len(STD)]
+        if metric + CI_LO in df.columns or metric + CI_HI in df.columns:
+            continue
+        half = pd.Series(t.ppf(0.975, n - 1), index=df.index) * pd.to_numeric(df[name], errors="coerce") / n ** 0.5
+        value = pd.to_numeric(df[metric], errors="coerce")
+        df[metric + CI_LO], df[metric + CI_HI] = value - half, value + half
+        of = by_name.get(metric) or CANONICAL_BY_NAME.get(metric) or Field(metric, "metric", "double")
+        added += ci_fields(Field(of.name, of.role, of.dtype, of.unit))  # from a spread: no range to hold it to
+    return added
 
 
 def parse_file(path: str | Path, name: str | None = None, fmt: str | None = None,

@@ -58,6 +58,7 @@ def stats(values_s) -> dict:
 
 
 Z95 = 1.959964
+MIN_BLOCKS = 3  # sub-windows a measurement needs before its throughput / energy carry an interval
 
 
 def quantile_ci(values, q: float) -> tuple[float, float]:
@@ -105,6 +106,7 @@ class Reading:
     process_peak_rss_mb: float | None = None
     energy_method: str | None = None
     notes: list[str] = field(default_factory=list)
+    series: "pd.DataFrame | None" = None  # power / utilization over the window (engine.timeseries.thin)
 
 
 class Window:
@@ -151,8 +153,12 @@ class Window:
         energy = r.gpu_energy_j if self.cuda else r.cpu_energy_j
         if energy is not None and r.elapsed_s > 0:
             r.power_w = energy / r.elapsed_s
-        if s and s.gpu_util:
-            r.gpu_util = float(np.mean(s.gpu_util))
+        if s and s.gpu_util and not np.isnan(s.gpu_util).all():
+            r.gpu_util = float(np.nanmean(s.gpu_util))
+        if s and s.t:
+            from engine.timeseries import thin
+
+            r.series = thin(s.t, s.series())
         if self.cuda:
             import torch
 
@@ -215,7 +221,7 @@ def _centred(ci, values, point) -> tuple[float, float] | None:
     if ci is None or point is None or not np.isfinite(point):
         return None
     shift = point - float(np.mean(values))
-    return ci[0] + shift, ci[1] + shift
+    return max(ci[0] + shift, 0.0), ci[1] + shift  # a rate or an energy is never negative
 
 
 def _half_width_pct(ci, value) -> float:
@@ -231,8 +237,9 @@ def measure(fn: Callable[[], dict | None], *, units_per_call: float, device: str
             until_ci: float | None = None) -> Measurement:
     """Time ``fn`` (one batch / one request) after ``warmup`` calls.
 
-    Calls continue until at least ``min_time_s`` has passed AND ``min_repeats`` calls were made
-    (or ``max_repeats`` / ``max_time_s`` is hit), and, with ``until_ci`` (a percentage), until the
+    Calls continue until at least ``min_time_s`` has passed AND ``min_repeats`` calls were made AND
+    MIN_BLOCKS blocks closed, so throughput and energy have an interval (or ``max_repeats`` /
+    ``max_time_s`` is hit), and, with ``until_ci`` (a percentage), until the
     95 % intervals are that narrow. ``fn`` may return a dict of lists of sub-timings in seconds
     (e.g. {"itl": [...], "prefill": [...]}); they are summarised too.
     """
@@ -265,7 +272,8 @@ def measure(fn: Callable[[], dict | None], *, units_per_call: float, device: str
         n, spent = len(lat), t1 - start
         if n >= max_repeats or spent >= max_time_s:
             break
-        if n >= min_repeats and spent >= min_time_s and (until_ci is None or _narrow(lat, subs, blocks, until_ci, n)):
+        if (n >= min_repeats and spent >= min_time_s and len(blocks) >= MIN_BLOCKS
+                and (until_ci is None or _narrow(lat, subs, blocks, until_ci, n))):
             break
     win.energy.end("block")  # the partial last block is not used: blocks must be comparable
     reading = win.end()

@@ -46,12 +46,50 @@ WITH_INTERVALS = ("latency_ms", "latency_p90_ms", "latency_p99_ms", "itl_ms", "i
 _BY_NAME = {**CANONICAL_BY_NAME, **{f.name: f for f in EXTRA_FIELDS}}
 EXTRA_FIELDS += tuple(f for name in WITH_INTERVALS for f in ci_fields(_BY_NAME[name]))
 EXTRA_BY_NAME = {f.name: f for f in EXTRA_FIELDS}
+SERIES = "_series"  # a row's power / utilization time series (a DataFrame), written by engine.timeseries
 _PANDAS = {"text": "string", "integer": "Int64", "double": "Float64", "timestamp": "datetime64[us]"}
+
+
+def combine_rounds(rounds: list[dict]) -> dict:
+    """One run from the same configuration measured in several interleaved rounds: every number the
+    median over the ok rounds, and each WITH_INTERVALS metric's 95 % interval that of the median
+    over rounds (order statistics), widened to hold the median round's own interval. Rounds spread
+    over the sweep's whole duration, so the interval holds the machine's drift between them, which
+    one window's interval cannot see. A configuration with no ok round keeps its first round."""
+    import numpy as np
+
+    from engine.profiler.measure import quantile_ci
+
+    ok = [r for r in rounds if r.get("status") == "ok"]
+    if not ok:
+        return rounds[0]
+    mid = sorted(ok, key=lambda r: r.get("latency_ms") or 0)[len(ok) // 2]
+    out = dict(mid)
+    for k, v in mid.items():
+        vals = [r.get(k) for r in ok]
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and all(isinstance(x, (int, float)) for x in vals):
+            out[k] = float(np.median(vals)) if isinstance(v, float) else v
+    for name in WITH_INTERVALS:
+        vals = [r[name] for r in ok if r.get(name) is not None]
+        if len(vals) < 2:
+            continue
+        lo, hi = quantile_ci(vals, 0.5)
+        own = (mid.get(name + CI_LO), mid.get(name + CI_HI))
+        out[name + CI_LO] = min(lo, own[0]) if own[0] is not None else lo
+        out[name + CI_HI] = max(hi, own[1]) if own[1] is not None else hi
+    env = json.loads(out["environment"]) if isinstance(out.get("environment"), str) else None
+    if env is not None:
+        env.setdefault("notes", []).append(
+            f"median of {len(ok)} interleaved rounds ({len(rounds)} measured); intervals over the rounds")
+        env["rounds"] = len(ok)
+        out["environment"] = json.dumps(env, default=str)
+    out["wall_s"] = sum(r.get("wall_s") or 0 for r in rounds)
+    return out
 
 
 def frame(rows: list[dict]) -> pd.DataFrame:
     """Rows -> a DataFrame whose columns have the store's types (all-null columns included)."""
-    cols = list(dict.fromkeys(k for r in rows for k in r))
+    cols = list(dict.fromkeys(k for r in rows for k in r if k != SERIES))
     df = pd.DataFrame([{c: r.get(c) for c in cols} for r in rows], columns=cols)
     for c in cols:
         f = CANONICAL_BY_NAME.get(c) or EXTRA_BY_NAME.get(c)
@@ -61,7 +99,7 @@ def frame(rows: list[dict]) -> pd.DataFrame:
 
 def fields_for(rows: list[dict]) -> list[Field]:
     """Extra fields these rows use; a metric a user's eval function returned is registered too."""
-    names = list(dict.fromkeys(k for r in rows for k in r))
+    names = list(dict.fromkeys(k for r in rows for k in r if k != SERIES))
     out = [EXTRA_BY_NAME[n] for n in names if n in EXTRA_BY_NAME and n not in CANONICAL_BY_NAME]
     out += [Field(n, "metric", "double", "", None, "quality metric from the model's eval function")
             for n in names if n not in EXTRA_BY_NAME and n not in CANONICAL_BY_NAME]
@@ -84,6 +122,8 @@ def row(*, run_id, workload, cfg, hw_name, device, status, reason=None, how=None
     if m is not None:
         lat, rd = m.latency, m.reading
         units = m.units
+        if rd.series is not None and len(rd.series):
+            r[SERIES] = rd.series  # not a column: engine.timeseries stores it beside the run
         r.update({
             "throughput": m.throughput, "latency_ms": lat["median_ms"], "latency_p90_ms": lat["p90_ms"],
             "latency_p99_ms": lat["p99_ms"], "latency_iqr_ms": lat["iqr_ms"], "latency_std_ms": lat["std_ms"],

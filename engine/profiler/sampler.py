@@ -7,6 +7,7 @@ its own; bench/bench_profile.py measures how much (sampler on vs off).
 from __future__ import annotations
 
 import threading
+import time
 
 import psutil
 
@@ -19,6 +20,8 @@ class Sampler:
         self.cpu: list[float] = []
         self.rss: list[int] = []
         self.gpu_util: list[float] = []
+        self.gpu_power_w: list[float] = []
+        self.t: list[float] = []  # seconds since start, one per sample
         self.errors: list[str] = []
         self.gpu = _nvml_handle(gpu_index, self.errors) if gpu_index is not None else None
         self._stop = threading.Event()
@@ -26,6 +29,7 @@ class Sampler:
 
     def start(self) -> "Sampler":
         self.proc.cpu_percent(None)  # the first call only sets the reference point
+        self._t0 = time.perf_counter()
         self._thread.start()
         return self
 
@@ -41,17 +45,32 @@ class Sampler:
 
     def _sample(self) -> None:
         try:
-            self.cpu.append(self.proc.cpu_percent(None) / self.ncpu)
-            self.rss.append(self.proc.memory_info().rss)
+            cpu, rss = self.proc.cpu_percent(None) / self.ncpu, self.proc.memory_info().rss
         except Exception as e:  # pragma: no cover - psutil failing mid-run
             self._note(f"could not sample CPU use: {e}")
+            return
+        util = power = float("nan")
         if self.gpu is not None:
             try:
                 import pynvml
 
-                self.gpu_util.append(float(pynvml.nvmlDeviceGetUtilizationRates(self.gpu).gpu))
+                util = float(pynvml.nvmlDeviceGetUtilizationRates(self.gpu).gpu)
+                power = pynvml.nvmlDeviceGetPowerUsage(self.gpu) / 1000.0  # mW
             except Exception as e:
-                self._note(f"could not sample GPU utilization: {e}")
+                self._note(f"could not sample GPU utilization or power: {e}")
+        self.t.append(time.perf_counter() - self._t0)
+        self.cpu.append(cpu)
+        self.rss.append(rss)
+        if self.gpu is not None:  # one value per sample (NaN where a reading failed), aligned with t
+            self.gpu_util.append(util)
+            self.gpu_power_w.append(power)
+
+    def series(self) -> dict[str, list[float]]:
+        """The samples as named series aligned with ``t`` (GPU series only where a GPU was sampled)."""
+        out = {"cpu_util_pct": self.cpu, "rss_mb": [r / 2**20 for r in self.rss]}
+        if self.gpu is not None:
+            out |= {"gpu_util_pct": self.gpu_util, "gpu_power_w": self.gpu_power_w}
+        return out
 
     def _note(self, msg: str) -> None:
         if msg not in self.errors:

@@ -28,6 +28,7 @@ import torch
 from engine.profiler import energy, hardware, knobs, memory, results
 from engine.profiler.energy import EnergyMonitor
 from engine.profiler.measure import measure
+from engine import timeseries
 from engine.store import Store, StoreBusy
 
 QUALITY = ("accuracy", "agreement", "kl_div", "perplexity", "rel_error")  # label-based, then label-free
@@ -53,6 +54,7 @@ class Options:
     memory_budget_mb: float | None = None  # skip configurations predicted to need more (default: what is free)
     until_ci: float | None = None  # keep measuring until 95 % intervals are within this % of the value ...
     max_time_s: float = 120.0  # ... or this long
+    rounds: int = 1  # measure every configuration this many times, interleaved; store the median (results.combine_rounds)
 
 
 def new_sweep_id() -> str:
@@ -138,20 +140,28 @@ class Sweep:
     # -- the loop --------------------------------------------------------------------------
     def run(self) -> list[dict]:
         t0 = time.monotonic()
-        n = len(self.configs)
+        n, rounds = len(self.configs), max(self.opt.rounds, 1)
         state = "running"
+        earlier: list[list[dict]] = [[] for _ in self.configs]  # rounds before the last, per configuration
         try:
-            for i, cfg in enumerate(self.configs):
+            for k, i in ((k, i) for k in range(rounds) for i in range(n)):
+                cfg = self.configs[i]
                 if self.cancelled():
                     state = "cancelled"
-                    self.log(f"cancelled after {i} of {n} configurations")
+                    self.log(f"cancelled after {len(self.rows)} of {n} configurations")
                     break
+                step = f"{i + 1}/{n}" + (f" round {k + 1}/{rounds}" if rounds > 1 else "")
                 self._progress("running", i, cfg, t0)
-                self.log(f"[{i + 1}/{n}] {self.workload.name} {_label(cfg)} ...")
+                self.log(f"[{step}] {self.workload.name} {_label(cfg)} ...")
                 r = self.profile(i, cfg)
+                if k < rounds - 1:  # stored once, after its last round
+                    earlier[i].append(r)
+                    self.log(f"[{step}]   {_outcome(r)}")
+                    continue
+                r = results.combine_rounds(earlier[i] + [r]) if rounds > 1 else r
                 self._write(r)
                 self.rows.append(r)
-                self.log(f"[{i + 1}/{n}]   {_outcome(r)}")
+                self.log(f"[{step}]   {_outcome(r)}")
             else:
                 state = "done"
         except BaseException as e:
@@ -170,10 +180,11 @@ class Sweep:
         start = time.monotonic()
         while True:
             try:
-                with Store(self.db, timeout_s=self.write_wait_s) as s:
+                with Store(self.db, timeout_s=self.write_wait_s) as s, s.transaction():  # the run and its timeline
                     res = s.add_runs(results.frame([r]), source=self.source, kind="profile",
                                      extra_fields=results.fields_for([r]), append_to=self.import_id,
                                      note=f"{self.workload.name} sweep of {len(self.configs)} configurations on {self.hw.name}")
+                    timeseries.write(s, r["run_id"], r.get(results.SERIES))
                 break
             except StoreBusy as e:
                 if self.cancelled():  # the person stopped the sweep: say what is lost rather than wait on
@@ -292,7 +303,7 @@ class Sweep:
             "workload": {"name": self.workload.name, "model": self.workload.model_name,
                          "params": {k: getattr(self.workload, k) for k in ("layers", "width", "heads", "seed")
                                     if hasattr(self.workload, k)}},
-            "settings": {**{k: v for k, v in cfg.items()}, "min_repeats": self.opt.repeats,
+            "settings": {**{k: v for k, v in cfg.items()}, "min_repeats": self.opt.repeats, "rounds": self.opt.rounds,
                          "min_time_s": self.opt.min_time_s, "warmup": self.opt.warmup,
                          "sampler": self.opt.sample, "sample_interval_s": self.opt.interval_s},
             "memory_method": MEMORY_METHOD["cuda" if self.device.startswith("cuda") else "cpu"],
