@@ -24,7 +24,7 @@ PERSIST = "session"  # widget values survive a visit to another page
 @st.cache_data(show_spinner=False, max_entries=8)
 def cached_options(stamp: tuple) -> dict:
     """Filter option lists, recomputed only when the store file changes."""
-    with open_store() as store:
+    with open_store(show_wait=False) as store:  # no element inside a cached function
         return filter_options(store)
 
 

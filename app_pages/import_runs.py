@@ -11,8 +11,9 @@ from engine.fields import CANONICAL_NAMES
 from engine.importers.detect import detect
 from engine.importers.registry import LISTED
 from engine.importers.tabular import FORMATS as TABLES, KINDS, MAX_UPLOAD_MB, mapping_from_records, propose_mapping, read_table
-from engine.ingest import companions, import_files
-from engine.store import Store, default_db_path
+from engine.ingest import add_files, companions, read_files
+from engine.store import StoreError
+from ui.state import open_store
 from ui.text import literal
 
 st.title("Import runs")
@@ -96,29 +97,13 @@ if uploads:
                              width="stretch")
     if st.button("Commit import", type="primary", disabled=not ok):
         try:
-            with Store(default_db_path()) as store:
-                done = import_files(store, paths, mappings=mappings)
+            files = read_files(paths, mappings=mappings)  # read first: the store is held only to write
+            with open_store() as store:
+                done = add_files(store, files)  # all files or none
             for d in done:
-                (st.info if d.result.already_imported else st.success)(literal(d.message()))
-        except (ValueError, Exception) as e:  # one sentence; nothing was written
+                (st.success if d.result.added else st.info)(literal(d.message()))
+        except Exception as e:  # one sentence (a bad file, a busy store); nothing was written
             st.error(literal(f"Nothing imported: {e}"))
-
-st.subheader("Import batches")
-with Store(default_db_path()) as store:
-    batches = store.imports()
-if batches.empty:
-    st.caption("No imports yet.")
-else:
-    st.dataframe(batches[["import_id", "source", "kind", "imported_at", "rows_added"]], hide_index=True,
-                 width="stretch")
-    col1, col2 = st.columns([3, 1])
-    victim = col1.selectbox("Batch to delete", batches["import_id"].tolist(),
-                            format_func=lambda i: f"{i} · {batches.set_index('import_id').loc[i, 'source']}")
-    if col2.button("Delete batch", width="stretch"):
-        with Store(default_db_path()) as store:
-            n = store.delete_import(victim)
-        st.success(f"Deleted batch {victim} and its {n} runs.")
-        st.rerun()
 
 st.subheader("Attach quality scores")
 st.caption("A table with a model column (optionally precision) and an accuracy column, or an "
@@ -133,11 +118,66 @@ if qfile is not None and st.button("Attach quality"):
     path.write_bytes(qfile.getbuffer())
     try:
         table = quality.read_table(path, task=task or None)
-        with Store(default_db_path()) as store:
+        with open_store() as store:
             res = quality.attach(store, table, metric.strip(), name=qfile.name)
-        st.success(literal(res.message()))
+        st.success(literal(res.message() + (f" Recorded as batch {res.batch}: delete it below to undo." if res.batch else "")))
         if len(res.unmatched):
             st.warning("These rows matched no run:")
             st.dataframe(res.unmatched, hide_index=True)
-    except Exception as e:
+    except Exception as e:  # one sentence; nothing was changed
         st.error(literal(e))
+
+st.subheader("Import batches")
+
+
+def _ask(import_id):
+    """The batch id the person saw when they clicked travels with the click (never the list's first)."""
+    st.session_state["_ask_delete"] = import_id
+
+
+def _confirm(import_id):
+    st.session_state.pop("_ask_delete", None)
+    st.session_state["_delete_now"] = import_id
+
+
+def _cancel():
+    st.session_state.pop("_ask_delete", None)
+
+
+doomed = st.session_state.pop("_delete_now", None)
+if doomed:
+    try:
+        with open_store() as store:
+            kind = store.batch_kind(doomed)
+            n = store.delete_import(doomed)
+        st.success(f"Undid quality batch {doomed}: the earlier values are back on {n} runs." if kind == "quality"
+                   else f"Deleted batch {doomed} and its {n} runs.")
+    except StoreError as e:
+        st.error(literal(e))
+with open_store() as store:
+    batches = store.imports()
+if batches.empty:
+    st.caption("No imports yet.")
+else:
+    st.dataframe(batches[["import_id", "source", "kind", "imported_at", "rows_added"]], hide_index=True,
+                 width="stretch")
+    by_id = batches.set_index("import_id")
+    col1, col2 = st.columns([3, 1], vertical_alignment="bottom")
+    victim = col1.selectbox("Batch to delete", by_id.index.tolist(), index=None, placeholder="Choose a batch",
+                            format_func=lambda i: f"{i} · {by_id.loc[i, 'kind']} · {by_id.loc[i, 'source']}",
+                            key="victim")
+    col2.button("Delete batch…", width="stretch", disabled=victim is None, on_click=_ask, args=(victim,),
+                key="ask_delete")
+    asked = st.session_state.get("_ask_delete")
+    if asked and asked not in by_id.index:
+        st.session_state.pop("_ask_delete")
+        st.error(f"Batch {asked} is no longer in the store (deleted in another tab?); nothing was deleted.")
+    elif asked:
+        b = by_id.loc[asked]
+        what = ("undo the quality scores it attached" if b["kind"] == "quality"
+                else f"remove its {int(b['rows_added']):,} runs")
+        with st.container(border=True):
+            st.warning(literal(f"Delete batch {asked} ({b['kind']}, {b['source']}) and {what}? This cannot be undone."))
+            c1, c2 = st.columns(2)
+            c1.button(f"Yes, delete batch {asked}", type="primary", on_click=_confirm, args=(asked,), key="confirm_delete")
+            c2.button("Cancel", on_click=_cancel, key="cancel_delete")

@@ -8,7 +8,8 @@ from engine.profiler.hf import HFWorkload as HFWorkloadClass
 from engine.profiler.quant import QUANTS
 from engine.profiler.sweep import PROGRESS_KEYS
 from engine.profiler.workloads import BUILTIN, get_workload
-from engine.store import Store, default_db_path
+from engine.store import default_db_path
+from ui.state import open_store
 from ui.text import literal
 
 st.title("Profile")
@@ -109,7 +110,7 @@ with c3:
     grid = {k: sorted(v, key=lambda x: order[k].index(x) if k in order else x) for k, v in grid.items() if v}
     configs = knobs.expand(grid, w.defaults)
     ready = bool(grid.get("precision")) and bool(grid.get("batch_size")) and (name != HF or w is not HFWorkloadClass)
-    with Store(db) as store:
+    with open_store() as store:
         est = launch.estimate_s(store, w, configs) + len(configs) * max(min_time - 1.0, 0)
     st.markdown((f"**{len(configs)} configurations** · spread over the cluster's nodes" if on_ray else
                  f"**{len(configs)} configurations** · about **{est:.0f} s**") if ready

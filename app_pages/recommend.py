@@ -9,7 +9,7 @@ from engine import search as S
 from engine.quality import headline
 from engine.recommend import Constraint, recommend
 from engine.recommend_link import RecommendLink, from_params, split_constraint
-from engine.store import Store, default_db_path
+from engine.store import default_db_path
 from ui.state import open_store, read_params, write_params
 from ui.text import literal, plain
 
@@ -181,7 +181,7 @@ with tab_rec:
 
 
 with tab_search:
-    with Store(db) as store:
+    with open_store() as store:
         tasks = _options(store, "task")
         source = st.radio("Space", ["task (stored runs)", "workload (profile now)"], horizontal=True, key="s_kind")
         c1, c2, c3, c4 = st.columns([2, 3, 2, 1])
@@ -220,7 +220,7 @@ with tab_search:
         table = st.empty()
         hv: list[float] = []
         if evaluator == "lookup":
-            with Store(db) as store:
+            with open_store() as store:
                 space = S.task_space(store, name, objectives)
             ev = S.LookupEvaluator(space)
             hv_true, bounds = S.true_front_hv(space, objectives, maximize)

@@ -9,6 +9,7 @@ import argparse
 import importlib
 import os
 import sys
+from pathlib import Path
 
 COMMANDS = ("init", "import_", "runs", "pareto", "profile", "recommend", "search", "compare")
 
@@ -43,8 +44,12 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 141
     except Exception as e:  # one clear sentence, no traceback, for every known error kind
-        from engine.store import StoreError
+        from engine.store import StoreError, default_db_path, explain
 
+        damage = explain(e, Path(getattr(args, "db", None) or default_db_path()))
+        if damage:  # the file broke under a query after it opened (a block cut off or garbled)
+            print(f"error: {damage}", file=sys.stderr)
+            return 1
         if isinstance(e, (CliError, StoreError, ValueError, OSError)):
             msg = (str(e).strip() or e.__class__.__name__).splitlines()[0]
             print(f"error: {msg}", file=sys.stderr)

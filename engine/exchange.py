@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import duckdb
-import pandas as pd
 
+from engine import duck
 from engine.derived import DERIVED
 from engine.fields import CANONICAL_BY_NAME, Field, is_safe_identifier, quote
 from engine.importers import Importer, Parsed
@@ -55,7 +55,8 @@ def is_export(path: str | Path) -> bool:
 
 
 def _read_meta(path: str | Path) -> dict | None:
-    rows = duckdb.execute("SELECT key, value FROM parquet_kv_metadata(?)", [str(path)]).fetchall()
+    with duck.connect() as con:
+        rows = con.execute("SELECT key, value FROM parquet_kv_metadata(?)", [str(path)]).fetchall()
     meta = {bytes(k).decode() if isinstance(k, (bytes, bytearray)) else k:
             bytes(v).decode() if isinstance(v, (bytes, bytearray)) else v for k, v in rows}
     return meta if META_KEY in meta else None
@@ -78,7 +79,8 @@ def read_export(path: str | Path) -> Parsed:
                 or f.dtype not in _DTYPES or f.direction not in (None, "min", "max"):
             raise ValueError(f"{name}: the field list declares '{f.name}' as {f.role} {f.dtype}, which this "
                              "Paretoscope cannot store.")
-    df = duckdb.execute("SELECT * FROM read_parquet(?)", [str(path)]).df()
+    with duck.connect() as con:
+        df = con.execute("SELECT * FROM read_parquet(?)", [str(path)]).df()
     extra = [f for f in fields if f.name not in CANONICAL_BY_NAME and f.name in df.columns]
     return Parsed(df, extra, source=name)
 

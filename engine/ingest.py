@@ -1,6 +1,6 @@
 """Import files into the store: every file is read and checked first, then each becomes its own
-import batch (one transaction each, via Store.add_runs). A bad file raises before anything is
-written, so the store is left exactly as it was."""
+import batch, all of them in one transaction. A bad file, or a store that refuses one batch,
+leaves the store exactly as it was: a set of files goes in whole or not at all."""
 from __future__ import annotations
 
 import hashlib
@@ -16,7 +16,7 @@ from engine.fields import CANONICAL_BY_NAME, Field, outside, refusal
 from engine.importers import Parsed
 from engine.importers.detect import detect, parse
 from engine.importers.tabular import MAX_BYTES, ColumnMap
-from engine.store import ImportResult, Store, StoreError
+from engine.store import ImportResult, Store, StoreBusy, StoreError, write_failure
 
 
 @dataclass
@@ -29,6 +29,8 @@ class FileImport:
         r = self.result
         if r.already_imported:
             return f"{self.name}: already imported (batch {r.import_id}); nothing added."
+        if r.import_id is None:
+            return f"{self.name}: nothing added; its {r.duplicates} runs are already in the store."
         dup = f", {r.duplicates} already in the store" if r.duplicates else ""
         return f"{self.name} ({self.format}): {r.added} runs added as batch {r.import_id}{dup}."
 
@@ -127,21 +129,35 @@ def check_values(store: Store, name: str, parsed: Parsed) -> None:
 
 def import_files(store: Store, paths, fmt: str | None = None, mappings: dict[str, list[ColumnMap]] | None = None,
                  names: dict[str, str] | None = None, max_bytes: int = MAX_BYTES) -> list[FileImport]:
-    files = read_files(paths, fmt, mappings, names, max_bytes)
-    for _, name, _, parsed in files:
-        check_fields(store, name, parsed)
+    return add_files(store, read_files(paths, fmt, mappings, names, max_bytes))
+
+
+def add_files(store: Store, files: list[tuple[Path, str, str, Parsed]]) -> list[FileImport]:
+    """Store files already read (read_files: parse first, so the store is held only to write)."""
     done = []
-    for p, name, f, parsed in files:
-        try:
-            with store.transaction():  # the runs and their timelines together
+    with store.transaction():  # all files or none; the checks inside too (no session changes the registry between)
+        for _, name, _, parsed in files:
+            check_fields(store, name, parsed)
+        for p, name, f, parsed in files:
+            try:
                 res = store.add_runs(parsed.runs, source=name, kind=f, extra_fields=parsed.extra_fields,
                                      file_name=name, file_hash=file_hash(p), note="; ".join(parsed.notes) or None)
-                if parsed.series is not None and not res.already_imported:
+                if parsed.series is not None and not res.already_imported:  # the runs and their timelines together
                     for run_id, rows in parsed.series.groupby("run_id", sort=False):
                         timeseries.write(store, run_id, rows)
-        except StoreError as e:
-            raise ValueError(f"{name}: {e}") from None
-        except duckdb.Error as e:  # a clash the checks above did not foresee: still one sentence
-            raise ValueError(f"{name}: the store cannot take these runs ({str(e).splitlines()[0]}).") from None
-        done.append(FileImport(name, f, res))
+            except StoreBusy:
+                raise
+            except StoreError as e:
+                raise ValueError(f"{name}: {str(e).rstrip('.')}{_none_of(files)}.") from None
+            except duckdb.Error as e:  # a full disk, or a clash the checks above did not foresee: still one sentence
+                failure = write_failure(e, store.path)
+                if failure:
+                    raise failure from None
+                raise ValueError(f"{name}: the store cannot take these runs ({str(e).splitlines()[0]})"
+                                 f"{_none_of(files)}.") from None
+            done.append(FileImport(name, f, res))
     return done
+
+
+def _none_of(files) -> str:
+    return f"; none of the {len(files)} files was imported" if len(files) > 1 else ""

@@ -8,6 +8,11 @@ the same model (and precision / task where the row gives them), in one transacti
 a precision matches every precision of the model, so a figure measured on one variant only must
 name its precision: published figures are never copied onto variants they were not measured on.
 
+An attach only ever sets quality metrics (the registry's ``quality`` flag), never a measurement;
+refuses values outside the metric's range and two rows that would give one run different values
+(a row without a precision beside one with it); and is recorded as an import batch of kind
+'quality' with the values it replaced, so deleting that batch undoes it (Store.delete_import).
+
 A task's *headline* quality is ``accuracy`` where its runs have it, else the first named quality
 metric they have, in the order of ``engine.fields.QUALITY_FIELDS``, else any other metric the
 registry marks as quality (a person's own attached score).
@@ -17,9 +22,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from engine.fields import QUALITY_BY_NAME, Field, is_safe_identifier, normalize_name, quote, source_field
+from engine.fields import (QUALITY_BY_NAME, Field, is_safe_identifier, limits, normalize_name, outside, quote, refusal,
+                           source_field)
 from engine.store import Store, StoreError, first_row
 
 _PRECISION = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": "float32", "float": "float32",
@@ -27,13 +34,13 @@ _PRECISION = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": 
               "float8": "fp8", "int8": "int8", "int4": "int4"}
 KEYS = ("model", "precision", "task")
 
-
 @dataclass
 class QualityResult:
     metric: str
     runs_updated: int
     matched: pd.DataFrame  # table rows that matched, with the number of runs each matched
     unmatched: pd.DataFrame  # table rows that matched no run
+    batch: str | None = None  # the import batch (kind 'quality') that records the change (None: nothing matched)
 
     def message(self) -> str:
         rows = len(self.matched)
@@ -67,6 +74,7 @@ def prepare(table: pd.DataFrame, metric: str = "accuracy", name: str = "quality 
         raise ValueError(f"{name} has no '{metric}' column to attach.")
     keys = [k for k in on if k in df and df[k].notna().any()]
     out = df[keys].astype(object).where(df[keys].notna(), None)
+    out["row"] = np.arange(1, len(df) + 1)  # as the person counts rows of the table
     if "precision" in out:
         out["precision"] = out["precision"].map(lambda p: None if p is None else _PRECISION.get(str(p).lower(), str(p)))
     values = pd.to_numeric(df[metric], errors="coerce")
@@ -86,40 +94,111 @@ def prepare(table: pd.DataFrame, metric: str = "accuracy", name: str = "quality 
     dup = lowered[keys].duplicated() & ~lowered[keys + ["value"]].duplicated()  # same key again, different value
     if dup.any():
         i = int(dup.to_numpy().nonzero()[0][0])
-        raise ValueError(f"{name}: row {i + 1} gives a second, different {metric} for the same "
+        raise ValueError(f"{name}: row {out['row'].iloc[i]} gives a second, different {metric} for the same "
                          f"{', '.join(f'{k}={out[k].iloc[i]}' for k in keys)}.")
     return out.drop_duplicates(subset=keys + ["value"]).reset_index(drop=True), keys
 
 
+def check_range(df: pd.DataFrame, f: Field, name: str) -> None:
+    """Refuse the first value outside the metric's range (engine.fields.limits: accuracy in [0, 1],
+    a % metric in [0, 100], any number finite), naming the row as the person counts it."""
+    bad = outside(f, df["value"].to_numpy())
+    if bad.any():
+        r = df[bad].iloc[0]
+        hint = " (a percentage? divide it by 100)" if limits(f) == (0, 1) and 1 < r["value"] <= 100 else ""
+        raise ValueError(f"{name}: row {r['row']}, column '{f.name}': {refusal(f, f'{r.value:g}', r.value)}{hint}.")
+
+
 def attach(store: Store, table: pd.DataFrame, metric: str = "accuracy", direction: str | None = "max",
-           name: str = "quality table", on: tuple[str, ...] = KEYS, field: Field | None = None) -> QualityResult:
+           name: str = "quality table", on: tuple[str, ...] = KEYS, field: Field | None = None,
+           batch: str | None = None) -> QualityResult:
     """Set ``metric`` (and ``<metric>_source`` where the table has a source column) on the runs
     each table row matches (on model, and precision / task where the table has them and ``on``
     names them); reports matched and unmatched rows. ``field`` defines a metric the store does not
-    have yet (default: a quality metric of no unit with ``direction``)."""
+    have yet (default: a quality metric of no unit with ``direction``). The change is recorded in
+    ``batch`` (an import batch of kind 'quality'), a new one unless given."""
     if not is_safe_identifier(metric):
         raise ValueError(f"'{metric}' is not a usable metric name (lower-case letters, digits and _).")
     df, keys = prepare(table, metric, name, on)
     if df.empty:
         raise ValueError(f"{name} has no {metric} values.")
     keys = [k for k in keys if store.has_field(k)]
-    if store.has_field(metric) and store.field(metric).role != "metric":
-        raise StoreError(f"'{metric}' is a {store.field(metric).role} column, not a metric.")
-    counts = _match_counts(store, df, keys)
-    df["runs_matched"] = counts
-    field = field or Field(metric, "metric", "double", "", direction, f"quality from {name}", quality=True)
-    update = df[keys].copy()
-    update[metric] = df["value"]
-    new = [field]
-    if "source" in df:
-        src = source_field(metric)
-        update[src.name] = df["source"]
-        new.append(src)
-    n = store.update_columns(update, keys, list(update.columns[len(keys):]), new)
-    shown = df.drop(columns=["source"], errors="ignore").rename(columns={"value": metric})
+    if store.has_field(metric):
+        known = store.field(metric)
+        if known.role != "metric":
+            raise StoreError(f"'{metric}' is a {known.role} column, not a metric.")
+        if not known.quality:
+            raise StoreError(f"'{metric}' is a measured metric, not a quality score; a quality table sets only quality "
+                             f"metrics (accuracy, {', '.join(list(QUALITY_BY_NAME)[:3])} or a name of your own), never "
+                             f"a measurement.")
+    field = store.field(metric) if store.has_field(metric) else (
+        field or QUALITY_BY_NAME.get(metric) or Field(metric, "metric", "double", "", direction, f"quality from {name}",
+                                                      quality=True))
+    check_range(df, field, name)
+    src = source_field(metric) if "source" in df else None
+    df["_i"] = range(len(df))
+    iid, n = batch, 0
+    with store.transaction():
+        store.con.register("_qtable", df[["_i", *keys, "value", *(["source"] if src else [])]])
+        try:
+            _match(store, keys)
+            _refuse_ambiguity(store, df, metric, name)
+            counts = dict(store.con.execute("SELECT _i, count(*) FROM _qmatch GROUP BY _i").fetchall())
+            df["runs_matched"] = [int(counts.get(i, 0)) for i in df["_i"]]
+            if counts:  # a table that matches no run records nothing (no empty batch, no empty column)
+                store.add_fields([field] + ([src] if src else []))
+                iid = batch or store.new_batch(source=name, kind="quality", file_name=name, note=f"sets {metric}")
+                n = _record_and_set(store, iid, metric, src.name if src else None)
+                store.con.execute("UPDATE imports SET rows_added = rows_added + ? WHERE import_id = ?", [n, iid])
+        finally:
+            store.unregister("_qtable")
+            store.drop_temp("_qmatch")
+    shown = df.drop(columns=["source", "_i", "row"], errors="ignore").rename(columns={"value": metric})
     matched = shown[shown["runs_matched"] > 0]
     unmatched = shown[shown["runs_matched"] == 0].drop(columns=["runs_matched"])
-    return QualityResult(metric, n, matched.reset_index(drop=True), unmatched.reset_index(drop=True))
+    return QualityResult(metric, n, matched.reset_index(drop=True), unmatched.reset_index(drop=True), iid)
+
+
+def _match(store: Store, keys: list[str]) -> None:
+    """Temp table _qmatch(run_id, _i): which table row matches which run."""
+    conds = [f"(q.{quote(k)} IS NULL OR lower(CAST(r.{quote(k)} AS VARCHAR)) = lower(CAST(q.{quote(k)} AS VARCHAR)))"
+             for k in keys]
+    store.con.execute(f"CREATE TEMP TABLE _qmatch AS SELECT r.run_id, q._i FROM _qtable q JOIN runs r "
+                      f"ON {' AND '.join(conds) or 'TRUE'}")
+
+
+def _refuse_ambiguity(store: Store, df: pd.DataFrame, metric: str, name: str) -> None:
+    """Two rows giving one run different figures (a row without a precision beside one with it)
+    would leave the result to the order of an UPDATE: refuse, naming both rows."""
+    src = ", q.source" if "source" in df else ""
+    hit = first_row(store.con.execute(
+        f"""SELECT m.run_id, min(m._i), max(m._i) FROM _qmatch m JOIN _qtable q USING (_i)
+            GROUP BY m.run_id HAVING count(DISTINCT (q.value{src})) > 1 ORDER BY min(m._i), max(m._i) LIMIT 1"""))
+    if hit:
+        a, b = df.set_index("_i").loc[hit[1]], df.set_index("_i").loc[hit[2]]
+        run = store.query(["model", "precision"], {"run_id": [hit[0]]}).iloc[0]
+        raise ValueError(f"{name}: rows {a['row']} and {b['row']} both give {metric} for run {hit[0]} "
+                         f"({run['model']}, {run['precision']}), with different values; give each precision its own "
+                         f"row (a row without a precision matches every precision of its model).")
+
+
+def _record_and_set(store: Store, iid: str, metric: str, source: str | None) -> int:
+    """Keep each matched run's current values (for undo; the first record of a run in a batch
+    holds the value from before the batch), then set the new ones; returns runs set."""
+    m, s = quote(metric), (quote(source) if source else None)
+    store.con.execute(
+        f"""INSERT INTO quality_changes (import_id, run_id, metric, old_value, old_source, source_set)
+            SELECT DISTINCT $iid, r.run_id, $metric, r.{m}, {f'r.{s}' if s else 'NULL'}, {bool(s)}
+            FROM runs r JOIN _qmatch x ON x.run_id = r.run_id
+            WHERE NOT EXISTS (SELECT 1 FROM quality_changes c
+                              WHERE c.import_id = $iid AND c.metric = $metric AND c.run_id = r.run_id)""",
+        {"iid": iid, "metric": metric})
+    sets = f"{m} = u.value" + (f", {s} = u.source" if s else "")
+    picked = "any_value(q.value) AS value" + (", any_value(q.source) AS source" if s else "")
+    return first_row(store.con.execute(
+        f"""UPDATE runs SET {sets}
+            FROM (SELECT x.run_id, {picked} FROM _qmatch x JOIN _qtable q ON q._i = x._i GROUP BY x.run_id) u
+            WHERE runs.run_id = u.run_id"""))[0]
 
 
 def quality_metrics(store: Store, filters=None) -> list[str]:
@@ -164,20 +243,3 @@ def lacking(store: Store, metric: str, filters=None) -> Lacking:
     rows = store.con.execute(
         f"SELECT {model} AS m, count(*) AS n FROM runs {where} GROUP BY m ORDER BY n DESC, m", params).fetchall()
     return Lacking(metric, int(sum(n for _, n in rows)), [str(m) for m, _ in rows if m is not None])
-
-
-def _match_counts(store: Store, df: pd.DataFrame, keys: list[str]) -> list[int]:
-    conds = []
-    for k in keys:
-        conds.append(f"(q.{quote(k)} IS NULL OR lower(CAST(r.{quote(k)} AS VARCHAR)) = lower(CAST(q.{quote(k)} AS VARCHAR)))")
-    frame = df[keys].copy()
-    frame["_i"] = range(len(frame))
-    store.con.register("_qmatch", frame)
-    try:
-        rows = store.con.execute(
-            f"SELECT q._i, count(r.run_id) FROM _qmatch q LEFT JOIN runs r ON {' AND '.join(conds)} GROUP BY q._i"
-        ).fetchall()
-    finally:
-        store.con.unregister("_qmatch")
-    by = dict(rows)
-    return [int(by.get(i, 0)) for i in range(len(frame))]

@@ -115,15 +115,17 @@ def load_quality(store: Store, path: Path = SEED_DIR / QUALITY_FILE) -> list[qua
     table["value"] = table["value"].astype(float)
     table["precision"] = table["precision"].replace("", None)
     results = []
-    with store.transaction():
+    with store.transaction():  # one quality batch for the file: deleting it undoes every figure
+        batch = store.new_batch(source=path.name, kind="quality", file_name=path.name, note="published quality figures")
         for metric, rows in table.groupby("metric", sort=False):
             frame = rows[["model", "precision", "task", "source"]].assign(**{metric: rows["value"]})
-            results.append(quality.attach(store, frame, metric, name=path.name, field=QUALITY_BY_NAME[metric]))
+            results.append(quality.attach(store, frame, metric, name=path.name, field=QUALITY_BY_NAME[metric],
+                                          batch=batch))
         head = table[table["headline"] == "accuracy"]
         if len(head):
             acc = head["value"].where(head["unit"] != "%", (head["value"] / 100).round(6))
             frame = head[["model", "precision", "task", "source"]].assign(accuracy=acc)
-            results.append(quality.attach(store, frame, "accuracy", name=path.name))
+            results.append(quality.attach(store, frame, "accuracy", name=path.name, batch=batch))
     return results
 
 

@@ -11,12 +11,21 @@ registry and pass ``fields.quote`` (a whitelist of shapes), never straight from 
 
 DuckDB lets one process write a file at a time, so a Store holds its connection only while it
 is used (``with Store(path) as s: ...``); other processes (a profiling sweep) can then take
-their turn. ``open_store`` retries briefly while another process holds the lock.
+their turn. Opening waits while another process holds the file (reporting the wait through
+``on_wait``), then says in one sentence that the store is busy. Inside one process (the
+Streamlit server's sessions share one DuckDB instance) write transactions take turns on a lock
+per file, so a check and the write that depends on it cannot interleave with another
+session's; a unique index on ``imports.file_hash`` backs this up in the file itself.
+
+A path that is not a DuckDB file, a truncated or garbled file, and a file from a newer
+Paretoscope are refused with one sentence and left untouched.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -28,12 +37,12 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from engine import derived
-from engine.fields import CANONICAL, CANONICAL_BY_NAME, QUALITY_BY_NAME, Field, is_safe_identifier, quote
+from engine import derived, duck
+from engine.fields import CANONICAL, CANONICAL_BY_NAME, QUALITY_BY_NAME, SOURCE_SUFFIX, Field, is_safe_identifier, quote
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB = ROOT / "data" / "runs.duckdb"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 STATUSES = ("ok", "failed", "skipped")
 _SQL_TYPES = {"text": "VARCHAR", "integer": "BIGINT", "double": "DOUBLE", "timestamp": "TIMESTAMP"}
 # Columns that identify a run's content; everything else (provenance) is left out of the hash.
@@ -49,6 +58,113 @@ def first_row(cursor) -> tuple | None:
 
 class StoreError(Exception):
     """A problem with the store or with what was asked of it, phrased for a person."""
+
+
+class StoreBusy(StoreError):
+    """Another process (or session) kept the store for longer than the wait allowed."""
+
+
+# File names of tables people import; DuckDB would open such a path as a database of its own
+# (a CSV read as a view, changes kept in memory) and the runs would be lost silently.
+_TABLE_SUFFIXES = {".csv", ".tsv", ".txt", ".parquet", ".pq", ".json", ".jsonl", ".ndjson", ".xlsx", ".xls"}
+_DAMAGE = re.compile(r"not a valid DuckDB database|Could not read enough bytes|Corrupt|checksum|"
+                     r"Serialization|Failed to load metadata", re.I)
+
+
+def rebuild_hint(path: Path) -> str:
+    return (f"move it aside and rebuild the store with `python -m engine init --db {path}`, "
+            f"then import your own files again")
+
+
+def damaged(path: Path, detail: str) -> StoreError:
+    return StoreError(f"The store {path} is damaged ({detail}); {rebuild_hint(path)}.")
+
+
+def explain(e: BaseException, path: Path) -> StoreError | None:
+    """A DuckDB error that means the file itself is damaged, as one sentence (else None)."""
+    msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    if isinstance(e, duckdb.Error) and _DAMAGE.search(msg) and not _is_lock(e):
+        return damaged(path, re.sub(r"^[\w ]*Error: ", "", msg)[:160].rstrip("."))
+    return None
+
+
+_NO_SPACE = re.compile(r"No space left|disk is full|File too large|Could not write|out of disk", re.I)
+
+
+def write_failure(e: BaseException, path: Path) -> StoreError | None:
+    """A write the store refused, as one sentence (the transaction is rolled back: nothing was written)."""
+    msg = _first_line(e)
+    if _NO_SPACE.search(msg):
+        detail = re.sub(r"^[\w ]*Error: ", "", msg)[:120]
+        return StoreError(f"There is no space left for the store {path} ({detail}); nothing was written, free some "
+                          f"space and try again.")
+    if re.search(r"conflict|constraint|duplicate key", msg, re.I):
+        return StoreError(f"Another writer changed the store {path} at the same time ({msg[:120]}); nothing was "
+                          f"written, try again.")
+    return explain(e, path)
+
+
+def check_file(path: Path) -> None:
+    """Refuse, before DuckDB touches it, a path that cannot be a store (nothing is written)."""
+    if path.suffix.lower() in _TABLE_SUFFIXES:
+        raise StoreError(f"{path} names a {path.suffix.lstrip('.').upper()} file, not a store; point --db "
+                         f"(or PARETOSCOPE_DB) at a DuckDB file such as data/runs.duckdb, and bring tables in "
+                         f"with `python -m engine import`.")
+    if path.is_dir():
+        raise StoreError(f"{path} is a folder; point --db (or PARETOSCOPE_DB) at a DuckDB file inside it.")
+
+
+def _check_header(path: Path) -> None:
+    """The DuckDB magic bytes. Read only while this process has no connection to the file:
+    closing any descriptor of a file drops every POSIX lock the process holds on it, DuckDB's
+    lock included (another process could then open the store while this one writes)."""
+    if not path.exists():
+        return
+    with open(path, "rb") as fh:
+        head = fh.read(12)
+    if len(head) < 12 or head[8:12] != b"DUCK":
+        what = "it is empty" if not head else "it has no DuckDB header"
+        raise StoreError(f"{path} is not a readable store ({what}: damaged, or another kind of file); "
+                         f"{rebuild_hint(path)}.")
+
+
+def _is_lock(e: BaseException) -> bool:
+    """DuckDB's 'Could not set lock on file': another process has the store open."""
+    return isinstance(e, duckdb.IOException) and "could not set lock" in str(e).lower()
+
+
+def lock_holder(e: BaseException) -> str:
+    """'another process (PID 123, python3.11)' from DuckDB's lock message."""
+    m = re.search(r"held in (\S+) \(PID (\d+)\)", str(e))
+    return f"another process (PID {m.group(2)}, {Path(m.group(1)).name})" if m else "another process"
+
+
+_LOCKS: dict[str, threading.RLock] = {}
+_OPEN: dict[str, int] = {}  # Stores open per file in this process
+_LOCKS_GUARD = threading.Lock()
+
+
+def _opened(path: Path, step: int) -> tuple[str, bool]:
+    """Count this process's Stores on a file; the first opener checks the file's header."""
+    key = str(path.resolve())
+    with _LOCKS_GUARD:
+        first = step > 0 and not _OPEN.get(key)
+        if first:
+            _check_header(path)
+        _OPEN[key] = _OPEN.get(key, 0) + step
+        return key, first
+
+
+def _write_lock(path: Path) -> threading.RLock:
+    """The lock that write transactions on one file take in this process."""
+    key = str(path.resolve()) if str(path) != ":memory:" else f":memory:{threading.get_ident()}-{time.monotonic_ns()}"
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault(key, threading.RLock())
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
 
 
 def default_db_path() -> Path:
@@ -82,15 +198,33 @@ def _add_quality_flag(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"UPDATE fields SET quality = TRUE WHERE role = 'metric' AND name IN ({', '.join('?' for _ in known)})", known)
 
 
-MIGRATIONS = {1: _create_v1, 2: _add_quality_flag}  # version -> function that brings version-1 to version
-
-
-def _register(con, f: Field, canonical: bool = False) -> None:
+def _guard_imports(con: duckdb.DuckDBPyConnection) -> None:
+    """v3: a file can be claimed by one batch only (the idempotence check cannot race), and a
+    quality attach keeps the values it replaced so it can be undone."""
+    # A file the old code imported twice keeps its first batch as the owner of the hash.
+    con.execute("""UPDATE imports SET file_hash = NULL WHERE import_id IN (
+                     SELECT import_id FROM imports WHERE file_hash IS NOT NULL
+                     QUALIFY row_number() OVER (PARTITION BY file_hash ORDER BY imported_at, import_id) > 1)""")
+    con.execute("CREATE UNIQUE INDEX imports_file_hash ON imports (file_hash)")
     con.execute(
-        "INSERT INTO fields (name, role, dtype, unit, direction, description, canonical, quality) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [f.name, f.role, f.dtype, f.unit, f.direction, f.description, canonical, f.quality],
+        """CREATE TABLE quality_changes (
+            import_id VARCHAR NOT NULL, run_id VARCHAR NOT NULL, metric VARCHAR NOT NULL,
+            old_value DOUBLE, old_source VARCHAR, source_set BOOLEAN NOT NULL)"""
     )
+
+
+MIGRATIONS = {1: _create_v1, 2: _add_quality_flag, 3: _guard_imports}  # version -> function that brings version-1 to version
+
+
+_TEMP_TABLES = ("_staged", "_qmatch")  # the temp tables writes build (names never from input)
+MAX_FIELDS = 1000  # columns of the runs table: each new one is an ALTER TABLE over every stored run
+
+
+def _check_field(f: Field) -> None:
+    if not is_safe_identifier(f.name):
+        raise StoreError(f"Column name '{f.name}' is not allowed (use lower-case letters, digits and _).")
+    if f.dtype not in _SQL_TYPES or f.role not in ("config", "metric", "info"):
+        raise StoreError(f"Field '{f.name}' has an unsupported type or role.")
 
 
 @dataclass
@@ -105,27 +239,75 @@ class Store:
     """A DuckDB file of runs. Use as a context manager, or call close()."""
 
     def __init__(self, path: str | Path | None = None, read_only: bool = False, timeout_s: float = 30.0,
-                 settings: derived.Settings | None = None):
+                 settings: derived.Settings | None = None, on_wait=None):
+        """``on_wait(seconds_waited, holder)`` is called about once a second while another process
+        holds the file or another session of this process is writing; after ``timeout_s`` the
+        store is reported busy (StoreBusy)."""
         self.path = Path(path) if path else default_db_path()
         self.settings = settings or derived.Settings()
         self.read_only = read_only
-        if read_only and not self.path.exists():
-            raise StoreError(f"No store at {self.path}; run `python -m engine init` first.")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.timeout_s, self.on_wait = timeout_s, on_wait
         self._depth = 0  # nesting of transaction()
         self._fields: dict[str, Field] | None = None
-        deadline = time.monotonic() + timeout_s
+        memory = str(self.path) == ":memory:"
+        if not memory:
+            if read_only and not self.path.exists():
+                raise StoreError(f"No store at {self.path}; run `python -m engine init` first.")
+            check_file(self.path)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = _write_lock(self.path)
+        self._key, first = (None, False) if memory else _opened(self.path, +1)
+        logged = Path(str(self.path) + ".wal").exists()  # a log DuckDB replays on opening
+        try:
+            self.con = self._connect()
+        except BaseException:
+            self._release()
+            raise
+        try:
+            if first and not logged:
+                self._check_size()  # else replayed or unsaved blocks in memory make the count larger than the file
+            if read_only:
+                self._check_version(self.schema_version())
+            else:
+                self._migrate()
+        except BaseException as e:
+            self.close()
+            if isinstance(e, duckdb.Error):
+                raise (explain(e, self.path) or StoreError(f"Cannot open the store {self.path}: {_first_line(e)}")) from None
+            raise
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        start = time.monotonic()
+        reported = 0.0
         while True:
             try:
-                self.con = duckdb.connect(str(self.path), read_only=read_only)
-                break
-            except duckdb.IOException as e:  # another process holds the write lock
-                if "lock" not in str(e).lower() or time.monotonic() > deadline:
-                    raise StoreError(f"Cannot open the store {self.path}: {e}") from e
+                return duck.connect(str(self.path), read_only=self.read_only)
+            except duckdb.Error as e:
+                if not _is_lock(e):
+                    raise (explain(e, self.path) or StoreError(f"Cannot open the store {self.path}: {_first_line(e)}")) from None
+                reported = self._waiting(start, reported, lock_holder(e))
                 time.sleep(0.1)
-        self.con.execute("SET enable_progress_bar = false")  # DuckDB draws it on stdout, into CLI output
-        if not read_only:
-            self._migrate()
+
+    def _waiting(self, start: float, reported: float, holder: str) -> float:
+        """Report a wait about once a second; raise StoreBusy once it has lasted timeout_s."""
+        waited = time.monotonic() - start
+        if waited >= self.timeout_s:
+            raise StoreBusy(f"The store {self.path} is busy: {holder} has held it for over {self.timeout_s:.0f} s; "
+                            f"try again when it has finished.")
+        if self.on_wait and waited - reported >= 1.0:
+            self.on_wait(waited, holder)
+            return waited
+        return reported
+
+    def _check_size(self) -> None:
+        """A file shorter than the blocks its header lists was cut off (a full disk, a partial copy)."""
+        row = first_row(self.con.execute(
+            "SELECT block_size, used_blocks FROM pragma_database_size() WHERE database_name = current_database()"))
+        if row and row[0] and row[1]:
+            need, have = int(row[0]) * int(row[1]), self.path.stat().st_size
+            if have < need:
+                raise damaged(self.path, f"the file is {have:,} bytes but holds {need:,} bytes of blocks in use: "
+                                         f"it was cut off")
 
     # -- lifecycle -------------------------------------------------------------------------
     def __enter__(self) -> "Store":
@@ -136,20 +318,43 @@ class Store:
 
     def close(self) -> None:
         self.con.close()
+        self._release()
+
+    def _release(self) -> None:
+        if self._key:
+            _opened(self.path, -1)
+            self._key = None
+
+    def _check_version(self, have: int) -> None:
+        if have > SCHEMA_VERSION:
+            raise StoreError(f"{self.path} was written by a newer Paretoscope (schema version {have}; this one knows "
+                             f"up to {SCHEMA_VERSION}); open it with that version (the file is left as it is).")
 
     def _migrate(self) -> None:
+        """Bring an older file to this version, all steps in one transaction (a failing step
+        leaves the file at its old version)."""
         have = self.schema_version()
-        if have > SCHEMA_VERSION:
-            raise StoreError(f"{self.path} has schema version {have}, newer than this Paretoscope ({SCHEMA_VERSION}).")
-        for version in range(have + 1, SCHEMA_VERSION + 1):
-            with self.transaction():
+        self._check_version(have)
+        if have == SCHEMA_VERSION:
+            return
+        with self.transaction():
+            have = self.schema_version()  # another session of this process may have just done it
+            if have == 0:
+                other = first_row(self.con.execute(
+                    "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' LIMIT 1"))
+                if other:
+                    raise StoreError(f"{self.path} is a DuckDB database of something else (it has a table "
+                                     f"'{other[0]}' but no Paretoscope schema); point --db at a store or a new file.")
+            for version in range(have + 1, SCHEMA_VERSION + 1):
                 MIGRATIONS[version](self.con)
                 self.con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(version)])
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """One transaction around the block; nested blocks join the outer one, so several
-        writes (runs, quality figures, a batch's bookkeeping) land all together or not at all."""
+        writes (runs, quality figures, a batch's bookkeeping) land all together or not at all.
+        The outermost block takes this file's write lock of this process, so sessions of one
+        server write in turn (DuckDB would let both check, then both insert)."""
         if self._depth:
             self._depth += 1
             try:
@@ -157,17 +362,33 @@ class Store:
             finally:
                 self._depth -= 1
             return
-        self.con.execute("BEGIN")
-        self._depth = 1
+        start, reported = time.monotonic(), 0.0
+        while not self._lock.acquire(timeout=0.2):
+            reported = self._waiting(start, reported, "another session of this program")
         try:
-            yield
-        except BaseException:
+            self.con.execute("BEGIN")
+            self._depth = 1
+            try:
+                yield
+            except BaseException as e:
+                self._depth = 0
+                self._fields = None
+                try:
+                    self.con.execute("ROLLBACK")
+                except duckdb.Error:
+                    pass  # DuckDB already ended the transaction (a failed write, a full disk)
+                failure = write_failure(e, self.path) if isinstance(e, duckdb.Error) else None
+                if failure:
+                    raise failure from None
+                raise
             self._depth = 0
-            self.con.execute("ROLLBACK")
-            self._fields = None
-            raise
-        self._depth = 0
-        self.con.execute("COMMIT")
+            try:
+                self.con.execute("COMMIT")
+            except duckdb.Error as e:
+                self._fields = None
+                raise (write_failure(e, self.path) or e) from None
+        finally:
+            self._lock.release()
 
     def schema_version(self) -> int:
         exists = first_row(self.con.execute(
@@ -226,14 +447,35 @@ class Store:
         self.con.execute("UPDATE fields SET direction = ? WHERE name = ?", [direction, name])
         self._fields = None
 
-    def _add_field(self, f: Field) -> None:
-        if not is_safe_identifier(f.name):
-            raise StoreError(f"Column name '{f.name}' is not allowed (use lower-case letters, digits and _).")
-        if f.dtype not in _SQL_TYPES or f.role not in ("config", "metric", "info"):
-            raise StoreError(f"Field '{f.name}' has an unsupported type or role.")
-        self.con.execute(f"ALTER TABLE runs ADD COLUMN {quote(f.name)} {_SQL_TYPES[f.dtype]}")
-        _register(self.con, f)
+    def add_fields(self, fields: Sequence[Field]) -> None:
+        """Register the fields the store lacks, in one step (inside the caller's transaction): all
+        checked first, then their columns added and the registry written once (it was re-read
+        after every column: a 1,000-column file took 26 s and 1.5 GB)."""
+        new = list({f.name: f for f in fields if not self.has_field(f.name)}.values())
+        for f in new:
+            _check_field(f)
+        if not new:
+            return
+        have = first_row(self.con.execute("SELECT count(*) FROM fields"))[0]
+        if have + len(new) > MAX_FIELDS:
+            raise StoreError(f"{len(new):,} new columns would take the store past its limit of {MAX_FIELDS:,} columns "
+                             f"(it has {have:,}); skip the columns you do not need.")
+        for f in new:  # DuckDB adds one column per ALTER (a rebuilt table measured slower)
+            self.con.execute(f"ALTER TABLE runs ADD COLUMN {quote(f.name)} {_SQL_TYPES[f.dtype]}")
+        self.con.executemany(
+            "INSERT INTO fields (name, role, dtype, unit, direction, description, canonical, quality) "
+            "VALUES (?, ?, ?, ?, ?, ?, FALSE, ?)",
+            [[f.name, f.role, f.dtype, f.unit, f.direction, f.description, f.quality] for f in new])
         self._fields = None
+
+    def new_batch(self, *, source: str, kind: str, file_name: str | None = None, file_hash: str | None = None,
+                  note: str | None = None, rows: int = 0, at: datetime | None = None) -> str:
+        """Record an import batch (inside the caller's transaction); returns its id."""
+        import_id = uuid.uuid4().hex[:12]
+        at = at or datetime.now(timezone.utc).replace(tzinfo=None)
+        self.con.execute("INSERT INTO imports VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                         [import_id, source, kind, file_name, file_hash, at, rows, note])
+        return import_id
 
     # -- writing ---------------------------------------------------------------------------
     def add_runs(
@@ -254,9 +496,12 @@ class Store:
         that is neither is an error (importers decide what a column means, not the store).
         Runs without a run_id get a content hash of their configuration and measurements, so
         the same run imported twice is stored once. A file whose ``file_hash`` was imported
-        before adds nothing.
+        before adds nothing; runs that are all in the store already record no batch (an empty
+        batch would hold the file's hash and block its import after the real batch is deleted).
         """
         extra = {f.name: f for f in extra_fields}
+        for f in extra.values():
+            _check_field(f)
         for col in runs.columns:
             if col in derived.DERIVED:
                 raise StoreError(f"Column '{col}' is derived from other columns and cannot be imported.")
@@ -283,23 +528,29 @@ class Store:
                         raise StoreError(
                             f"Column '{name}' is {f.dtype} here but {known.dtype} in the store."
                         )
-                else:
-                    self._add_field(f)
-            now = datetime.now(timezone.utc).replace(tzinfo=None)
             if append_to and not first_row(self.con.execute("SELECT 1 FROM imports WHERE import_id = ?", [append_to])):
                 raise StoreError(f"No import batch '{append_to}' to add runs to.")
-            import_id = append_to or uuid.uuid4().hex[:12]
-            added, dups = self._insert(runs, source, import_id, now)
-            if append_to:
+            cols = self._stage(runs, source)
+            try:
+                total = first_row(self.con.execute("SELECT count(*) FROM _staged"))[0]
+                self.con.execute("DELETE FROM _staged WHERE run_id IN (SELECT run_id FROM runs)")
+                new = first_row(self.con.execute("SELECT count(DISTINCT run_id) FROM _staged"))[0]
+                if not new and not append_to:
+                    return ImportResult(None, 0, total)
+                self.add_fields(list(extra.values()))
+                now = datetime.now(timezone.utc).replace(tzinfo=None)
+                # a new batch's row goes in first: it claims the file's hash (a unique index)
+                import_id = append_to or self.new_batch(source=source, kind=kind, file_name=file_name,
+                                                        file_hash=file_hash, note=note, at=now)
+                added = self._insert_staged(cols, import_id, now)
                 self.con.execute("UPDATE imports SET rows_added = rows_added + ? WHERE import_id = ?", [added, import_id])
-            else:
-                self.con.execute(
-                    "INSERT INTO imports VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [import_id, source, kind, file_name, file_hash, now, added, note],
-                )
-        return ImportResult(import_id, added, dups)
+            finally:
+                self.drop_temp("_staged")
+        return ImportResult(import_id, added, total - added)
 
-    def _insert(self, runs: pd.DataFrame, source: str, import_id: str, now: datetime) -> tuple[int, int]:
+    def _stage(self, runs: pd.DataFrame, source: str) -> list[str]:
+        """Copy the incoming runs into the temp table ``_staged`` with their run ids; returns the
+        content columns to insert beside run_id, source and status."""
         cols = list(runs.columns)
         content = [c for c in cols if c not in _PROVENANCE]
         hash_expr = "md5(concat_ws('|', " + ", ".join(
@@ -319,63 +570,31 @@ class Store:
                 {"src": source},
             )
         finally:
-            self.con.unregister("_incoming")
-        try:
-            total = first_row(self.con.execute("SELECT count(*) FROM _staged"))[0]
-            before = first_row(self.con.execute("SELECT count(*) FROM runs WHERE import_id = ?", [import_id]))[0]
-            target = ["run_id", "source", "status", "import_id", "imported_at"] + select_cols
-            self.con.execute(
-                f"""INSERT INTO runs ({', '.join(quote(c) for c in target)})
-                    SELECT s.run_id, s.source, s.status, $iid, $now {''.join(', s.' + quote(c) for c in select_cols)}
-                    FROM _staged s
-                    WHERE s.run_id NOT IN (SELECT run_id FROM runs)
-                    QUALIFY row_number() OVER (PARTITION BY s.run_id) = 1""",
-                {"iid": import_id, "now": now},
-            )
-            added = first_row(self.con.execute("SELECT count(*) FROM runs WHERE import_id = ?", [import_id]))[0] - before
-        finally:
-            try:
-                self.con.execute("DROP TABLE IF EXISTS _staged")
-            except duckdb.Error:
-                pass  # the insert failed and aborted the transaction: its rollback drops the table; keep that error
-        return added, total - added
+            self.unregister("_incoming")
+        return select_cols
 
-    def update_columns(self, table: pd.DataFrame, keys: Sequence[str], columns: Sequence[str],
-                       new_fields: Sequence[Field] = ()) -> int:
-        """Set ``columns`` of the runs matching ``table`` on ``keys`` to the table's columns of the
-        same names, in one transaction (registering ``new_fields`` first). A key whose value is
-        null in a table row matches any run; text keys compare case-insensitively. Returns runs
-        updated."""
-        for k in keys:
-            self.field(k)
-        new = {f.name: f for f in new_fields}
-        for c in columns:
-            if not self.has_field(c) and c not in new:
-                raise StoreError(f"Unknown column '{c}'.")
-        with self.transaction():
-            for c in columns:
-                if not self.has_field(c):
-                    self._add_field(new[c])
-            conds = []
-            for k in keys:
-                r, q = f"runs.{quote(k)}", f"q.{quote(k)}"
-                if self.field(k).dtype == "text":
-                    r, q = f"lower({r})", f"lower({q})"
-                conds.append(f"(q.{quote(k)} IS NULL OR {r} = {q})")
-            sets = ", ".join(f"{quote(c)} = q.{quote(c)}" for c in columns)
-            self.con.register("_update", table)
-            try:
-                sql = f"UPDATE runs SET {sets} FROM _update q WHERE {' AND '.join(conds) or 'TRUE'}"
-                return first_row(self.con.execute(sql))[0]
-            finally:
-                self.con.unregister("_update")
+    def _insert_staged(self, select_cols: list[str], import_id: str, now: datetime) -> int:
+        target = ["run_id", "source", "status", "import_id", "imported_at"] + select_cols
+        return first_row(self.con.execute(
+            f"""INSERT INTO runs ({', '.join(quote(c) for c in target)})
+                SELECT s.run_id, s.source, s.status, $iid, $now {''.join(', s.' + quote(c) for c in select_cols)}
+                FROM _staged s
+                QUALIFY row_number() OVER (PARTITION BY s.run_id) = 1""",
+            {"iid": import_id, "now": now},
+        ))[0]
 
     def delete_import(self, import_id: str) -> int:
-        """Remove an import batch and its runs; returns how many runs went."""
+        """Remove an import batch and its runs, or undo a quality batch (restoring the values it
+        replaced); returns how many runs went or were restored."""
         with self.transaction():
-            if not first_row(self.con.execute("SELECT 1 FROM imports WHERE import_id = ?", [import_id])):
-                raise StoreError(f"No import batch '{import_id}'.")
+            row = first_row(self.con.execute("SELECT kind, imported_at FROM imports WHERE import_id = ?", [import_id]))
+            if not row:
+                raise StoreError(f"No import batch '{import_id}' (deleted already?); nothing was deleted.")
+            if row[0] == "quality":
+                return self._undo_quality(import_id, row[1])
             n = first_row(self.con.execute("SELECT count(*) FROM runs WHERE import_id = ?", [import_id]))[0]
+            self.con.execute("DELETE FROM quality_changes WHERE run_id IN (SELECT run_id FROM runs WHERE import_id = ?)",
+                             [import_id])
             brought = self._filled_fields("WHERE import_id = ?", [import_id])
             from engine import timeseries
 
@@ -384,6 +603,65 @@ class Store:
             self.con.execute("DELETE FROM imports WHERE import_id = ?", [import_id])
             self._drop_empty(brought)
         return n
+
+    def _undo_quality(self, import_id: str, at: datetime) -> int:
+        later = first_row(self.con.execute(
+            """SELECT l.import_id, l.metric FROM quality_changes c
+               JOIN quality_changes l ON l.run_id = c.run_id AND l.metric = c.metric AND l.import_id <> c.import_id
+               JOIN imports i ON i.import_id = l.import_id
+               WHERE c.import_id = ? AND i.imported_at >= ? ORDER BY i.imported_at DESC LIMIT 1""", [import_id, at]))
+        if later:
+            raise StoreError(f"Quality batch {import_id} cannot be undone yet: the later quality batch {later[0]} also "
+                             f"set {later[1]} on its runs; undo {later[0]} first.")
+        n, touched = set(), []
+        for (metric,) in self.con.execute("SELECT DISTINCT metric FROM quality_changes WHERE import_id = ?",
+                                          [import_id]).fetchall():
+            col = quote(self.field(metric).name)
+            src = metric + SOURCE_SUFFIX
+            touched += [metric, src]
+            for with_source in (False, True):
+                sets = f"{col} = c.old_value" + (f", {quote(src)} = c.old_source" if with_source else "")
+                if with_source and not self.has_field(src):
+                    continue
+                rows = self.con.execute(
+                    f"""UPDATE runs SET {sets} FROM quality_changes c
+                        WHERE c.import_id = ? AND c.metric = ? AND c.source_set = ? AND runs.run_id = c.run_id
+                        RETURNING runs.run_id""", [import_id, metric, with_source]).fetchall()
+                n.update(r[0] for r in rows)
+        self.con.execute("DELETE FROM quality_changes WHERE import_id = ?", [import_id])
+        self.con.execute("DELETE FROM imports WHERE import_id = ?", [import_id])
+        self._drop_empty([t for t in touched if self.has_field(t)])  # a metric only this batch brought goes with it
+        return len(n)
+
+    def verify(self) -> None:
+        """Read every value of every table (DuckDB checks each block's checksum as it reads), so
+        a garbled file is named here rather than halfway through some later command."""
+        try:
+            for table in ("meta", "fields", "imports", "runs", "quality_changes"):
+                self.con.execute(f"SELECT count(*), sum(hash(COLUMNS(*))) FROM {table}").fetchall()
+        except duckdb.Error as e:
+            raise (explain(e, self.path) or damaged(self.path, _first_line(e))) from None
+
+    def drop_temp(self, name: str) -> None:
+        """Drop a temp table; after a failed statement DuckDB refuses everything until the
+        rollback (which removes it anyway), and that refusal must not hide the real error."""
+        if name not in _TEMP_TABLES:
+            raise ValueError(f"'{name}' is not one of the store's temp tables")
+        try:
+            self.con.execute(f"DROP TABLE IF EXISTS {name}")
+        except duckdb.Error:
+            pass
+
+    def unregister(self, name: str) -> None:
+        """Unregister a DataFrame view, quietly for the same reason as drop_temp."""
+        try:
+            self.con.unregister(name)
+        except duckdb.Error:
+            pass
+
+    def batch_kind(self, import_id: str) -> str | None:
+        row = first_row(self.con.execute("SELECT kind FROM imports WHERE import_id = ?", [import_id]))
+        return row[0] if row else None
 
     def _filled_fields(self, where: str, params: list) -> list[str]:
         """Extra (non-canonical) fields with a value in the selected runs."""
@@ -397,6 +675,7 @@ class Store:
     def _drop_empty(self, names: Sequence[str]) -> None:
         """Drop the fields among ``names`` that no run has a value for any more, so a deleted batch's
         columns leave the pickers and messages with it."""
+        names = [n for n in names if n not in CANONICAL_BY_NAME]
         empty = set(names) - set(self._filled_fields("", [])) if names else set()
         for name in sorted(empty):
             self.con.execute(f"ALTER TABLE runs DROP COLUMN {quote(name)}")

@@ -24,10 +24,10 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def streamlit_server(db: Path, timeout_s: float = 60):
+def streamlit_server(db: Path, timeout_s: float = 60, env: dict | None = None):
     """Yield the base URL of `streamlit run app.py` serving the store at ``db``."""
     port = _free_port()
-    env = dict(os.environ, PARETOSCOPE_DB=str(db))
+    env = dict(os.environ, **(env or {}), PARETOSCOPE_DB=str(db))
     log = open(Path(db).with_suffix(".streamlit.log"), "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),

@@ -36,6 +36,18 @@ def empty_db(tmp_path) -> Path:
     return tmp_path / "empty.duckdb"
 
 
+def store_snapshot(db, store: Store | None = None) -> tuple[str, ...]:
+    """Everything a store holds (runs, batches, registry, undo records, meta) as text, to compare
+    before and after something that must leave it unchanged."""
+    s = store or Store(db)
+    try:
+        return tuple(s.con.execute(f"SELECT * FROM {t} ORDER BY ALL").df().to_csv()
+                     for t in ("runs", "imports", "fields", "quality_changes", "meta"))
+    finally:
+        if store is None:
+            s.close()
+
+
 @pytest.fixture(scope="session")
 def tiny_llama(tmp_path_factory) -> Path:
     """A tiny Llama-style checkpoint (random weights, safetensors, BPE tokenizer) saved once."""

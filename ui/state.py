@@ -24,9 +24,24 @@ def db_path() -> Path:
     return default_db_path()
 
 
-def open_store() -> Store:
-    """A Store on the session's file with the session's settings; use as a context manager."""
-    return Store(db_path(), settings=settings())
+WAIT_S = 30.0  # how long a page waits for a store another process is writing
+
+
+def open_store(show_wait: bool = True) -> Store:
+    """A Store on the session's file with the session's settings; use as a context manager.
+    While another process holds the file, a line says who and for how long (after WAIT_S the
+    store is reported busy in one sentence: StoreBusy, shown by app.py)."""
+    box = st.empty() if show_wait else None
+
+    def waiting(seconds: float, holder: str) -> None:
+        box.info(f"Waiting for the store: {holder} is using it ({seconds:.0f} s so far; giving up after "
+                 f"{WAIT_S:.0f} s)…", icon="⏳")
+
+    try:
+        return Store(db_path(), settings=settings(), timeout_s=WAIT_S, on_wait=waiting if box else None)
+    finally:
+        if box:
+            box.empty()
 
 
 def store_stamp(path: Path | None = None) -> tuple:

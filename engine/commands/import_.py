@@ -11,7 +11,7 @@ from engine.commands import add_db, emit, existing_store
 from engine.importers.detect import detect
 from engine.importers.registry import FORMATS, LISTED
 from engine.importers.tabular import FORMATS as TABLES, KINDS, ColumnMap, propose_mapping, read_table
-from engine.ingest import import_files
+from engine.ingest import add_files, read_files
 from engine.store import Store
 
 
@@ -31,7 +31,8 @@ def add_parser(sub):
                    help="better-direction of an extra metric; repeatable")
     p.add_argument("--preview", action="store_true", help="show the detected format and column mapping, import nothing")
     p.add_argument("--list", action="store_true", help="list import batches")
-    p.add_argument("--delete", metavar="IMPORT_ID", help="delete an import batch and its runs")
+    p.add_argument("--delete", metavar="IMPORT_ID",
+                   help="delete an import batch and its runs, or undo a quality batch (restoring the values it replaced)")
     p.add_argument("--quality", metavar="FILE", help="attach quality scores (model[, precision], accuracy) to existing runs")
     p.add_argument("--metric", default="accuracy", help="with --quality: the column to attach (default accuracy)")
     p.add_argument("--task", default=None, help="with --quality: the task to take from a file that scores several")
@@ -76,40 +77,48 @@ def _mapping(args, path) -> list[ColumnMap] | None:
 
 
 def run(args) -> int:
-    reads = args.list or args.delete or args.quality  # only an import of files may create a new store
-    with (existing_store(args.db) if reads else Store(args.db)) as store:
-        if args.list:
-            emit(store.imports(), "table")
-            return 0
-        if args.delete:
-            n = store.delete_import(args.delete)
-            print(f"Deleted import batch {args.delete} and its {n} runs.")
-            return 0
-        if args.quality:
-            table = quality.read_table(args.quality, task=args.task)
-            res = quality.attach(store, table, args.metric, name=args.quality)
-            print(res.message())
-            if len(res.unmatched):
-                print("Rows that matched no run:", file=sys.stderr)
-                emit(res.unmatched, "table", out=sys.stderr)
-            return 0
-        if not args.files:
-            raise CliError("Name at least one FILE to import (or use --list, --delete ID, --quality FILE).")
-        mappings = {}
+    if args.list or args.delete or args.quality:
+        table = quality.read_table(args.quality, task=args.task) if args.quality else None
+        with existing_store(args.db) as store:  # only an import of files may create a new store
+            return _manage(args, store, table)
+    if not args.files:
+        raise CliError("Name at least one FILE to import (or use --list, --delete ID, --quality FILE).")
+    mappings = {}
+    for f in args.files:
+        m = _mapping(args, f) if (args.format or detect(f)) in ("csv", "tsv", "parquet", "json", "jsonl") else None
+        if m is not None:
+            mappings[str(f)] = m
+    if args.preview:
         for f in args.files:
-            m = _mapping(args, f) if (args.format or detect(f)) in ("csv", "tsv", "parquet", "json", "jsonl") else None
-            if m is not None:
-                mappings[str(f)] = m
-        if args.preview:
-            for f in args.files:
-                fmt = args.format or detect(f)
-                print(f"{f}: {fmt}")
-                if fmt in ("csv", "tsv", "parquet", "json", "jsonl"):
-                    with read_table(f, fmt=fmt) as table:
-                        maps = mappings.get(str(f)) or propose_mapping(table)
-                    import pandas as pd
-                    emit(pd.DataFrame([m.as_row() for m in maps]), "table")
-            return 0
-        for done in import_files(store, args.files, args.format, mappings):
-            print(done.message())
+            fmt = args.format or detect(f)
+            print(f"{f}: {fmt}")
+            if fmt in ("csv", "tsv", "parquet", "json", "jsonl"):
+                with read_table(f, fmt=fmt) as table:
+                    maps = mappings.get(str(f)) or propose_mapping(table)
+                import pandas as pd
+                emit(pd.DataFrame([m.as_row() for m in maps]), "table")
+        return 0
+    files = read_files(args.files, args.format, mappings)  # before the store is opened: it is held only to write
+    with Store(args.db) as store:
+        done = add_files(store, files)
+    for d in done:
+        print(d.message())
+    return 0
+
+
+def _manage(args, store: Store, table) -> int:
+    if args.list:
+        emit(store.imports(), "table")
+        return 0
+    if args.delete:
+        kind = store.batch_kind(args.delete)
+        n = store.delete_import(args.delete)
+        print(f"Undid quality batch {args.delete}: the earlier values are back on {n} runs." if kind == "quality"
+              else f"Deleted import batch {args.delete} and its {n} runs.")
+        return 0
+    res = quality.attach(store, table, args.metric, name=args.quality)
+    print(res.message() + (f" Undo: python -m engine import --delete {res.batch}" if res.batch else ""))
+    if len(res.unmatched):
+        print("Rows that matched no run:", file=sys.stderr)
+        emit(res.unmatched, "table", out=sys.stderr)
     return 0

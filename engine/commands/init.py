@@ -15,5 +15,6 @@ def add_parser(sub):
 
 def run(args) -> int:
     with Store(args.db) as store:
+        store.verify()  # a store being (re)built is read through once: damage is named before anything is added
         print(seed.load(store).message(store))
     return 0

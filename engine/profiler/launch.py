@@ -35,10 +35,22 @@ def grid_args(grid: dict) -> list[str]:
     return out
 
 
+def check_workload(name: str) -> None:
+    """A workload a page asks for is a built-in one or ``hf:MODEL`` (weights read as data:
+    safetensors only, no remote code): a name from the browser never picks Python code to import
+    (the CLI's --model package.module:factory is for the person at the shell)."""
+    from engine.profiler.workloads import BUILTIN
+
+    if name not in BUILTIN and not (name.startswith("hf:") and name[3:].strip()):
+        raise ValueError(f"Unknown workload '{name}'; the pages run the built-in workloads only "
+                         f"({', '.join(BUILTIN)}) or hf:MODEL.")
+
+
 def start(db: Path, workload: str, grid: dict, repeats: int = 5, min_time_s: float = 1.0, n_configs: int | None = None,
           ray: str | None = None) -> str:
     """Launch the sweep process; returns its sweep id at once. ``ray``: measure on the Ray cluster
     at that address (the process connects; it stays the only writer)."""
+    check_workload(workload)
     sid = new_sweep_id()
     d = sweeps_dir(db) / sid
     d.mkdir(parents=True)

@@ -33,7 +33,7 @@ from engine.profiler import energy, hardware, knobs, memory, results
 from engine.profiler.energy import EnergyMonitor
 from engine.profiler.measure import measure
 from engine import timeseries
-from engine.store import Store
+from engine.store import Store, StoreBusy
 
 QUALITY = ("accuracy", "agreement", "kl_div", "perplexity", "rel_error")  # label-based, then label-free
 PROGRESS_KEYS = ("precision", "quant", "batch_size", "seq_len", "prompt_len", "gen_len", "compile", "threads",
@@ -223,15 +223,28 @@ class Sweep:
             self.log(f"[{len(self.rows)}/{len(self.configs)}] {self.workload.name} {_label(_knobs(r))} on "
                      f"{r.get('node') or 'no node'}: {_outcome(r)}")
 
+    write_wait_s = 30.0  # one attempt's wait for a busy store; the sweep then tries again
+
     def _write(self, r: dict) -> None:
+        """Store one result. While another process holds the store, keep the measurement (it may
+        have taken minutes) and try again, saying so in the log, instead of failing the sweep."""
         if self.db is False:
             return  # measuring only (bench)
-        with Store(self.db) as s, s.transaction():  # the run and its power / utilization timeline together
-            res = s.add_runs(results.frame([r]), source=self.source, kind="profile",
-                             extra_fields=results.fields_for([r]), append_to=self.import_id,
-                             note=f"{self.workload.name} sweep of {len(self.configs)} configurations on {self.where}")
-            timeseries.write(s, r["run_id"], r.get(results.SERIES))
-        self.import_id = res.import_id
+        start = time.monotonic()
+        while True:
+            try:
+                with Store(self.db, timeout_s=self.write_wait_s) as s, s.transaction():  # the run and its timeline
+                    res = s.add_runs(results.frame([r]), source=self.source, kind="profile",
+                                     extra_fields=results.fields_for([r]), append_to=self.import_id,
+                                     note=f"{self.workload.name} sweep of {len(self.configs)} configurations on {self.where}")
+                    timeseries.write(s, r["run_id"], r.get(results.SERIES))
+                break
+            except StoreBusy as e:
+                if self.cancelled():  # the person stopped the sweep: say what is lost rather than wait on
+                    self.log(f"  cancelled while the store was busy; this result was not stored: {e}")
+                    return
+                self.log(f"  store busy for {time.monotonic() - start:.0f} s, result kept, trying again: {e}")
+        self.import_id = res.import_id or self.import_id
 
     def profile(self, i: int, cfg: dict) -> dict:
         """Measure one configuration; never raises for the configuration's own problems."""
