@@ -88,6 +88,8 @@ CANONICAL: tuple[Field, ...] = (
 # data), so defined once here: whichever source registers one first, it means the same.
 CPU_ENERGY_J = Field("cpu_energy_j", "metric", "double", "J", "min",
                      "CPU energy per work unit (RAPL in the profiler; CodeCarbon's figure on import)", lo=0, hi=MEASURE_MAX)
+TTFT_MS = Field("ttft_ms", "metric", "double", "ms", "min", "median time to first token (prefill)")
+GPU_UTIL = Field("gpu_util", "metric", "double", "%", None, "mean GPU utilization in the window (NVML samples)")
 BACKEND = Field("backend", "config", "text", "", None, "inference engine or backend (vLLM, transformers, pytorch, ...)")
 QUANT = Field("quant", "config", "text", "", None,
               "quantization applied to the weights: none, or the method (torchao int8-weight, int8-dynamic, int4-weight, fp8; gptq-int8, awq, ...)")

@@ -17,14 +17,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from engine.fields import Field
+from engine.fields import GPU_UTIL, Field
 from engine.importers import Importer, Parsed
 from engine.importers.tabular import check_text
 from engine.timeseries import thin
 
 TASK = "power-log"
 EXTRA = {f.name: f for f in (
-    Field("gpu_util", "metric", "double", "%", None, "mean GPU utilization in the window (NVML samples)"),
+    GPU_UTIL,
     Field("log_duration_s", "metric", "double", "s", None, "length of the imported power log"),
     Field("log_energy_j", "metric", "double", "J", "min", "energy over the whole imported power log (power x time)"),
 )}

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from engine.fields import BACKEND, Field
+from engine.fields import BACKEND, TTFT_MS, Field
 from engine.importers import Importer, Parsed
 
 # source key -> canonical or extra name (all milliseconds or per-second already)
@@ -23,7 +23,7 @@ _METRICS = {
     "request_throughput": "request_throughput",
 }
 EXTRA = {f.name: f for f in (
-    Field("ttft_ms", "metric", "double", "ms", "min", "median time to first token (prefill)"),
+    TTFT_MS,
     Field("ttft_p99_ms", "metric", "double", "ms", "min", "p99 time to first token"),
     Field("tpot_ms", "metric", "double", "ms", "min", "median time per output token after the first"),
     Field("request_throughput", "metric", "double", "1/s", "max", "completed requests per second"),

@@ -10,7 +10,7 @@ import json
 import pandas as pd
 
 from engine.fields import (CANONICAL_BY_NAME, CI_HI, CI_LO, CPU_ENERGY_J, GEN_LEN, PROMPT_LEN, QUALITY_BY_NAME, QUANT,
-                           SEQ_LEN, THREADS, Field, ci_fields, normalize_name)
+                           SEQ_LEN, THREADS, TTFT_MS, GPU_UTIL, Field, ci_fields, normalize_name)
 
 EXTRA_FIELDS = (
     SEQ_LEN,
@@ -24,13 +24,13 @@ EXTRA_FIELDS = (
     Field("quantization", "config", "text", "", None, "how the precision was applied"),
     Field("sweep_id", "info", "text", "", None, "profiler sweep that measured the run"),
     Field("node", "info", "text", "", None, "Ray node (host name) the run was measured on"),
-    Field("ttft_ms", "metric", "double", "ms", "min", "median time to first token (prefill)"),
+    TTFT_MS,
     Field("latency_iqr_ms", "metric", "double", "ms", "min", "interquartile range of the per-batch latency"),
     Field("latency_std_ms", "metric", "double", "ms", "min", "standard deviation of the per-batch latency"),
     Field("latency_cv", "metric", "double", "", "min", "coefficient of variation of the per-batch latency"),
     Field("measured_calls", "metric", "integer", "count", None, "batches timed in the measurement window"),
     Field("flops_per_s", "metric", "double", "FLOP/s", "max", "achieved FLOP/s (float32 model's FLOPs / median latency)"),
-    Field("gpu_util", "metric", "double", "%", None, "mean GPU utilization in the window (NVML samples)"),
+    GPU_UTIL,
     Field("cpu_util", "metric", "double", "%", None, "mean process CPU use in the window, % of all cores"),
     QUALITY_BY_NAME["agreement"],
     QUALITY_BY_NAME["kl_div"],
