@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import gc
 import math
-import time
 from pathlib import Path
 
 import torch
@@ -29,7 +28,7 @@ import torch.nn.functional as F
 
 from engine.profiler import memory
 from engine.profiler import quant as Q
-from engine.profiler.workloads import Workload
+from engine.profiler.workloads import Workload, timed_greedy_decode
 from engine.store import ROOT
 
 TEXT = ROOT / "data" / "text" / "coriolanus-act1.txt"
@@ -205,23 +204,19 @@ class HFWorkload(Workload):
         gen = cfg["gen_len"]
 
         def call():
-            with torch.inference_mode():
-                t0 = time.perf_counter()
+            state = {}
+
+            def prefill():
                 out = model(input_ids=prompt, use_cache=True, logits_to_keep=1)
-                nxt = out.logits[:, -1].argmax(-1, keepdim=True)
-                cache = out.past_key_values
-                sync()
-                t = time.perf_counter()
-                prefill, itl = t - t0, []
-                for _ in range(gen - 1):
-                    out = model(input_ids=nxt, past_key_values=cache, use_cache=True)
-                    nxt = out.logits[:, -1].argmax(-1, keepdim=True)
-                    cache = out.past_key_values
-                    sync()
-                    t1 = time.perf_counter()
-                    itl.append(t1 - t)
-                    t = t1
-            return {"prefill": [prefill], "itl": itl}
+                state["cache"] = out.past_key_values
+                return out.logits[:, -1].argmax(-1, keepdim=True)
+
+            def decode(nxt):
+                out = model(input_ids=nxt, past_key_values=state["cache"], use_cache=True)
+                state["cache"] = out.past_key_values
+                return out.logits[:, -1].argmax(-1, keepdim=True)
+
+            return timed_greedy_decode(prefill, decode, gen, sync)
         return call
 
     # -- quality ------------------------------------------------------------------------------

@@ -49,6 +49,25 @@ def fidelity(ref_logits: torch.Tensor, logits: torch.Tensor) -> dict:
     return {"agreement": agree, "kl_div": max(kl, 0.0)}
 
 
+
+def timed_greedy_decode(prefill, decode, gen_len: int, sync) -> dict:
+    """Time an LLM-style generation: ``prefill()`` runs the prompt and returns the first token,
+    ``decode(token)`` one step with the cache and returns the next; ``sync`` waits for the device.
+    Returns the sub-timings measure() summarises: {"prefill": [s], "itl": [s, ...]}."""
+    with torch.inference_mode():
+        t0 = time.perf_counter()
+        nxt = prefill()
+        sync()
+        t = time.perf_counter()
+        first, itl = t - t0, []
+        for _ in range(gen_len - 1):
+            nxt = decode(nxt)
+            sync()
+            t1 = time.perf_counter()
+            itl.append(t1 - t)
+            t = t1
+    return {"prefill": [first], "itl": itl}
+
 class Workload:
     name = ""
     work_unit = "sample"
@@ -298,23 +317,18 @@ class TinyGPTWorkload(Workload):
         gen = cfg["gen_len"]
 
         def call():
-            with torch.inference_mode():
-                t0 = time.perf_counter()
-                logits, caches = model(prompt)
-                nxt = logits[:, -1].argmax(-1, keepdim=True)
-                sync()
-                t = time.perf_counter()
-                prefill, itl = t - t0, []
-                pos = prompt.shape[1]
-                for _ in range(gen - 1):
-                    logits, caches = model(nxt, caches, pos)
-                    nxt = logits[:, -1].argmax(-1, keepdim=True)
-                    pos += 1
-                    sync()
-                    t1 = time.perf_counter()
-                    itl.append(t1 - t)
-                    t = t1
-            return {"prefill": [prefill], "itl": itl}
+            state = {"pos": prompt.shape[1]}
+
+            def prefill():
+                logits, state["caches"] = model(prompt)
+                return logits[:, -1].argmax(-1, keepdim=True)
+
+            def decode(nxt):
+                logits, state["caches"] = model(nxt, state["caches"], state["pos"])
+                state["pos"] += 1
+                return logits[:, -1].argmax(-1, keepdim=True)
+
+            return timed_greedy_decode(prefill, decode, gen, sync)
         return call
 
     def quality(self, model, ref, device, dtype):
