@@ -22,6 +22,7 @@ run: db
 	PARETOSCOPE_DB=$(DB) $(VENV)/bin/streamlit run app.py --server.port $(PORT) --server.address localhost
 
 test: install
+	$(PY) -m ruff check .
 	$(PY) -m pytest -q tests
 
 # `make bench search quick` (or `make bench search -- --quick`): the words after bench go to it

@@ -6,9 +6,23 @@ import pandas as pd
 import streamlit as st
 
 from engine.compare import MAX_RUNS
-from engine.explore import (CHOICE_FILTERS, KNOB_AXES, RANGE_FILTERS, MixedWorkUnits, ViewState, axis_label,
-                            build_view, curve_view, default_direction, direction, filter_options, missing_objectives, state_from_params,
-                            state_to_params, work_units)
+from engine.explore import (
+    CHOICE_FILTERS,
+    KNOB_AXES,
+    RANGE_FILTERS,
+    MixedWorkUnits,
+    ViewState,
+    axis_label,
+    build_view,
+    curve_view,
+    default_direction,
+    direction,
+    filter_options,
+    missing_objectives,
+    state_from_params,
+    state_to_params,
+    work_units,
+)
 from engine.fields import CI_LO, SOURCE_SUFFIX
 from engine.quality import headline
 from ui.figures import curve_figure, front_figure, parcoords_figure

@@ -10,7 +10,8 @@ from engine import quality
 from engine.fields import CANONICAL_NAMES
 from engine.importers.detect import detect
 from engine.importers.registry import LISTED
-from engine.importers.tabular import FORMATS as TABLES, KINDS, MAX_UPLOAD_MB, mapping_from_records, propose_mapping, read_table
+from engine.importers.tabular import FORMATS as TABLES
+from engine.importers.tabular import KINDS, MAX_UPLOAD_MB, mapping_from_records, propose_mapping, read_table
 from engine.ingest import add_files, companions, read_files
 from engine.store import StoreError
 from ui.state import open_store

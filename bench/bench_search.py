@@ -33,8 +33,17 @@ from pathlib import Path
 import numpy as np
 
 from engine import seed as seed_mod
-from engine.search import (ALGORITHMS, DEFAULT_ALGORITHM, LookupEvaluator, default_objectives, hv_normalized, search,
-                           task_space, transform, true_front_hv)
+from engine.search import (
+    ALGORITHMS,
+    DEFAULT_ALGORITHM,
+    LookupEvaluator,
+    default_objectives,
+    hv_normalized,
+    search,
+    task_space,
+    transform,
+    true_front_hv,
+)
 from engine.store import Store
 
 FRACTIONS = (0.05, 0.10, 0.25)

@@ -25,8 +25,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from engine.fields import (QUALITY_BY_NAME, Field, is_safe_identifier, limits, normalize_name, outside, quote, refusal,
-                           source_field)
+from engine.fields import (
+    QUALITY_BY_NAME,
+    Field,
+    is_safe_identifier,
+    limits,
+    normalize_name,
+    outside,
+    quote,
+    refusal,
+    source_field,
+)
 from engine.store import Store, StoreError, first_row
 
 _PRECISION = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": "float32", "float": "float32",

@@ -405,7 +405,7 @@ def _indistinct(pick: Mapping | None, other: Mapping | None, objectives: Sequenc
             return None  # without both intervals, nothing can be said
         if hi[0] < lo[1] or hi[1] < lo[0]:
             return None  # separated in this objective: distinguishable
-        widths = [(h - l) / abs(x) if x else float("inf") for h, l, x in zip(hi, lo, v)]
+        widths = [(h - lo_) / abs(x) if x else float("inf") for h, lo_, x in zip(hi, lo, v)]
         k = int(np.argmax(widths))
         overlap = (min(hi) - max(lo)) / max(max(hi) - min(lo), 1e-300)
         if worst is None or overlap > worst[0]:

@@ -44,7 +44,6 @@ a tenth of a second on a 2-core machine), so ours stays the default and the peer
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 

@@ -46,7 +46,6 @@ def _finite(st) -> tuple[np.ndarray, np.ndarray]:
 # -- BoTorch -----------------------------------------------------------------------------------
 def botorch_qlognehvi(space, run, st, budget: int, seed: int, n_obj: int) -> None:
     import torch
-
     from threadpoolctl import threadpool_limits
 
     threads = torch.get_num_threads()

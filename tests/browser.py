@@ -43,7 +43,7 @@ def streamlit_server(db: Path, timeout_s: float = 60, env: dict | None = None):
                 break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"streamlit did not start; see {log.name}")
+                    raise RuntimeError(f"streamlit did not start; see {log.name}") from None
                 time.sleep(0.3)
         yield url
     finally:

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as _hyp_settings
 
 from engine import seed
 from engine.store import Store
@@ -78,8 +79,6 @@ def require_browser():
 
 
 # CI runs hypothesis deterministically so a red build is reproducible; locally it explores.
-from hypothesis import settings as _hyp_settings
-
 _hyp_settings.register_profile("ci", derandomize=True, deadline=None)
 _hyp_settings.register_profile("dev", deadline=None)
 _hyp_settings.load_profile("ci" if os.environ.get("CI") else "dev")

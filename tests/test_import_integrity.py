@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from engine import quality
 from engine.derived import DERIVED
-from engine.fields import CANONICAL, KNOWN, limits, whole
+from engine.fields import KNOWN, limits, whole
 from engine.importers.tabular import MAX_UPLOAD_MB
 from engine.ingest import import_files
 from engine.store import Store, StoreError

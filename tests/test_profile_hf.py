@@ -2,6 +2,7 @@
 config with random weights, saved with save_pretrained, profiled through `--workload hf:FOLDER`
 (exactly the path a hub checkpoint takes once fetched) into real DuckDB stores."""
 import json
+
 import pytest
 import torch
 

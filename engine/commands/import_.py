@@ -10,7 +10,8 @@ from engine.cli import CliError
 from engine.commands import add_db, emit, existing_store
 from engine.importers.detect import detect
 from engine.importers.registry import FORMATS, LISTED
-from engine.importers.tabular import FORMATS as TABLES, KINDS, ColumnMap, propose_mapping, read_table
+from engine.importers.tabular import FORMATS as TABLES
+from engine.importers.tabular import KINDS, ColumnMap, propose_mapping, read_table
 from engine.ingest import add_files, read_files
 from engine.store import Store
 

@@ -3,8 +3,16 @@ from __future__ import annotations
 
 import sys
 
-from engine.commands import (add_db, add_filter, add_format, add_objective, emit, existing_store, parse_filters,
-                             parse_objectives)
+from engine.commands import (
+    add_db,
+    add_filter,
+    add_format,
+    add_objective,
+    emit,
+    existing_store,
+    parse_filters,
+    parse_objectives,
+)
 from engine.explore import front_table
 
 

@@ -8,8 +8,16 @@ import sys
 import pandas as pd
 
 from engine.cli import CliError
-from engine.commands import (add_db, add_filter, add_format, add_objective, existing_store, parse_filters,
-                             parse_objectives, records)
+from engine.commands import (
+    add_db,
+    add_filter,
+    add_format,
+    add_objective,
+    existing_store,
+    parse_filters,
+    parse_objectives,
+    records,
+)
 from engine.derived import Settings
 from engine.recommend import recommend
 

@@ -22,7 +22,17 @@ import duckdb
 import pandas as pd
 
 from engine import duck
-from engine.fields import CANONICAL_BY_NAME, CI_HI, CI_LO, Field, allowed_sql, ci_fields, is_safe_identifier, normalize_name, refusal
+from engine.fields import (
+    CANONICAL_BY_NAME,
+    CI_HI,
+    CI_LO,
+    Field,
+    allowed_sql,
+    ci_fields,
+    is_safe_identifier,
+    normalize_name,
+    refusal,
+)
 from engine.importers import Parsed
 
 # Same limit as .streamlit/config.toml [server] maxUploadSize (Streamlit counts MB as 2**20 bytes).

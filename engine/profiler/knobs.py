@@ -183,8 +183,12 @@ def prepare(ref: nn.Module, cfg: dict, device: str) -> tuple[nn.Module, str]:
 
 
 def _torchao(model: nn.Module, precision: str) -> tuple[nn.Module, str]:
-    from torchao.quantization import (Float8DynamicActivationFloat8WeightConfig, Int4WeightOnlyConfig,
-                                      Int8WeightOnlyConfig, quantize_)
+    from torchao.quantization import (
+        Float8DynamicActivationFloat8WeightConfig,
+        Int4WeightOnlyConfig,
+        Int8WeightOnlyConfig,
+        quantize_,
+    )
 
     if precision == "int8":
         config, multiple, how = Int8WeightOnlyConfig(), 1, "torchao int8 weight-only, bfloat16 activations"

@@ -27,9 +27,13 @@ import resource
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import psutil
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from engine.profiler.energy import EnergyMonitor
 from engine.profiler.sampler import Sampler

@@ -9,8 +9,23 @@ import json
 
 import pandas as pd
 
-from engine.fields import (CANONICAL_BY_NAME, CI_HI, CI_LO, CPU_ENERGY_J, GEN_LEN, PROMPT_LEN, QUALITY_BY_NAME, QUANT,
-                           SEQ_LEN, THREADS, TTFT_MS, GPU_UTIL, Field, ci_fields, normalize_name)
+from engine.fields import (
+    CANONICAL_BY_NAME,
+    CI_HI,
+    CI_LO,
+    CPU_ENERGY_J,
+    GEN_LEN,
+    GPU_UTIL,
+    PROMPT_LEN,
+    QUALITY_BY_NAME,
+    QUANT,
+    SEQ_LEN,
+    THREADS,
+    TTFT_MS,
+    Field,
+    ci_fields,
+    normalize_name,
+)
 
 EXTRA_FIELDS = (
     SEQ_LEN,

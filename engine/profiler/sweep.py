@@ -29,10 +29,10 @@ from pathlib import Path
 import psutil
 import torch
 
+from engine import timeseries
 from engine.profiler import energy, hardware, knobs, memory, results
 from engine.profiler.energy import EnergyMonitor
 from engine.profiler.measure import measure
-from engine import timeseries
 from engine.store import Store, StoreBusy
 
 QUALITY = ("accuracy", "agreement", "kl_div", "perplexity", "rel_error")  # label-based, then label-free
@@ -256,7 +256,6 @@ class Sweep:
         cfg = dict(cfg, threads=torch.get_num_threads())
         base = dict(run_id=f"{self.sweep_id}-{i:03d}", workload=w, cfg=cfg, hw_name=self.hw.name, device=device)
         env = self._environment(cfg)
-        model = None
         predicted = None
         try:
             reason = w.unsupported(cfg, device)
