@@ -1,4 +1,4 @@
-"""Pareto math on plain numpy arrays: non-dominated filter, ranks, hypervolume, knee, and the
+"""Pareto math on plain numpy arrays: non-dominated filter, ranks, hypervolume, and the
 noise-aware membership of runs whose objectives carry confidence intervals.
 
 Conventions: ``points`` is (n, d); ``maximize`` is a bool or a length-d sequence of bools.
@@ -115,26 +115,6 @@ def normalize(points, maximize: bool | Sequence[bool] = False, log: bool | Seque
     hi = np.nanmax(pts, axis=0) if hi is None else np.asarray(hi, float)
     span = np.where(hi - lo > 0, hi - lo, 1.0)
     return (pts - lo) / span
-
-
-def knee(points, maximize: bool | Sequence[bool] = False) -> int:
-    """Index (into ``points``) of the knee of the front: the non-dominated point farthest from
-    the hyperplane through the front's extreme points, in normalized objectives. With a
-    degenerate front (one or two points), the point nearest the ideal point."""
-    pts = np.asarray(points, dtype=float)
-    mask = non_dominated(pts, maximize)
-    idx = np.flatnonzero(mask)
-    if len(idx) == 0:
-        raise ValueError("no finite points")
-    z = normalize(pts[idx], maximize)
-    d = z.shape[1]
-    if len(idx) <= 2 or d < 2:
-        return int(idx[np.argmin(np.linalg.norm(z, axis=1))])
-    # Hyperplane sum(z) = 1 through the extremes of the normalized front; the knee bulges most
-    # towards the ideal point (0, ..., 0), i.e. has the smallest sum.
-    dist = (1.0 - z.sum(axis=1)) / np.sqrt(d)
-    best = np.flatnonzero(dist == dist.max())
-    return int(idx[best[np.argmin(np.linalg.norm(z[best], axis=1))]])
 
 
 FRONT, TIED, DOMINATED, MISSING = "front", "tied", "dominated", "missing"

@@ -9,10 +9,9 @@ may be relative to the best filtered run: ``accuracy>=best-1%`` (within 1 % of t
 best x 0.99), ``itl_p90_ms<=best+20%``, or ``accuracy>=best-0.02`` (absolute difference).
 A budget in $ or J is a constraint on the derived ``cost_usd`` or on ``energy_j``.
 
-The pick: without weights, the knee of the front (pymoo's high trade-off measure: the point
-whose move to any neighbour on the front sacrifices most per unit gained); with weights, the
-front point whose pymoo pseudo-weights are nearest the person's weights. Objectives are
-compared log-scaled where they span a decade or more, so 1 J vs 2 J counts like 10 J vs 20 J.
+The pick: without weights, the knee of the front (pymoo's high trade-off points); with weights,
+the front point whose pymoo pseudo-weights are nearest the person's weights. The strategies
+live in engine/picks.py.
 """
 from __future__ import annotations
 
@@ -25,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from engine import pareto
+from engine import pareto, picks
 from engine.explore import HOVER_COLUMNS, check_work_units
 from engine.fields import CI_HI, CI_LO
 from engine.quality import Lacking, lacking
@@ -132,66 +131,6 @@ def _load(store: Store, objectives: Sequence[str], constraints: Sequence[Constra
     return store.query(cols, filters)
 
 
-def _scaled(F: np.ndarray, maximize: Sequence[bool]) -> np.ndarray:
-    """Objectives mapped to [0, 1] for minimisation, log-scaled where positive and spanning a decade."""
-    logs = [bool((col > 0).all() and col.max() / col.min() >= 10) for col in F.T]
-    return np.nan_to_num(pareto.normalize(F, maximize, log=logs))
-
-
-def _rank_front(F: np.ndarray, maximize: Sequence[bool], weights: Sequence[float] | None) -> tuple[np.ndarray, str]:
-    """Order of preference over the front rows ``F`` (best first) and how the best was chosen."""
-    n, d = F.shape
-    if d == 1:
-        order = np.argsort(-F[:, 0] if maximize[0] else F[:, 0], kind="stable")
-        return order, "best"
-    Z = _scaled(F, maximize)
-    if weights is not None:
-        from pymoo.mcdm.pseudo_weights import PseudoWeights
-
-        w = np.asarray(weights, float)
-        w = w / w.sum()
-        if n == 1:
-            return np.array([0]), "weights"
-        span = np.where(Z.max(axis=0) - Z.min(axis=0) > 0, Z.max(axis=0) - Z.min(axis=0), 1.0)
-        pw = (Z.max(axis=0) - Z) / span
-        sums = pw.sum(axis=1)
-        pw = np.where(sums[:, None] > 0, pw / np.where(sums > 0, sums, 1)[:, None], 1.0 / d)
-        dist = np.abs(pw - w).sum(axis=1)
-        best = PseudoWeights(w).do(Z)  # pymoo's choice; the same L1 distance orders the rest
-        order = np.argsort(dist, kind="stable")
-        order = np.concatenate([[best], order[order != best]])
-        return order, "weights"
-    if n <= 2:
-        return np.argsort(np.linalg.norm(Z, axis=1), kind="stable"), "ideal"
-    mu = _tradeoff(Z)
-    order = np.lexsort((np.linalg.norm(Z, axis=1), -mu))
-    return order, "knee"
-
-
-def _tradeoff(Z: np.ndarray) -> np.ndarray:
-    """pymoo's high trade-off measure (pymoo.mcdm.high_tradeoff): for each front point, the least
-    sacrifice per unit gain over its neighbours; the knee maximises it. The extremes of a 2-D
-    front have one neighbour only and would win by default, so they score the mean of the rest."""
-    from pymoo.core.decision_making import NeighborFinder
-
-    n, d = Z.shape
-    finder = NeighborFinder(Z, epsilon=0.125, n_min_neigbors="auto", consider_2d=True)
-    mu = np.zeros(n)
-    for i in range(n):
-        nb = [j for j in finder.find(i) if j != i]
-        diff = Z[nb] - Z[i]
-        sacrifice = np.maximum(0, diff).sum(axis=1)
-        gain = np.maximum(0, -diff).sum(axis=1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            mu[i] = np.nanmin(np.where(gain > 0, sacrifice / gain, np.inf)) if len(nb) else 0.0
-    mu[~np.isfinite(mu)] = 0.0
-    if d == 2 and n > 2:
-        ends = [int(np.argmin(Z[:, 0])), int(np.argmax(Z[:, 0]))]
-        inner = np.setdiff1d(np.arange(n), ends)
-        mu[ends] = np.minimum(mu[ends], mu[inner].mean())
-    return mu
-
-
 def _feasible_mask(df: pd.DataFrame, constraints: Sequence[Constraint], limits: Mapping[str, float],
                    directions: Mapping[str, bool]) -> dict[str, np.ndarray]:
     masks = {}
@@ -261,7 +200,7 @@ def recommend(
     F = feas[objectives].to_numpy(float)
     front_mask = pareto.non_dominated(F, maximize)
     front = feas[front_mask]
-    order, how = _rank_front(front[objectives].to_numpy(float), maximize, weights)
+    order, how = picks.rank(front[objectives].to_numpy(float), maximize, weights)
     front = front.iloc[order].reset_index(drop=True)
     df.loc[feas.index[front_mask], "on_front"] = True
     rec.front = front.drop(columns=["feasible", "on_front"])
@@ -270,12 +209,12 @@ def recommend(
         rec.runner_up = rec.front.iloc[1].to_dict()
     elif feasible.sum() > 1:  # one-point front: the runner-up is the best of the rest
         rest = feas[~front_mask]
-        r_order, _ = _rank_front(rest[objectives].to_numpy(float), maximize, weights) if len(objectives) == 1 else (None, None)
+        r_order, _ = picks.rank(rest[objectives].to_numpy(float), maximize, weights) if len(objectives) == 1 else (None, None)
         if r_order is not None:
             rec.runner_up = rest.iloc[r_order[0]].drop(["feasible", "on_front"]).to_dict()
         else:
             sub = rest[pareto.non_dominated(rest[objectives].to_numpy(float), maximize)]
-            o2, _ = _rank_front(sub[objectives].to_numpy(float), maximize, weights)
+            o2, _ = picks.rank(sub[objectives].to_numpy(float), maximize, weights)
             rec.runner_up = sub.iloc[o2[0]].drop(["feasible", "on_front"]).to_dict()
     rec.costs = _costs(df, objectives[0], maximize[0], cons, masks, limits, unit)
     rec.binding = [c.constraint for c in sorted(rec.costs, key=lambda c: -c.change_pct) if c.change_pct > 0]
@@ -381,6 +320,8 @@ def _reason(rec: Recommendation, how: str, weights, unit) -> str:
         why = f"Pick: {pick}, the front point whose trade-off is nearest your weights ({w})."
     elif how == "ideal":
         why = f"Pick: {pick}, the front point nearest the ideal (best of every objective)."
+        if n_front > 2:
+            why += " No point of the front stands out as a knee."
     else:
         why = (f"Pick: {pick}, the knee of the front: moving from it to a neighbouring "
                f"Pareto-optimal run gives up more in one objective than it gains in the other.")
@@ -425,7 +366,7 @@ def _per_group(feas: pd.DataFrame, col: str, objectives, maximize, weights) -> p
     for value, g in feas.groupby(col, sort=True):
         F = g[objectives].to_numpy(float)
         sub = g[pareto.non_dominated(F, maximize)]
-        order, _ = _rank_front(sub[objectives].to_numpy(float), maximize, weights)
+        order, _ = picks.rank(sub[objectives].to_numpy(float), maximize, weights)
         best = sub.iloc[order[0]].drop(["feasible", "on_front"]).to_dict()
         best["feasible_runs"] = len(g)
         best["front_size"] = len(sub)

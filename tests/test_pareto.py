@@ -1,5 +1,5 @@
 """engine.pareto against brute-force references on random data (ties, duplicates, NaN, mixed
-min/max), plus hypervolume and knee on cases small enough to check by hand."""
+min/max), plus hypervolume on cases small enough to check by hand."""
 from __future__ import annotations
 
 import numpy as np
@@ -126,20 +126,6 @@ def test_hypervolume_by_hand():
     pts = np.array([[1.0, 3.0], [2.0, 2.0], [3.0, 1.0]])
     assert pareto.hypervolume(pts, [4.0, 4.0]) == pytest.approx(3 + 2 + 1)
     assert pareto.hypervolume(np.array([[5.0, 5.0]]), [4.0, 4.0]) == 0.0
-
-
-def test_knee_on_a_hand_made_front():
-    # A convex front with an obvious elbow at (1, 1), plus a dominated point and a NaN row.
-    pts = np.array([[0.0, 10.0], [1.0, 1.0], [10.0, 0.0], [0.5, 6.0], [6.0, 0.5], [5.0, 5.0], [np.nan, 0.0]])
-    assert pareto.knee(pts) == 1
-    # the same front with the second objective maximized (negated) has the same knee
-    flipped = pts * [1, -1]
-    assert pareto.knee(flipped, maximize=[False, True]) == 1
-
-
-def test_knee_of_a_single_point_front_is_that_point():
-    pts = np.array([[3.0, 3.0], [1.0, 1.0], [2.0, 5.0]])
-    assert pareto.knee(pts) == 1
 
 
 # -- noise-aware membership -------------------------------------------------------------------
