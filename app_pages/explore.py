@@ -276,9 +276,12 @@ st.download_button("Download the front as CSV", table.to_csv(index=False).encode
                    mime="text/csv", on_click="ignore")
 
 st.subheader("Parallel coordinates")
-extra = [m for m in metrics if m not in state.objectives and m in view.front.columns and view.front[m].notna().any()]
-st.session_state["pc_more"] = [m for m in st.session_state.get("pc_more", ["throughput", "power_w"]) if m in extra]
-more = st.multiselect("more metrics", extra, key="pc_more", format_func=label)
-dims = state.objectives + [c for c in ("batch_size", "num_gpus") if c in view.front.columns] + list(more)
-st.plotly_chart(parcoords_figure(view, dims, label), key="parcoords")
-st.caption("The front in red; a sample of up to 1,000 dominated runs in grey. Drag along an axis to brush.")
+# Drawn on request: a WebGL chart, it took most of the page's time in a browser without a GPU
+# (bench/bench_browser.py), and the front above is what most visits are for.
+if st.toggle("Show the front on parallel coordinates", key="pc_show", persist_state=PERSIST):
+    extra = [m for m in metrics if m not in state.objectives and m in view.front.columns and view.front[m].notna().any()]
+    st.session_state["pc_more"] = [m for m in st.session_state.get("pc_more", ["throughput", "power_w"]) if m in extra]
+    more = st.multiselect("more metrics", extra, key="pc_more", format_func=label)
+    dims = state.objectives + [c for c in ("batch_size", "num_gpus") if c in view.front.columns] + list(more)
+    st.plotly_chart(parcoords_figure(view, dims, label), key="parcoords")
+    st.caption("The front in red; a sample of up to 1,000 dominated runs in grey. Drag along an axis to brush.")

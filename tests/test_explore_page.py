@@ -63,6 +63,16 @@ def test_default_view_is_gpqa_accuracy_against_energy(app):
     assert "accuracy_source" in table.columns and table["accuracy_source"].notna().all()
 
 
+def test_parallel_coordinates_are_drawn_on_request(app):
+    at = app()
+    assert len(at.get("plotly_chart")) == 1  # the front only: the WebGL parcoords wait to be asked for
+    at.toggle(key="pc_show").set_value(True).run()
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    assert [c["data"][0]["type"] for c in charts] == ["scattergl", "parcoords"]
+    labels = [d["label"] for d in charts[1]["data"][0]["dimensions"]]
+    assert labels[:2] == ["energy_j (J per token)", "accuracy"]
+
+
 def test_a_task_without_accuracy_is_pointed_at_its_own_quality_metric(app):
     at = app({"x": "energy_j", "y": "accuracy", "task": "lm-arena-chat"})
     assert any("quality metric is arena_score" in shown(w.value) for w in at.warning)
