@@ -216,7 +216,7 @@ def _guard_imports(con: duckdb.DuckDBPyConnection) -> None:
 MIGRATIONS = {1: _create_v1, 2: _add_quality_flag, 3: _guard_imports}  # version -> function that brings version-1 to version
 
 
-_TEMP_TABLES = ("_staged", "_qmatch")  # the temp tables writes build (names never from input)
+_TEMP_TABLES = ("_staged", "_qmatch", "_export")  # the temp tables the store's users build (names never from input)
 MAX_FIELDS = 1000  # columns of the runs table: each new one is an ALTER TABLE over every stored run
 
 
@@ -390,6 +390,21 @@ class Store:
         finally:
             self._lock.release()
 
+    def execute(self, sql: str, params: Sequence | Mapping | None = None) -> duckdb.DuckDBPyConnection:
+        """Run one statement on the store's connection; the result answers .df(), .fetchall() and
+        .fetchnumpy(). Values go in ``params``; identifiers only through column_sql / quote."""
+        return self.con.execute(sql, params)
+
+    @contextmanager
+    def registered(self, name: str, df: pd.DataFrame) -> Iterator[str]:
+        """``df`` readable by SQL as the view ``name`` for the block. A registered view outlives the
+        statement that read it, so it is always unregistered, error or not."""
+        self.con.register(name, df)
+        try:
+            yield name
+        finally:
+            self.unregister(name)
+
     def schema_version(self) -> int:
         exists = first_row(self.con.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_name = 'meta'"
@@ -560,8 +575,7 @@ class Store:
         src = "coalesce(CAST(source AS VARCHAR), $src)" if "source" in cols else "$src"
         status = "coalesce(status, 'ok')" if "status" in cols else "'ok'"
         select_cols = [c for c in content if c != "status"]
-        self.con.register("_incoming", runs)
-        try:
+        with self.registered("_incoming", runs):
             self.con.execute(
                 f"""CREATE TEMP TABLE _staged AS
                     SELECT {run_id} AS run_id, {src} AS source, {status} AS status
@@ -569,8 +583,6 @@ class Store:
                     FROM _incoming""",
                 {"src": source},
             )
-        finally:
-            self.unregister("_incoming")
         return select_cols
 
     def _insert_staged(self, select_cols: list[str], import_id: str, now: datetime) -> int:
