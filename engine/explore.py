@@ -74,7 +74,7 @@ def pareto_view(
     ci = [o + sfx for o in intervals for sfx in (CI_LO, CI_HI)]
     obj_sql = ", ".join([store.select_sql(o) for o in objectives] + [store.select_sql(c) for c in ci])
     grp_sql = f", {store.select_sql(group_by)}" if group_by else ""
-    data = store.con.execute(f"SELECT rowid, {obj_sql}{grp_sql} FROM runs {where}", params).fetchnumpy()
+    data = store.execute(f"SELECT rowid, {obj_sql}{grp_sql} FROM runs {where}", params).fetchnumpy()
     rowid = np.asarray(data["rowid"])
 
     def matrix(names: list[str]) -> np.ndarray:
@@ -129,11 +129,8 @@ def pareto_view(
 def _rows(store: Store, cols: Sequence[str], rowids: np.ndarray) -> pd.DataFrame:
     select = ", ".join(store.select_sql(c) for c in cols)
     ids = pd.DataFrame({"rid": rowids.astype("int64")})
-    store.con.register("_ids", ids)
-    try:
-        return store.con.execute(f"SELECT {select} FROM runs WHERE rowid IN (SELECT rid FROM _ids)").df()
-    finally:
-        store.con.unregister("_ids")
+    with store.registered("_ids", ids):
+        return store.execute(f"SELECT {select} FROM runs WHERE rowid IN (SELECT rid FROM _ids)").df()
 
 
 def front_table(store: Store, objectives: Sequence[str], maximize: Sequence[bool], filters: Mapping | None = None) -> FrontView:
@@ -345,7 +342,7 @@ def curve_view(store: Store, knob: str, metric: str, maximize: bool, filters: Ma
     keys = [c for c in ([line] if line else []) + [knob]]
     cols = list(dict.fromkeys(keys + [metric] + [c for c in HOVER_COLUMNS if store.has_field(c)]))
     select = ", ".join(store.select_sql(c) for c in cols)
-    df = store.con.execute(f"SELECT {select} FROM runs {where}", params).df()
+    df = store.execute(f"SELECT {select} FROM runs {where}", params).df()
     have = df.dropna(subset=keys + [metric])
     best = have.sort_values(metric, ascending=not maximize, kind="stable").drop_duplicates(keys)
     best = best.sort_values(keys, kind="stable").reset_index(drop=True)
@@ -355,7 +352,7 @@ def curve_view(store: Store, knob: str, metric: str, maximize: bool, filters: Ma
 def missing_objectives(store: Store, objectives: Sequence[str], filters: Mapping | None) -> list[str]:
     """Objectives that no run among the filtered ones has a value for."""
     where, params = store.where(filters)
-    counts = first_row(store.con.execute(
+    counts = first_row(store.execute(
         f"SELECT {', '.join(f'count({store.column_sql(o)})' for o in objectives)} FROM runs {where}", params))
     return [o for o, c in zip(objectives, counts) if not c]
 
