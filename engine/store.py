@@ -28,7 +28,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -39,6 +39,7 @@ import pandas as pd
 
 from engine import derived, duck
 from engine.fields import CANONICAL, CANONICAL_BY_NAME, QUALITY_BY_NAME, SOURCE_SUFFIX, Field, is_safe_identifier, quote
+from engine.filters import from_mapping
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB = ROOT / "data" / "runs.duckdb"
@@ -704,30 +705,14 @@ class Store:
         return first_row(self.con.execute(f"SELECT count(*) FROM runs {where}", params))[0]
 
     def where(self, filters: Mapping | None, include_failed: bool = False) -> tuple[str, list]:
-        """SQL WHERE clause and parameters for a filter mapping.
-
-        ``filters`` maps a column to a list of allowed values (an IN test) or to a
-        ``{"min": x, "max": y}`` range (either bound optional).
-        """
-        clauses, params = [], []
-        if not include_failed:
-            clauses.append("status = 'ok'")
-        for name, cond in (filters or {}).items():
-            col = self.column_sql(name)
-            if isinstance(cond, Mapping):
-                if cond.get("min") is not None:
-                    clauses.append(f"{col} >= ?")
-                    params.append(cond["min"])
-                if cond.get("max") is not None:
-                    clauses.append(f"{col} <= ?")
-                    params.append(cond["max"])
-            else:
-                values = list(cond) if isinstance(cond, Iterable) and not isinstance(cond, str) else [cond]
-                if not values:
-                    clauses.append("FALSE")
-                    continue
-                clauses.append(f"{col} IN ({', '.join('?' for _ in values)})")
-                params.extend(values)
+        """SQL WHERE clause and parameters for a filter mapping: ``filters`` maps a column to a list
+        of allowed values or to bounds such as ``{"min": x, "max": y}`` (engine.filters says them all).
+        Each column becomes SQL through column_sql (registered fields only), each value a parameter."""
+        clauses, params = ([] if include_failed else ["status = 'ok'"]), []
+        for f in from_mapping(filters):
+            sql, values = f.sql(self.column_sql(f.column))
+            clauses.append(sql)
+            params.extend(values)
         return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
 
     def query(
