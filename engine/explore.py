@@ -3,13 +3,13 @@ bounded sample of dominated runs for drawing. Two steps keep 1e6 runs fast: fetc
 objective columns (numpy) to find the front, then fetch full rows just for the front and sample."""
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from engine import filters as filter_lang
 from engine import pareto, quality
 from engine.fields import CI_HI, CI_LO, PER_WORK_UNIT, SOURCE_SUFFIX
 from engine.store import Store, first_row
@@ -212,18 +212,8 @@ def state_to_params(state: ViewState) -> dict[str, str]:
         p["group"] = state.group
     if not state.intervals:
         p["ci"] = "off"
-    for name, cond in state.filters.items():
-        if isinstance(cond, Mapping):
-            p[name] = f"{_num(cond.get('min'))}..{_num(cond.get('max'))}"
-        elif cond:
-            p[name] = ",".join(str(v) for v in cond)
+    p.update(filter_lang.params(state.filters))
     return p
-
-
-def _num(v) -> str:
-    if v is None:
-        return ""
-    return str(int(v)) if float(v).is_integer() else repr(float(v))
 
 
 def state_from_params(store: Store, params: Mapping[str, str], options: Mapping | None = None) -> tuple[ViewState, list[str]]:
@@ -268,22 +258,21 @@ def state_from_params(store: Store, params: Mapping[str, str], options: Mapping 
         if not raw or not store.has_field(name):
             continue
         if name in RANGE_FILTERS and ".." in raw:
-            lo, _, hi = raw.partition("..")
             try:
-                bounds = {"min": float(lo) if lo else None, "max": float(hi) if hi else None}
-                if any(v is not None and not math.isfinite(v) for v in bounds.values()):
-                    raise ValueError  # nan would match nothing, silently
-                state.filters[name] = bounds
-            except ValueError:
+                state.filters.update(filter_lang.to_mapping([filter_lang.parse_param(name, raw, store)]))
+            except filter_lang.FilterError:  # nan would match nothing, silently
                 notes.append(f"The link's {name} range '{raw}' is not LO..HI of finite numbers; ignored.")
             continue
         allowed = options.get(name, [])
         values = []
-        for v in raw.split(","):
-            v = v.strip()
-            match = next((a for a in allowed if str(a) == v), None)
+        for v in raw.split(","):  # each value on its own: one the store lacks is named and dropped
+            try:
+                value = filter_lang.parse_param(name, v, store).value[0]
+            except filter_lang.FilterError:
+                value = v.strip()
+            match = next((a for a in allowed if a == value or str(a) == str(value)), None)
             if match is None:
-                notes.append(f"The link's {name} value '{v}' is not in the store; ignored.")
+                notes.append(f"The link's {name} value '{v.strip()}' is not in the store; ignored.")
             else:
                 values.append(match)
         if values:
