@@ -116,3 +116,12 @@ def test_a_value_list_and_a_range_on_one_column_are_refused(store):
         parse_filters(store, ["batch_size=8", "batch_size>=4"])
     assert parse_filters(store, ["task=t1", "task=t2"]) == {"task": ["t1", "t2"]}  # lists add up
 
+
+def test_the_command_line_says_which_filters_left_no_runs(tmp_path, capsys):
+    from engine.cli import main
+
+    db = tmp_path / "s.duckdb"
+    with Store(db) as s:
+        s.add_runs(pd.DataFrame({"task": ["t1"], "batch_size": [8], "energy_j": [0.5]}), source="t", kind="test")
+    assert main(["runs", "--db", str(db), "--filter", "task=t2", "--filter", "batch_size=1..64"]) == 0
+    assert capsys.readouterr().out == "(no runs where task is t2 and batch_size between 1 and 64)\n"

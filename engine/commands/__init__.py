@@ -75,8 +75,9 @@ def parse_objectives(store: Store, specs: list[str]) -> tuple[list[str], list[bo
     return names, maximize
 
 
-def emit(df: pd.DataFrame, fmt: str, out=None, extra: Mapping | None = None) -> None:
-    """Print runs as an aligned table, CSV, or JSON records."""
+def emit(df: pd.DataFrame, fmt: str, out=None, filters: Mapping | None = None) -> None:
+    """Print runs as an aligned table, CSV, or JSON records; an empty table says which filters
+    left nothing."""
     out = out or sys.stdout
     if fmt == "csv":
         df.to_csv(out, index=False)
@@ -84,7 +85,8 @@ def emit(df: pd.DataFrame, fmt: str, out=None, extra: Mapping | None = None) -> 
         out.write(json.dumps(records(df), indent=1, default=str) + "\n")
     else:
         if df.empty:
-            out.write("(no runs)\n")
+            said = filter_lang.describe(filters)
+            out.write(f"(no runs where {said})\n" if said else "(no runs)\n")
         else:
             with pd.option_context("display.max_rows", None, "display.max_columns", None, "display.width", 200):
                 out.write(df.to_string(index=False) + "\n")
