@@ -197,7 +197,7 @@ def filter_options(store: Store) -> dict:
 
 def state_to_params(state: ViewState) -> dict[str, str]:
     """The query string of a view: x, y, z, zmode, dirs, log, group, ci (off), and one param per filter
-    column (comma-separated values, or LO..HI for a range)."""
+    column as engine.filters writes it (comma-separated values, or LO..HI for a range)."""
     p = {"x": state.x, "y": state.y}
     if state.z:
         p["z"] = state.z

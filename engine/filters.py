@@ -31,7 +31,6 @@ from typing import Any
 
 NUMERIC = ("integer", "double")
 SYNTAX = "COL=VALUE (V1,V2 for any of several), COL=LO..HI, COL>=X, COL<=X, COL>X or COL<X"
-_SPEC = re.compile(r"\s*([^<>=]*?)\s*(>=|<=|>|<|=)(.*)", re.S)
 
 
 class FilterError(ValueError):
@@ -72,9 +71,9 @@ def _either(values: Sequence) -> str:
 
 class OneOf:
     """The column equals one of the values (an empty list matches no run)."""
-    name, op = "one of", "="
+    op = "="
 
-    def parse(self, text: str, dtype: str, spec: str) -> tuple:
+    def parse(self, op: str, text: str, dtype: str, spec: str) -> tuple:
         return tuple(cast(dtype, v.strip(), spec, exact=True) for v in text.split(","))
 
     def format(self, value: tuple) -> str:
@@ -86,14 +85,16 @@ class OneOf:
         return f"{col} IN ({', '.join('?' for _ in value)})", list(value)
 
     def sentence(self, column: str, value: tuple) -> str:
-        return f"{column} is {_either(value)}" if value else f"{column} is none of an empty list"
+        return f"{column} is {_either(value)}" if value else f"{column} in an empty list (no run)"
 
 
 class Range:
     """LO <= column <= HI, either end open; written LO..HI, or COL>=LO / COL<=HI with one end."""
-    name, op = "range", "="
 
-    def parse(self, text: str, dtype: str, spec: str) -> tuple:
+    def parse(self, op: str, text: str, dtype: str, spec: str) -> tuple:
+        if op != "=":
+            bound = cast(dtype, text.strip(), spec)
+            return (bound, None) if op == ">=" else (None, bound)
         lo, _, hi = text.partition("..")
         bounds = tuple(cast(dtype, t.strip(), spec) if t.strip() else None for t in (lo, hi))
         if bounds == (None, None):
@@ -129,9 +130,9 @@ class Bound:
     """A strict bound, column > X or column < X (links have no way to say it)."""
 
     def __init__(self, op: str, key: str, words: str):
-        self.name, self.op, self.key, self.words = key, op, key, words
+        self.op, self.key, self.words = op, key, words
 
-    def parse(self, text: str, dtype: str, spec: str):
+    def parse(self, op: str, text: str, dtype: str, spec: str):
         return cast(dtype, text.strip(), spec)
 
     def format(self, value) -> str:
@@ -146,14 +147,15 @@ class Bound:
 
 ONE_OF, RANGE = OneOf(), Range()
 ABOVE, BELOW = Bound(">", "gt", "more than"), Bound("<", "lt", "less than")
-KINDS = (ONE_OF, RANGE, ABOVE, BELOW)
+KINDS = {"=": ONE_OF, ">=": RANGE, "<=": RANGE, ">": ABOVE, "<": BELOW}  # by operator; "=" with LO..HI is a range
+_SPEC = re.compile(r"\s*([^<>=]*?)\s*(" + "|".join(sorted(KINDS, key=len, reverse=True)) + r")(.*)", re.S)
 _BOUNDS = {"gt": ABOVE, "lt": BELOW}  # a mapping's strict bounds; "min" / "max" make a range
 
 
 @dataclass(frozen=True)
 class Filter:
     column: str
-    kind: Any  # one of KINDS
+    kind: OneOf | Range | Bound  # a value of KINDS
     value: Any  # a tuple of values (one of), (lo, hi) (range), a number (bound)
 
     def text(self) -> str:
@@ -191,14 +193,8 @@ def _parse(column: str, op: str, text: str, store, spec: str) -> Filter:
     if not store.has_field(column):
         raise FilterError(f"Filter '{spec}' names an unknown column '{column}'.")
     dtype = store.field(column).dtype
-    if op == "=":
-        kind = RANGE if dtype in NUMERIC and ".." in text else ONE_OF
-        return Filter(column, kind, kind.parse(text, dtype, spec))
-    if op in (">=", "<="):
-        bound = cast(dtype, text.strip(), spec)
-        return Filter(column, RANGE, (bound, None) if op == ">=" else (None, bound))
-    kind = ABOVE if op == ">" else BELOW
-    return Filter(column, kind, kind.parse(text, dtype, spec))
+    kind = RANGE if op == "=" and dtype in NUMERIC and ".." in text else KINDS[op]
+    return Filter(column, kind, kind.parse(op, text, dtype, spec))
 
 
 def from_mapping(filters: Mapping | None) -> list[Filter]:
