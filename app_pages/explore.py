@@ -24,6 +24,7 @@ from engine.explore import (
     work_units,
 )
 from engine.fields import CI_LO, SOURCE_SUFFIX
+from engine.filters import describe
 from engine.quality import headline
 from ui.figures import curve_figure, front_figure, parcoords_figure
 from ui.state import open_store, read_params, store_stamp, write_params
@@ -222,7 +223,8 @@ with open_store() as store:
         return axis_label(store, name, unit)
 
     if view.n_runs == 0:
-        st.info("No runs match the filters; widen or clear some of them.")
+        said = describe(state.filters)
+        st.info(literal(f"No runs match the filters{f' ({said})' if said else ''}; widen or clear some of them."))
         st.stop()
     if view.front.empty:
         gone = missing_objectives(store, state.objectives, state.filters)

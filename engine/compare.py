@@ -38,7 +38,7 @@ def resolve(store: Store, ids: Sequence[str]) -> list[str]:
         given = str(given).strip()
         if not given:
             raise ValueError("An empty run id was given.")
-        hits = [r[0] for r in store.con.execute(
+        hits = [r[0] for r in store.execute(
             "SELECT run_id FROM runs WHERE starts_with(run_id, ?) ORDER BY run_id LIMIT 3", [given]).fetchall()]
         if not hits:
             raise ValueError(f"No run has the id '{given}'.")
@@ -55,7 +55,7 @@ def compare(store: Store, ids: Sequence[str]) -> Comparison:
     names = [f.name for f in store.fields() if f.name not in _SKIP]
     select = ", ".join(store.select_sql(n) for n in names)
     marks = ", ".join("?" for _ in run_ids)
-    df = store.con.execute(f"SELECT {select} FROM runs WHERE {quote('run_id')} IN ({marks})", run_ids).df()
+    df = store.execute(f"SELECT {select} FROM runs WHERE {quote('run_id')} IN ({marks})", run_ids).df()
     df = df.set_index("run_id").loc[run_ids].reset_index()
     df.insert(0, "label", [f"run {i + 1}" for i in range(len(df))])
     keep = [c for c in df.columns if c == "label" or df[c].notna().any()]

@@ -33,14 +33,12 @@ def export_runs(store: Store, path: str | Path, filters: Mapping | None = None, 
     kv = ", ".join(f"'{k}': {_sql_str(v)}" for k, v in meta.items())
     rel = f"SELECT {cols} FROM runs {where} ORDER BY run_id"
     # COPY cannot take parameters for the query, so the selection goes through a temp view.
-    store.con.execute(f"CREATE OR REPLACE TEMP TABLE _export AS {rel}", params)
+    store.execute(f"CREATE OR REPLACE TEMP TABLE _export AS {rel}", params)
     try:
-        store.con.execute(
-            f"COPY _export TO {_sql_str(str(path))} (FORMAT parquet, COMPRESSION zstd, KV_METADATA {{{kv}}})"
-        )
-        return first_row(store.con.execute("SELECT count(*) FROM _export"))[0]
+        store.execute(f"COPY _export TO {_sql_str(str(path))} (FORMAT parquet, COMPRESSION zstd, KV_METADATA {{{kv}}})")
+        return first_row(store.execute("SELECT count(*) FROM _export"))[0]
     finally:
-        store.con.execute("DROP TABLE IF EXISTS _export")
+        store.drop_temp("_export")
 
 
 def _sql_str(s: str) -> str:

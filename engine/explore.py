@@ -3,13 +3,13 @@ bounded sample of dominated runs for drawing. Two steps keep 1e6 runs fast: fetc
 objective columns (numpy) to find the front, then fetch full rows just for the front and sample."""
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from engine import filters as filter_lang
 from engine import pareto, quality
 from engine.fields import CI_HI, CI_LO, PER_WORK_UNIT, SOURCE_SUFFIX
 from engine.store import Store, first_row
@@ -74,7 +74,7 @@ def pareto_view(
     ci = [o + sfx for o in intervals for sfx in (CI_LO, CI_HI)]
     obj_sql = ", ".join([store.select_sql(o) for o in objectives] + [store.select_sql(c) for c in ci])
     grp_sql = f", {store.select_sql(group_by)}" if group_by else ""
-    data = store.con.execute(f"SELECT rowid, {obj_sql}{grp_sql} FROM runs {where}", params).fetchnumpy()
+    data = store.execute(f"SELECT rowid, {obj_sql}{grp_sql} FROM runs {where}", params).fetchnumpy()
     rowid = np.asarray(data["rowid"])
 
     def matrix(names: list[str]) -> np.ndarray:
@@ -129,11 +129,8 @@ def pareto_view(
 def _rows(store: Store, cols: Sequence[str], rowids: np.ndarray) -> pd.DataFrame:
     select = ", ".join(store.select_sql(c) for c in cols)
     ids = pd.DataFrame({"rid": rowids.astype("int64")})
-    store.con.register("_ids", ids)
-    try:
-        return store.con.execute(f"SELECT {select} FROM runs WHERE rowid IN (SELECT rid FROM _ids)").df()
-    finally:
-        store.con.unregister("_ids")
+    with store.registered("_ids", ids):
+        return store.execute(f"SELECT {select} FROM runs WHERE rowid IN (SELECT rid FROM _ids)").df()
 
 
 def front_table(store: Store, objectives: Sequence[str], maximize: Sequence[bool], filters: Mapping | None = None) -> FrontView:
@@ -200,7 +197,7 @@ def filter_options(store: Store) -> dict:
 
 def state_to_params(state: ViewState) -> dict[str, str]:
     """The query string of a view: x, y, z, zmode, dirs, log, group, ci (off), and one param per filter
-    column (comma-separated values, or LO..HI for a range)."""
+    column as engine.filters writes it (comma-separated values, or LO..HI for a range)."""
     p = {"x": state.x, "y": state.y}
     if state.z:
         p["z"] = state.z
@@ -215,18 +212,8 @@ def state_to_params(state: ViewState) -> dict[str, str]:
         p["group"] = state.group
     if not state.intervals:
         p["ci"] = "off"
-    for name, cond in state.filters.items():
-        if isinstance(cond, Mapping):
-            p[name] = f"{_num(cond.get('min'))}..{_num(cond.get('max'))}"
-        elif cond:
-            p[name] = ",".join(str(v) for v in cond)
+    p.update(filter_lang.params(state.filters))
     return p
-
-
-def _num(v) -> str:
-    if v is None:
-        return ""
-    return str(int(v)) if float(v).is_integer() else repr(float(v))
 
 
 def state_from_params(store: Store, params: Mapping[str, str], options: Mapping | None = None) -> tuple[ViewState, list[str]]:
@@ -271,22 +258,21 @@ def state_from_params(store: Store, params: Mapping[str, str], options: Mapping 
         if not raw or not store.has_field(name):
             continue
         if name in RANGE_FILTERS and ".." in raw:
-            lo, _, hi = raw.partition("..")
             try:
-                bounds = {"min": float(lo) if lo else None, "max": float(hi) if hi else None}
-                if any(v is not None and not math.isfinite(v) for v in bounds.values()):
-                    raise ValueError  # nan would match nothing, silently
-                state.filters[name] = bounds
-            except ValueError:
+                state.filters.update(filter_lang.to_mapping([filter_lang.parse_param(name, raw, store)]))
+            except filter_lang.FilterError:  # nan would match nothing, silently
                 notes.append(f"The link's {name} range '{raw}' is not LO..HI of finite numbers; ignored.")
             continue
         allowed = options.get(name, [])
         values = []
-        for v in raw.split(","):
-            v = v.strip()
-            match = next((a for a in allowed if str(a) == v), None)
+        for v in raw.split(","):  # each value on its own: one the store lacks is named and dropped
+            try:
+                value = filter_lang.parse_param(name, v, store).value[0]
+            except filter_lang.FilterError:
+                value = v.strip()
+            match = next((a for a in allowed if a == value or str(a) == str(value)), None)
             if match is None:
-                notes.append(f"The link's {name} value '{v}' is not in the store; ignored.")
+                notes.append(f"The link's {name} value '{v.strip()}' is not in the store; ignored.")
             else:
                 values.append(match)
         if values:
@@ -345,7 +331,7 @@ def curve_view(store: Store, knob: str, metric: str, maximize: bool, filters: Ma
     keys = [c for c in ([line] if line else []) + [knob]]
     cols = list(dict.fromkeys(keys + [metric] + [c for c in HOVER_COLUMNS if store.has_field(c)]))
     select = ", ".join(store.select_sql(c) for c in cols)
-    df = store.con.execute(f"SELECT {select} FROM runs {where}", params).df()
+    df = store.execute(f"SELECT {select} FROM runs {where}", params).df()
     have = df.dropna(subset=keys + [metric])
     best = have.sort_values(metric, ascending=not maximize, kind="stable").drop_duplicates(keys)
     best = best.sort_values(keys, kind="stable").reset_index(drop=True)
@@ -355,7 +341,7 @@ def curve_view(store: Store, knob: str, metric: str, maximize: bool, filters: Ma
 def missing_objectives(store: Store, objectives: Sequence[str], filters: Mapping | None) -> list[str]:
     """Objectives that no run among the filtered ones has a value for."""
     where, params = store.where(filters)
-    counts = first_row(store.con.execute(
+    counts = first_row(store.execute(
         f"SELECT {', '.join(f'count({store.column_sql(o)})' for o in objectives)} FROM runs {where}", params))
     return [o for o, c in zip(objectives, counts) if not c]
 

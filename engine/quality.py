@@ -148,20 +148,19 @@ def attach(store: Store, table: pd.DataFrame, metric: str = "accuracy", directio
     df["_i"] = range(len(df))
     iid, n = batch, 0
     with store.transaction():
-        store.con.register("_qtable", df[["_i", *keys, "value", *(["source"] if src else [])]])
-        try:
-            _match(store, keys)
-            _refuse_ambiguity(store, df, metric, name)
-            counts = dict(store.con.execute("SELECT _i, count(*) FROM _qmatch GROUP BY _i").fetchall())
-            df["runs_matched"] = [int(counts.get(i, 0)) for i in df["_i"]]
-            if counts:  # a table that matches no run records nothing (no empty batch, no empty column)
-                store.add_fields([field] + ([src] if src else []))
-                iid = batch or store.new_batch(source=name, kind="quality", file_name=name, note=f"sets {metric}")
-                n = _record_and_set(store, iid, metric, src.name if src else None)
-                store.con.execute("UPDATE imports SET rows_added = rows_added + ? WHERE import_id = ?", [n, iid])
-        finally:
-            store.unregister("_qtable")
-            store.drop_temp("_qmatch")
+        with store.registered("_qtable", df[["_i", *keys, "value", *(["source"] if src else [])]]):
+            try:
+                _match(store, keys)
+                _refuse_ambiguity(store, df, metric, name)
+                counts = dict(store.execute("SELECT _i, count(*) FROM _qmatch GROUP BY _i").fetchall())
+                df["runs_matched"] = [int(counts.get(i, 0)) for i in df["_i"]]
+                if counts:  # a table that matches no run records nothing (no empty batch, no empty column)
+                    store.add_fields([field] + ([src] if src else []))
+                    iid = batch or store.new_batch(source=name, kind="quality", file_name=name, note=f"sets {metric}")
+                    n = _record_and_set(store, iid, metric, src.name if src else None)
+                    store.execute("UPDATE imports SET rows_added = rows_added + ? WHERE import_id = ?", [n, iid])
+            finally:
+                store.drop_temp("_qmatch")
     shown = df.drop(columns=["source", "_i", "row"], errors="ignore").rename(columns={"value": metric})
     matched = shown[shown["runs_matched"] > 0]
     unmatched = shown[shown["runs_matched"] == 0].drop(columns=["runs_matched"])
@@ -172,15 +171,15 @@ def _match(store: Store, keys: list[str]) -> None:
     """Temp table _qmatch(run_id, _i): which table row matches which run."""
     conds = [f"(q.{quote(k)} IS NULL OR lower(CAST(r.{quote(k)} AS VARCHAR)) = lower(CAST(q.{quote(k)} AS VARCHAR)))"
              for k in keys]
-    store.con.execute(f"CREATE TEMP TABLE _qmatch AS SELECT r.run_id, q._i FROM _qtable q JOIN runs r "
-                      f"ON {' AND '.join(conds) or 'TRUE'}")
+    store.execute(f"CREATE TEMP TABLE _qmatch AS SELECT r.run_id, q._i FROM _qtable q JOIN runs r "
+                  f"ON {' AND '.join(conds) or 'TRUE'}")
 
 
 def _refuse_ambiguity(store: Store, df: pd.DataFrame, metric: str, name: str) -> None:
     """Two rows giving one run different figures (a row without a precision beside one with it)
     would leave the result to the order of an UPDATE: refuse, naming both rows."""
     src = ", q.source" if "source" in df else ""
-    hit = first_row(store.con.execute(
+    hit = first_row(store.execute(
         f"""SELECT m.run_id, min(m._i), max(m._i) FROM _qmatch m JOIN _qtable q USING (_i)
             GROUP BY m.run_id HAVING count(DISTINCT (q.value{src})) > 1 ORDER BY min(m._i), max(m._i) LIMIT 1"""))
     if hit:
@@ -195,7 +194,7 @@ def _record_and_set(store: Store, iid: str, metric: str, source: str | None) -> 
     """Keep each matched run's current values (for undo; the first record of a run in a batch
     holds the value from before the batch), then set the new ones; returns runs set."""
     m, s = quote(metric), (quote(source) if source else None)
-    store.con.execute(
+    store.execute(
         f"""INSERT INTO quality_changes (import_id, run_id, metric, old_value, old_source, source_set)
             SELECT DISTINCT $iid, r.run_id, $metric, r.{m}, {f'r.{s}' if s else 'NULL'}, {bool(s)}
             FROM runs r JOIN _qmatch x ON x.run_id = r.run_id
@@ -204,7 +203,7 @@ def _record_and_set(store: Store, iid: str, metric: str, source: str | None) -> 
         {"iid": iid, "metric": metric})
     sets = f"{m} = u.value" + (f", {s} = u.source" if s else "")
     picked = "any_value(q.value) AS value" + (", any_value(q.source) AS source" if s else "")
-    return first_row(store.con.execute(
+    return first_row(store.execute(
         f"""UPDATE runs SET {sets}
             FROM (SELECT x.run_id, {picked} FROM _qmatch x JOIN _qtable q ON q._i = x._i GROUP BY x.run_id) u
             WHERE runs.run_id = u.run_id"""))[0]
@@ -217,7 +216,7 @@ def quality_metrics(store: Store, filters=None) -> list[str]:
     if not names:
         return []
     where, params = store.where(filters)
-    counts = first_row(store.con.execute(
+    counts = first_row(store.execute(
         f"SELECT {', '.join(f'count({quote(n)})' for n in names)} FROM runs {where}", params))
     return [n for n, c in zip(names, counts) if c]
 
@@ -249,6 +248,6 @@ def lacking(store: Store, metric: str, filters=None) -> Lacking:
     where, params = store.where(filters)
     where = f"{where} AND {col} IS NULL" if where else f"WHERE {col} IS NULL"
     model = quote("model") if store.has_field("model") else "NULL"
-    rows = store.con.execute(
+    rows = store.execute(
         f"SELECT {model} AS m, count(*) AS n FROM runs {where} GROUP BY m ORDER BY n DESC, m", params).fetchall()
     return Lacking(metric, int(sum(n for _, n in rows)), [str(m) for m, _ in rows if m is not None])

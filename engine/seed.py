@@ -54,7 +54,7 @@ def build(src_dir: Path, out: Path = SEED_DIR / "mlenergy-v3.parquet") -> int:
 
 
 def _seen(store: Store) -> dict[str, str]:
-    row = first_row(store.con.execute("SELECT value FROM meta WHERE key = 'seed_files'"))
+    row = first_row(store.execute("SELECT value FROM meta WHERE key = 'seed_files'"))
     return json.loads(row[0]) if row else {}
 
 
@@ -77,7 +77,7 @@ def load(store: Store, seed_dir: Path = SEED_DIR) -> Loaded:
         if qpath.exists() and seen.get(qpath.name) != (digest := file_hash(qpath)):
             out.quality = load_quality(store, qpath)
             seen[qpath.name] = digest
-        store.con.execute("INSERT OR REPLACE INTO meta VALUES ('seed_files', ?)", [json.dumps(seen, sort_keys=True)])
+        store.execute("INSERT OR REPLACE INTO meta VALUES ('seed_files', ?)", [json.dumps(seen, sort_keys=True)])
     return out
 
 

@@ -28,7 +28,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -39,6 +39,7 @@ import pandas as pd
 
 from engine import derived, duck
 from engine.fields import CANONICAL, CANONICAL_BY_NAME, QUALITY_BY_NAME, SOURCE_SUFFIX, Field, is_safe_identifier, quote
+from engine.filters import from_mapping
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB = ROOT / "data" / "runs.duckdb"
@@ -216,7 +217,7 @@ def _guard_imports(con: duckdb.DuckDBPyConnection) -> None:
 MIGRATIONS = {1: _create_v1, 2: _add_quality_flag, 3: _guard_imports}  # version -> function that brings version-1 to version
 
 
-_TEMP_TABLES = ("_staged", "_qmatch")  # the temp tables writes build (names never from input)
+_TEMP_TABLES = ("_staged", "_qmatch", "_export")  # the temp tables the store's users build (names never from input)
 MAX_FIELDS = 1000  # columns of the runs table: each new one is an ALTER TABLE over every stored run
 
 
@@ -390,6 +391,21 @@ class Store:
         finally:
             self._lock.release()
 
+    def execute(self, sql: str, params: Sequence | Mapping | None = None) -> duckdb.DuckDBPyConnection:
+        """Run one statement on the store's connection; the result answers .df(), .fetchall() and
+        .fetchnumpy(). Values go in ``params``; identifiers only through column_sql / quote."""
+        return self.con.execute(sql, params)
+
+    @contextmanager
+    def registered(self, name: str, df: pd.DataFrame) -> Iterator[str]:
+        """``df`` readable by SQL as the view ``name`` for the block. A registered view outlives the
+        statement that read it, so it is always unregistered, error or not."""
+        self.con.register(name, df)
+        try:
+            yield name
+        finally:
+            self.unregister(name)
+
     def schema_version(self) -> int:
         exists = first_row(self.con.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_name = 'meta'"
@@ -560,8 +576,7 @@ class Store:
         src = "coalesce(CAST(source AS VARCHAR), $src)" if "source" in cols else "$src"
         status = "coalesce(status, 'ok')" if "status" in cols else "'ok'"
         select_cols = [c for c in content if c != "status"]
-        self.con.register("_incoming", runs)
-        try:
+        with self.registered("_incoming", runs):
             self.con.execute(
                 f"""CREATE TEMP TABLE _staged AS
                     SELECT {run_id} AS run_id, {src} AS source, {status} AS status
@@ -569,8 +584,6 @@ class Store:
                     FROM _incoming""",
                 {"src": source},
             )
-        finally:
-            self.unregister("_incoming")
         return select_cols
 
     def _insert_staged(self, select_cols: list[str], import_id: str, now: datetime) -> int:
@@ -692,30 +705,14 @@ class Store:
         return first_row(self.con.execute(f"SELECT count(*) FROM runs {where}", params))[0]
 
     def where(self, filters: Mapping | None, include_failed: bool = False) -> tuple[str, list]:
-        """SQL WHERE clause and parameters for a filter mapping.
-
-        ``filters`` maps a column to a list of allowed values (an IN test) or to a
-        ``{"min": x, "max": y}`` range (either bound optional).
-        """
-        clauses, params = [], []
-        if not include_failed:
-            clauses.append("status = 'ok'")
-        for name, cond in (filters or {}).items():
-            col = self.column_sql(name)
-            if isinstance(cond, Mapping):
-                if cond.get("min") is not None:
-                    clauses.append(f"{col} >= ?")
-                    params.append(cond["min"])
-                if cond.get("max") is not None:
-                    clauses.append(f"{col} <= ?")
-                    params.append(cond["max"])
-            else:
-                values = list(cond) if isinstance(cond, Iterable) and not isinstance(cond, str) else [cond]
-                if not values:
-                    clauses.append("FALSE")
-                    continue
-                clauses.append(f"{col} IN ({', '.join('?' for _ in values)})")
-                params.extend(values)
+        """SQL WHERE clause and parameters for a filter mapping: ``filters`` maps a column to a list
+        of allowed values or to bounds such as ``{"min": x, "max": y}`` (engine.filters says them all).
+        Each column becomes SQL through column_sql (registered fields only), each value a parameter."""
+        clauses, params = ([] if include_failed else ["status = 'ok'"]), []
+        for f in from_mapping(filters):
+            sql, values = f.sql(self.column_sql(f.column))
+            clauses.append(sql)
+            params.extend(values)
         return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
 
     def query(

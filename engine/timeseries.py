@@ -35,18 +35,15 @@ def write(store, run_id: str, rows: pd.DataFrame) -> int:
         return 0
     df = rows.assign(run_id=str(run_id))[["run_id", "t_s", "name", "value"]]
     with store.transaction():
-        store.con.execute(DDL)
-        store.con.execute("DELETE FROM timeseries WHERE run_id = ?", [str(run_id)])
-        store.con.register("_series", df)
-        try:
-            store.con.execute("INSERT INTO timeseries SELECT run_id, t_s, name, value FROM _series")
-        finally:
-            store.con.unregister("_series")
+        store.execute(DDL)
+        store.execute("DELETE FROM timeseries WHERE run_id = ?", [str(run_id)])
+        with store.registered("_series", df):
+            store.execute("INSERT INTO timeseries SELECT run_id, t_s, name, value FROM _series")
     return len(df)
 
 
 def has_table(store) -> bool:
-    return bool(store.con.execute(
+    return bool(store.execute(
         "SELECT 1 FROM information_schema.tables WHERE table_name = 'timeseries'").fetchall())
 
 
@@ -55,11 +52,11 @@ def read(store, run_ids: Sequence[str]) -> pd.DataFrame:
     if not run_ids or not has_table(store):
         return pd.DataFrame(columns=["run_id", "t_s", "name", "value"])
     marks = ", ".join("?" for _ in run_ids)
-    return store.con.execute(f"SELECT run_id, t_s, name, value FROM timeseries WHERE run_id IN ({marks}) "
-                             "ORDER BY run_id, name, t_s", [str(r) for r in run_ids]).df()
+    return store.execute(f"SELECT run_id, t_s, name, value FROM timeseries WHERE run_id IN ({marks}) "
+                         "ORDER BY run_id, name, t_s", [str(r) for r in run_ids]).df()
 
 
 def delete_runs(store, where: str, params: list) -> None:
     """Drop the series of the runs selected by ``where`` (call inside the delete's transaction)."""
     if has_table(store):
-        store.con.execute(f"DELETE FROM timeseries WHERE run_id IN (SELECT run_id FROM runs {where})", params)
+        store.execute(f"DELETE FROM timeseries WHERE run_id IN (SELECT run_id FROM runs {where})", params)

@@ -42,7 +42,7 @@ def store_snapshot(db, store: Store | None = None) -> tuple[str, ...]:
     before and after something that must leave it unchanged."""
     s = store or Store(db)
     try:
-        return tuple(s.con.execute(f"SELECT * FROM {t} ORDER BY ALL").df().to_csv()
+        return tuple(s.execute(f"SELECT * FROM {t} ORDER BY ALL").df().to_csv()
                      for t in ("runs", "imports", "fields", "quality_changes", "meta"))
     finally:
         if store is None:

@@ -160,6 +160,7 @@ def test_unknown_names_in_the_url_are_rejected_with_a_note(app):
 def test_empty_states(app):
     at = app({"x": "energy_j", "y": "itl_p90_ms", "task": "gpqa", "hardware": "H100", "batch_size": "3072..4096"})
     assert any("No runs match" in i.value for i in at.info)
+    assert any("(task is gpqa, hardware is H100 and batch_size between 3072 and 4096)" in shown(i.value) for i in at.info)
     at = app({"x": "energy_j", "y": "itl_p90_ms", "task": "text-to-image"})
     assert any("itl_p90_ms" in shown(w.value) and "None of the 638" in shown(w.value) for w in at.warning)
 

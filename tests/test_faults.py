@@ -35,10 +35,10 @@ def content(db) -> tuple[str, ...]:
     """What a store holds, without the random batch ids and clock times (so a finished operation
     can be compared with the same operation done without a fault)."""
     with Store(db) as s:
-        runs = s.con.execute("SELECT * EXCLUDE (import_id, imported_at) FROM runs ORDER BY ALL").df()
-        batches = s.con.execute("SELECT source, kind, file_name, file_hash, rows_added, note FROM imports ORDER BY ALL").df()
-        fields = s.con.execute("SELECT * FROM fields ORDER BY ALL").df()
-        undo = s.con.execute("SELECT * EXCLUDE (import_id) FROM quality_changes ORDER BY ALL").df()
+        runs = s.execute("SELECT * EXCLUDE (import_id, imported_at) FROM runs ORDER BY ALL").df()
+        batches = s.execute("SELECT source, kind, file_name, file_hash, rows_added, note FROM imports ORDER BY ALL").df()
+        fields = s.execute("SELECT * FROM fields ORDER BY ALL").df()
+        undo = s.execute("SELECT * EXCLUDE (import_id) FROM quality_changes ORDER BY ALL").df()
         return runs.to_csv(), batches.to_csv(), fields.to_csv(), undo.to_csv()
 
 
@@ -223,7 +223,7 @@ def test_a_damaged_store_is_named_with_how_to_rebuild_and_left_alone(seeded_db, 
 
 def test_a_store_from_a_newer_paretoscope_is_refused_not_migrated_back(seeded_db, capsys):
     with Store(seeded_db) as s:
-        s.con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION + 1)])
+        s.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION + 1)])
     raw = seeded_db.read_bytes()
     for args in (["runs"], ["import", str(FX / "sweep.csv")], ["init"]):
         assert main([*args, "--db", str(seeded_db)]) == 1
@@ -235,10 +235,10 @@ def test_a_store_from_a_newer_paretoscope_is_refused_not_migrated_back(seeded_db
 
 def test_a_version_1_store_is_migrated_forward_keeping_its_runs_and_batches(seeded_db, monkeypatch):
     with Store(seeded_db) as s:  # make it what version 1 wrote: no quality flag, no v3 tables
-        s.con.execute("DROP TABLE quality_changes")
-        s.con.execute("DROP INDEX imports_file_hash")
-        s.con.execute("ALTER TABLE fields DROP COLUMN quality")
-        s.con.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+        s.execute("DROP TABLE quality_changes")
+        s.execute("DROP INDEX imports_file_hash")
+        s.execute("ALTER TABLE fields DROP COLUMN quality")
+        s.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
         n, batches = s.count(), len(s.imports())
     with Store(seeded_db) as s:
         assert s.schema_version() == SCHEMA_VERSION and s.count() == n and len(s.imports()) == batches

@@ -116,7 +116,7 @@ def test_page_and_cli_imports_take_turns_and_the_sweep_shows_on_refresh(served, 
         assert s.count({"source": [f"profile:{sid}"]}) == 2
         assert s.count({"source": ["page_runs.csv"]}) == (3 if page_ok else 0)
         assert s.count({"source": ["big.csv"]}) == (20_000 if cli.returncode == 0 else 0)
-        n, distinct = s.con.execute("SELECT count(*), count(DISTINCT run_id) FROM runs").fetchall()[0]
+        n, distinct = s.execute("SELECT count(*), count(DISTINCT run_id) FROM runs").fetchall()[0]
         assert n == distinct
 
 

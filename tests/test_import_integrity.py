@@ -33,8 +33,8 @@ FX = Path(__file__).parent / "fixtures"
 
 def snapshot(db):
     with Store(db) as s:
-        runs = s.con.execute("SELECT * FROM runs ORDER BY run_id").df()
-        return runs.to_csv(), s.imports().to_csv(), s.con.execute("SELECT * FROM fields ORDER BY name").df().to_csv()
+        runs = s.execute("SELECT * FROM runs ORDER BY run_id").df()
+        return runs.to_csv(), s.imports().to_csv(), s.execute("SELECT * FROM fields ORDER BY name").df().to_csv()
 
 
 BAD = {
@@ -194,7 +194,7 @@ def test_the_bundled_data_fits_the_field_ranges(seeded_db):
         assert {"batch_size", "num_gpus", "energy_j", "accuracy", "gpqa_diamond"} <= {f.name for f in numeric}
         for f in numeric:
             lo, hi = limits(f)
-            got = s.con.execute(f'SELECT min("{f.name}"), max("{f.name}"), count(*) FILTER (WHERE NOT isfinite("{f.name}")'
+            got = s.execute(f'SELECT min("{f.name}"), max("{f.name}"), count(*) FILTER (WHERE NOT isfinite("{f.name}")'
                                 f' OR "{f.name}" <> floor("{f.name}")) FROM runs').fetchone()
             if got[0] is not None:
                 assert lo <= got[0] and got[1] <= hi, (f.name, got, (lo, hi))
@@ -224,7 +224,7 @@ def test_deleting_a_batch_removes_the_fields_only_it_brought(seeded_db):
         assert "temperature_c" in [f.name for f in s.metrics()]
         s.delete_import(done.result.import_id)
         assert [f.name for f in s.fields()] == before  # the pickers list s.metrics() / s.fields()
-        assert "temperature_c" not in s.con.execute("SELECT * FROM runs LIMIT 0").df().columns
+        assert "temperature_c" not in s.execute("SELECT * FROM runs LIMIT 0").df().columns
         with pytest.raises(StoreError, match="Unknown column 'temperature_c'") as err:
             s.field("temperature_c")
         assert "temperature_c" not in str(err.value).split("known:")[1]
@@ -355,7 +355,7 @@ def test_fuzz_numeric_extremes_every_format(seeded_db, tmp_path_factory, fmt, co
             if not s.has_field(c):
                 continue  # skipped: e.g. a column of missing values only
             f = s.field(c)
-            stored = s.con.execute(f'SELECT "{c}" FROM runs WHERE import_id = ?', [done.result.import_id]).fetchall()
+            stored = s.execute(f'SELECT "{c}" FROM runs WHERE import_id = ?', [done.result.import_id]).fetchall()
             lo, hi = limits(f)
             for (v,) in stored:
                 if v is None or not isinstance(v, (int, float)):

@@ -90,7 +90,7 @@ def test_headline_quality_per_task(seeded_db):
         assert quality.headline(s, {"task": ["text-to-video"]}) == "vbench_total"
         assert quality.headline(s, {"task": ["sourcegraph-fim"]}) == "swe_bench_verified"
         assert quality.headline(s, {"task": ["qwen2-quantization"]}) == "accuracy"
-        s.con.execute("UPDATE runs SET accuracy = NULL, gpqa_diamond = NULL, gpqa_diamond_epoch = NULL")
+        s.execute("UPDATE runs SET accuracy = NULL, gpqa_diamond = NULL, gpqa_diamond_epoch = NULL")
         assert quality.headline(s, GPQA) is None
 
 

@@ -99,7 +99,7 @@ def test_one_file_committed_by_two_sessions_at_once_is_imported_once(empty_db, t
         assert added == ([0, 100_000] if attempt == 0 else [0, 0])
         assert sum(r.already_imported for r in results) == (1 if attempt == 0 else 2)
         with Store(empty_db) as s:
-            n, distinct = s.con.execute("SELECT count(*), count(DISTINCT run_id) FROM runs").fetchall()[0]
+            n, distinct = s.execute("SELECT count(*), count(DISTINCT run_id) FROM runs").fetchall()[0]
             assert n == distinct == 100_000 and len(s.imports()) == 1
 
 
@@ -115,7 +115,7 @@ def test_two_processes_importing_one_file_import_it_once(empty_db, tmp_path):
     for p, (out, err) in zip(procs, outs):  # the other waited its turn and found it done, or said busy
         assert p.returncode == 0 or ("is busy" in err and one_sentence(err)), err
     with Store(empty_db) as s:
-        n, distinct = s.con.execute("SELECT count(*), count(DISTINCT run_id) FROM runs").fetchall()[0]
+        n, distinct = s.execute("SELECT count(*), count(DISTINCT run_id) FROM runs").fetchall()[0]
         assert n == distinct == 20_000 and len(s.imports()) == 1
 
 
@@ -159,7 +159,7 @@ def test_new_columns_are_added_in_one_step_within_the_store_limit(empty_db, tmp_
         assert done.result.added == 3
         assert {f"m{i}" for i in range(n)} <= {f.name for f in s.metrics()}
         assert s.query(["m199"], order_by="m199")["m199"].tolist() == [199.0, 200.0, 201.0]
-        have = s.con.execute("SELECT count(*) FROM fields").fetchall()[0][0]
+        have = s.execute("SELECT count(*) FROM fields").fetchall()[0][0]
     monkeypatch.setattr(store_mod, "MAX_FIELDS", have + 30)  # each file within the per-file limit, the store full
     more = _wide_csv(tmp_path / "more.csv", [f"k{i}" for i in range(40)])
     before = store_snapshot(empty_db)

@@ -32,7 +32,7 @@ def runs_df(n=6, **over) -> pd.DataFrame:
 
 def tables(path) -> dict:
     with Store(path) as s:
-        return {t: s.con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in ("runs", "imports", "fields")}
+        return {t: s.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in ("runs", "imports", "fields")}
 
 
 # -- schema & migrations -------------------------------------------------------------------
@@ -91,7 +91,7 @@ def test_a_failing_migration_leaves_the_file_at_its_old_version(empty_db, monkey
     monkeypatch.setattr(store_mod, "SCHEMA_VERSION", now)
     with Store(empty_db) as s:
         assert s.schema_version() == now
-        cols = s.con.execute("SELECT column_name FROM information_schema.columns WHERE table_name='runs'").fetchall()
+        cols = s.execute("SELECT column_name FROM information_schema.columns WHERE table_name='runs'").fetchall()
         assert ("half_done",) not in cols
         assert s.count() == 6
 
@@ -101,8 +101,8 @@ def test_a_version_1_file_learns_which_metrics_are_quality(empty_db, monkeypatch
     with Store(empty_db) as s:  # what a version-1 Paretoscope wrote: no quality column in the registry
         s.add_runs(runs_df(), source="t", kind="test")
         for name, unit in (("agreement", ""), ("mmlu", "%")):
-            s.con.execute(f"ALTER TABLE runs ADD COLUMN {name} DOUBLE")
-            s.con.execute("INSERT INTO fields VALUES (?, 'metric', 'double', ?, 'max', '', false)", [name, unit])
+            s.execute(f"ALTER TABLE runs ADD COLUMN {name} DOUBLE")
+            s.execute("INSERT INTO fields VALUES (?, 'metric', 'double', ?, 'max', '', false)", [name, unit])
         assert s.schema_version() == 1
     monkeypatch.undo()
     with Store(empty_db) as s:
@@ -114,7 +114,7 @@ def test_a_version_1_file_learns_which_metrics_are_quality(empty_db, monkeypatch
 
 def test_a_newer_file_is_refused(empty_db):
     with Store(empty_db) as s:
-        s.con.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+        s.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
     with pytest.raises(StoreError, match="newer"):
         Store(empty_db)
 
@@ -132,7 +132,7 @@ def test_add_runs_is_all_or_nothing(empty_db):
         assert s.count() == 2
         assert len(s.imports()) == 1
         assert not s.has_field("tokens_per_j")  # the new column went with the rollback
-        cols = [r[0] for r in s.con.execute(
+        cols = [r[0] for r in s.execute(
             "SELECT column_name FROM information_schema.columns WHERE table_name='runs'").fetchall()]
         assert "tokens_per_j" not in cols
 
@@ -262,17 +262,17 @@ def test_seed_loads_every_run_mapped_onto_canonical_columns(seeded_db):
     with Store(seeded_db) as s:
         assert s.count() == 2017 and s.count({"source": ["mlenergy-v3"]}) == 1858
         assert s.count({"source": ["qwen2-quantization-docs"]}) == 159
-        s.con.execute("DELETE FROM runs WHERE source <> 'mlenergy-v3'")  # the ML.ENERGY mapping below
+        s.execute("DELETE FROM runs WHERE source <> 'mlenergy-v3'")  # the ML.ENERGY mapping below
         assert sorted(s.distinct("task")) == sorted([
             "gpqa", "image-chat", "lm-arena-chat", "sourcegraph-fim", "text-to-image", "text-to-video", "video-chat"])
-        units = dict(s.con.execute("SELECT task, any_value(work_unit) FROM runs GROUP BY task").fetchall())
+        units = dict(s.execute("SELECT task, any_value(work_unit) FROM runs GROUP BY task").fetchall())
         assert units["text-to-image"] == "image" and units["text-to-video"] == "video" and units["gpqa"] == "token"
         assert s.distinct("work_unit") == ["image", "token", "video"]
         assert set(s.distinct("hardware")) == {"H100", "B200"}
         assert set(s.distinct("precision")) >= {"bfloat16", "fp8"}
         everywhere = ["energy_j", "throughput", "power_w", "precision", "batch_size", "hardware", "num_gpus",
                       "params_b", "model", "work_unit"]
-        counts = s.con.execute("SELECT " + ", ".join(f'count("{c}")' for c in everywhere) + " FROM runs").fetchall()[0]
+        counts = s.execute("SELECT " + ", ".join(f'count("{c}")' for c in everywhere) + " FROM runs").fetchall()[0]
         assert dict(zip(everywhere, counts)) == {c: 1858 for c in everywhere}
         token = {"work_unit": ["token"]}
         for c in ("itl_ms", "itl_p90_ms", "itl_p95_ms", "itl_p99_ms"):

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
 
+from engine import filters as filter_lang
 from engine.store import Store, default_db_path
 
 
@@ -30,7 +30,8 @@ def existing_store(db, **kwargs) -> Store:
 
 def add_filter(p: argparse.ArgumentParser) -> None:
     p.add_argument("--filter", action="append", default=[], metavar="COL=VALUE",
-                   help="keep runs where COL equals VALUE (V1,V2 for any of several; COL>=X, COL<=X for ranges); repeatable")
+                   help="keep runs where COL equals VALUE (V1,V2 for any of several; COL=LO..HI, COL>=X, COL<=X, "
+                        "COL>X, COL<X for ranges); repeatable")
 
 
 def add_format(p: argparse.ArgumentParser, choices=("table", "csv", "json")) -> None:
@@ -43,52 +44,14 @@ def add_objective(p: argparse.ArgumentParser, required: bool = True) -> None:
 
 
 def parse_filters(store: Store, specs: list[str]) -> dict:
-    """Turn ['task=gpqa', 'batch_size>=8', 'hardware=H100,B200'] into the store's filter mapping."""
+    """Turn ['task=gpqa', 'batch_size>=8', 'hardware=H100,B200'] into the store's filter mapping
+    (engine.filters reads each one, the same way Explore reads a link)."""
     from engine.cli import CliError
 
-    out: dict = {}
-    for spec in specs:
-        for op in (">=", "<=", "="):
-            if op in spec:
-                name, value = spec.split(op, 1)
-                name = name.strip()
-                break
-        else:
-            raise CliError(f"Filter '{spec}' must look like COL=VALUE, COL>=X or COL<=X.")
-        if not store.has_field(name):
-            raise CliError(f"Filter '{spec}' names an unknown column '{name}'.")
-        f = store.field(name)
-        if op == "=":
-            if not isinstance(out.get(name, []), list):
-                raise CliError(f"Filter '{spec}' mixes a range with a value list for '{name}'.")
-            out.setdefault(name, [])
-            out[name] = list(out[name]) + [_cast(f.dtype, v.strip(), spec, exact=True) for v in value.split(",")]
-        else:
-            bound = out.setdefault(name, {}) if isinstance(out.get(name, {}), dict) else None
-            if bound is None:
-                raise CliError(f"Filter '{spec}' mixes a range with a value list for '{name}'.")
-            bound["min" if op == ">=" else "max"] = _cast(f.dtype, value.strip(), spec)
-    return out
-
-
-def _cast(dtype: str, value: str, spec: str, exact: bool = False):
-    """A filter value in the column's type: a finite number for a numeric column (a whole one where
-    an integer column must equal it; a bound of an integer range may fall between two)."""
-    from engine.cli import CliError
-
-    if dtype not in ("integer", "double"):
-        return value
     try:
-        number = float(value)
-    except ValueError:
-        raise CliError(f"Filter '{spec}': '{value}' is not a number.") from None
-    if not math.isfinite(number):
-        raise CliError(f"Filter '{spec}': '{value}' is not a finite number.")
-    if dtype == "integer" and number.is_integer() and abs(number) < 2**63:
-        return int(number)
-    if dtype == "integer" and exact:
-        raise CliError(f"Filter '{spec}': the column holds whole numbers, and '{value}' is not one.")
-    return number
+        return filter_lang.to_mapping(filter_lang.parse(spec, store) for spec in specs)
+    except filter_lang.FilterError as e:
+        raise CliError(str(e)) from None
 
 
 def parse_objectives(store: Store, specs: list[str]) -> tuple[list[str], list[bool]]:
@@ -112,8 +75,9 @@ def parse_objectives(store: Store, specs: list[str]) -> tuple[list[str], list[bo
     return names, maximize
 
 
-def emit(df: pd.DataFrame, fmt: str, out=None, extra: Mapping | None = None) -> None:
-    """Print runs as an aligned table, CSV, or JSON records."""
+def emit(df: pd.DataFrame, fmt: str, out=None, filters: Mapping | None = None) -> None:
+    """Print runs as an aligned table, CSV, or JSON records; an empty table says which filters
+    left nothing."""
     out = out or sys.stdout
     if fmt == "csv":
         df.to_csv(out, index=False)
@@ -121,7 +85,8 @@ def emit(df: pd.DataFrame, fmt: str, out=None, extra: Mapping | None = None) -> 
         out.write(json.dumps(records(df), indent=1, default=str) + "\n")
     else:
         if df.empty:
-            out.write("(no runs)\n")
+            said = filter_lang.describe(filters)
+            out.write(f"(no runs where {said})\n" if said else "(no runs)\n")
         else:
             with pd.option_context("display.max_rows", None, "display.max_columns", None, "display.width", 200):
                 out.write(df.to_string(index=False) + "\n")

@@ -32,5 +32,5 @@ def run(args) -> int:
         result = front_table(store, names, maximize, filters)
     for warning in result.warnings:
         print(f"note: {warning}", file=sys.stderr)
-    emit(result.front, args.format)
+    emit(result.front, args.format, filters=filters)
     return 0

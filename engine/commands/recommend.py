@@ -19,6 +19,7 @@ from engine.commands import (
     records,
 )
 from engine.derived import Settings
+from engine.filters import describe
 from engine.recommend import recommend
 
 
@@ -93,7 +94,8 @@ def run(args) -> int:
         show.iloc[1, 0] = "runner-up"
     with pd.option_context("display.max_rows", None, "display.max_columns", None, "display.width", 200):
         print(rec.reason)
-        print(f"\nFeasible Pareto front ({len(rec.front)} runs, in order of preference):")
+        among = f" of the runs where {said}" if (said := describe(filters)) else ""
+        print(f"\nFeasible Pareto front{among} ({len(rec.front)} runs, in order of preference):")
         print(show.to_string(index=False))
         if rec.costs:
             print("\nWhat each constraint costs:")

@@ -35,7 +35,8 @@ def run(args) -> int:
             print(f"Wrote {n} runs to {out}.")
             return 0
         cols = store.non_empty_columns(filters)
-        emit(store.query(cols, filters, include_failed=args.include_failed, order_by="run_id"), args.format)
+        emit(store.query(cols, filters, include_failed=args.include_failed, order_by="run_id"), args.format,
+             filters=filters)
     return 0
 
 

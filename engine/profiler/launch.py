@@ -128,7 +128,7 @@ def estimate_s(store, workload, configs: list[dict]) -> float:
     if store is not None and store.has_field("wall_s"):
         from engine.store import first_row
 
-        row = first_row(store.con.execute(
+        row = first_row(store.execute(
             "SELECT median(wall_s) FROM runs WHERE task = ? AND status = 'ok' AND wall_s IS NOT NULL AND coalesce(\"compile\", 'off') = 'off'",
             [workload.name]))
         if row and row[0]:
