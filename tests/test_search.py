@@ -10,6 +10,7 @@ import pytest
 
 from engine import pareto
 from engine import search as S
+from engine.search import algorithms
 from engine.store import Store
 from tests.conftest import ROOT
 
@@ -82,8 +83,8 @@ def test_token_tasks_size_models_by_weights_read_per_token(seeded_db):
     gb = llm.side.assign(model=llm.configs["model"]).groupby("model")["weight_gb"].first()
     assert gb["openai/gpt-oss-20b"] == pytest.approx(4.0 * 4.25 / 8)
     assert gb["Qwen/Qwen3-30B-A3B-Thinking-2507"] == pytest.approx(3.0 * 2)
-    assert set(llm.configs.loc[S._smallest_model(llm), "model"]) == {"openai/gpt-oss-20b"}
-    first = S._initial(llm.features(), 4, np.random.default_rng(0), S._smallest_model(llm))
+    assert set(llm.configs.loc[algorithms._smallest_model(llm), "model"]) == {"openai/gpt-oss-20b"}
+    first = algorithms._initial(llm.features(), 4, np.random.default_rng(0), algorithms._smallest_model(llm))
     assert set(llm.configs.loc[first, "model"]) == {"openai/gpt-oss-20b"}
     assert llm.model_scale == S.MODEL_ONEHOT_SCALE < 1
     assert "weight_gb" not in image.side.columns and image.model_scale == 1.0  # images: not memory-bound

@@ -25,7 +25,7 @@ def add_parser(sub):
     p.add_argument("--evaluator", choices=("lookup", "measure"), default=None,
                    help="lookup: the stored measurement (default for --task); measure: run the profiler now (default for --workload)")
     p.add_argument("--algorithm", choices=list(S.ALGORITHMS), default=S.DEFAULT_ALGORITHM,
-                   help=f"search algorithm (default {S.DEFAULT_ALGORITHM}; see engine/search.py)")
+                   help=f"search algorithm (default {S.DEFAULT_ALGORITHM}; see engine/search/algorithms.py)")
     p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2", help="workload grid (measure); repeatable")
     p.add_argument("--filter", action="append", default=[], metavar="COL=VALUE", help="narrow a task's space, e.g. hardware=H100")
     p.add_argument("--seed", type=int, default=0)
