@@ -90,6 +90,29 @@ def test_token_tasks_size_models_by_weights_read_per_token(seeded_db):
     assert "weight_gb" not in image.side.columns and image.model_scale == 1.0  # images: not memory-bound
 
 
+def test_lookup_trace_is_a_share_of_the_true_front_that_reaches_one(seeded_db):
+    """Where the whole space is known the engine sets hv_true (the true front's hypervolume on the
+    same scale) and the trace is the share of it: 1.0 once every configuration is evaluated."""
+    with Store(seeded_db) as store:
+        objectives, maximize = S.default_objectives(store, "sourcegraph-fim")
+        space = S.task_space(store, "sourcegraph-fim", objectives)
+    hv_true, bounds = S.true_front_hv(space, objectives, maximize)
+    steps = []
+    res = S.search(space, S.LookupEvaluator(space), objectives, maximize, len(space), seed=0, algorithm="random",
+                   on_step=lambda n, row, h: steps.append(h))
+    assert res.hv_true == pytest.approx(hv_true) and res.trace == res.share == steps
+    assert res.share[-1] == pytest.approx(1.0) and max(res.share) <= 1 + 1e-12
+    assert res.summary() == "100.0 % of the true front's hypervolume"
+    # a workload's grid holds no values: no true front, the raw hypervolume, labelled so
+    grid = S.workload_space("digits-mlp", ["precision=float32,bfloat16", "batch_size=8,64"])
+    fake = {"float32": 1.0, "bfloat16": 2.0}
+    raw = S.search(grid, lambda i: {"latency_ms": fake[grid.config(i)["precision"]] * grid.config(i)["batch_size"],
+                                    "throughput": grid.config(i)["batch_size"] / fake[grid.config(i)["precision"]]},
+                   S.WORKLOAD_OBJECTIVES[0], S.WORKLOAD_OBJECTIVES[1], 4, seed=0)
+    assert raw.hv_true is None and raw.share is None and raw.trace == raw.hypervolume
+    assert raw.summary().startswith("hypervolume ") and "(scaled to the runs found)" in raw.summary()
+
+
 def test_surrogate_beats_random_on_gpqa(seeded_db):
     """The point of the surrogate: at 25 % of the space it is ahead of uniform sampling (3 seeds)."""
     with Store(seeded_db) as store:
@@ -127,9 +150,12 @@ def test_search_cli_json_and_table(seeded_db):
     assert all(r["arena_score"] is not None for r in doc["evaluated"])  # the task's quality is an objective
     assert len(doc["evaluated"]) == 12 == len(doc["hypervolume"]) and doc["front"]
     assert len({r["run_id"] for r in doc["evaluated"]}) == 12
-    assert "[12/12]" in out.stderr and "hypervolume" in out.stderr  # progress as it goes
+    assert "[12/12]" in out.stderr and "% of the true front's hypervolume" in out.stderr  # progress as it goes
+    share = doc["hypervolume_share"]
+    assert share == pytest.approx([h / doc["hv_true"] for h in doc["hypervolume"]], abs=1e-5) and 0 < share[-1] <= 1
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=180)
     assert out.returncode == 0 and "Pareto front found" in out.stdout
+    assert f"{doc['summary']}." in out.stdout and f"{100 * share[-1]:.1f} % of the true front's" in out.stdout
     out = subprocess.run(cmd[:4] + ["--task", "nope", "--budget", "3", "--db", str(seeded_db)], cwd=ROOT,
                          capture_output=True, text=True, timeout=180)
     assert out.returncode == 1 and "No runs of task 'nope'" in out.stderr

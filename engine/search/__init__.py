@@ -24,7 +24,7 @@ from engine.search.algorithms import (
     register,
 )
 from engine.search.evaluators import LookupEvaluator, MeasureEvaluator, Sequential, evaluation, profiler_measure
-from engine.search.indicator import hv_improvement, hv_normalized, transform, true_front_hv
+from engine.search.indicator import hv_improvement, hv_normalized, hv_text, transform, true_front_hv
 from engine.search.loop import SearchResult, search
 from engine.search.space import (
     BITS_PER_WEIGHT,
@@ -40,7 +40,7 @@ from engine.search.space import (
 __all__ = [
     "ALGORITHMS", "DEFAULT_ALGORITHM", "EHVI_SAMPLES", "REFIT_ALWAYS", "REFIT_EVERY", "n_initial",
     "register", "LookupEvaluator", "MeasureEvaluator", "Sequential", "evaluation", "profiler_measure",
-    "hv_improvement", "hv_normalized", "transform", "true_front_hv", "SearchResult", "search",
+    "hv_improvement", "hv_normalized", "hv_text", "transform", "true_front_hv", "SearchResult", "search",
     "BITS_PER_WEIGHT", "MODEL_ONEHOT_SCALE", "WORKLOAD_GRID", "WORKLOAD_OBJECTIVES", "Space", "default_objectives",
     "task_space", "workload_space",
 ]

@@ -2,7 +2,7 @@
 objectives log10-scaled where positive, turned to minimisation, scaled to [0, 1] by bounds, and
 measured against the reference point 1.1 in each objective. Where the whole space is known (a
 task's stored runs, the lookup evaluator) the true front's hypervolume on the same scale is the
-100 % a search is judged against."""
+100 % a search's trace is a share of."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -11,6 +11,9 @@ import numpy as np
 
 from engine import pareto
 from engine.search.space import Space
+
+SHARE_LABEL = "share of the true front's hypervolume"
+RAW_LABEL = "hypervolume (scaled to the runs found)"
 
 
 def transform(F: np.ndarray, maximize: Sequence[bool]) -> np.ndarray:
@@ -62,10 +65,17 @@ def hv_improvement(front: np.ndarray, cand: np.ndarray, ref: np.ndarray) -> np.n
     return np.array([pareto.hypervolume(np.vstack([front, c[None]]), ref) - base for c in cand])
 
 
-
-def true_front_hv(space: Space, objectives: Sequence[str], maximize: Sequence[bool]) -> tuple[float, tuple[np.ndarray, np.ndarray]]:
+def true_front_hv(space: Space, objectives: Sequence[str],
+                  maximize: Sequence[bool]) -> tuple[float, tuple[np.ndarray, np.ndarray]]:
     """The hypervolume of the whole space's front and the bounds it is measured in (lookup)."""
     T = transform(space.configs[list(objectives)].to_numpy(float), maximize)
     lo, hi = T.min(axis=0), T.max(axis=0)
     return hv_normalized(T, lo, hi), (lo, hi)
 
+
+def hv_text(value: float, share: bool) -> str:
+    """How the CLI and the page both say a hypervolume: a share of the true front's where it is
+    known, else the raw value, labelled so."""
+    if share:
+        return f"{100 * value:.1f} % of the true front's hypervolume"
+    return f"hypervolume {value:.4f} (scaled to the runs found)"

@@ -1,5 +1,9 @@
 """The search itself: an algorithm spends a budget of evaluations on a space; every evaluation is
-recorded with the hypervolume reached so far, and the result holds the front found."""
+recorded with the hypervolume reached so far, and the result holds the front found.
+
+Where the whole space is known (a task's stored runs) the result also holds the true front's
+hypervolume on the same scale, and the trace the CLI and the page show is the share of it.
+"""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -11,7 +15,7 @@ import pandas as pd
 from engine import pareto
 from engine.search.algorithms import ALGORITHMS, DEFAULT_ALGORITHM
 from engine.search.evaluators import Sequential
-from engine.search.indicator import hv_normalized, transform
+from engine.search.indicator import RAW_LABEL, SHARE_LABEL, hv_normalized, hv_text, transform
 from engine.search.space import Space
 
 
@@ -22,7 +26,25 @@ class SearchResult:
     hypervolume: list[float]  # normalized hypervolume after each evaluation
     order: list[int]  # space indices in evaluation order
     space: Space
-    hv_true: float | None = None  # the whole space's hypervolume (lookup only)
+    hv_true: float | None = None  # the true front's hypervolume on the same scale (whole space known)
+
+    @property
+    def share(self) -> list[float] | None:
+        """The hypervolume trace as shares of the true front's, where that is known."""
+        return [h / self.hv_true for h in self.hypervolume] if self.hv_true else None
+
+    @property
+    def trace(self) -> list[float]:
+        """What to show: the share where the true front is known, else the raw hypervolume."""
+        return self.share or self.hypervolume
+
+    @property
+    def trace_label(self) -> str:
+        return SHARE_LABEL if self.hv_true else RAW_LABEL
+
+    def summary(self) -> str:
+        """The last value of the trace in words, the same on the CLI and the page."""
+        return hv_text(self.trace[-1], bool(self.hv_true))
 
 
 @dataclass
@@ -47,17 +69,25 @@ def search(
 ) -> SearchResult:
     """Evaluate at most ``budget`` distinct configurations of ``space``, chosen by ``algorithm``
     (a key of ALGORITHMS). ``bounds`` (lo, hi of the transformed objectives) fixes the
-    hypervolume scale; without it the evaluated points set it (recomputed each step). ``pool``
-    evaluates several at once (see Sequential, the default, for what it offers)."""
+    hypervolume scale; without it the whole space's values set it where the space holds them, else
+    the evaluated points (recomputed each step). ``on_step(n, row, value)`` gets the trace's value
+    (SearchResult.trace). ``pool`` evaluates several at once (see Sequential, the default, for
+    what it offers)."""
     if budget < 1:
         raise ValueError("The budget must be at least one evaluation.")
     algorithm = algorithm or DEFAULT_ALGORITHM
     if algorithm not in ALGORITHMS:
         raise ValueError(f"Unknown search algorithm '{algorithm}'; use {', '.join(ALGORITHMS)}.")
     budget = min(int(budget), len(space))
+    n_obj = len(objectives)
+    hv_true = None
+    known = space.values(objectives)
+    if known is not None:  # the whole space is known: its front is the 100 %
+        T_all = transform(known, maximize)
+        bounds = bounds if bounds is not None else (T_all.min(axis=0), T_all.max(axis=0))
+        hv_true = hv_normalized(T_all, *bounds)
     st = _State()
     hv_hist: list[float] = []
-    n_obj = len(objectives)
 
     def record(i: int, row: dict | None) -> None:
         vals = np.full(n_obj, np.nan)
@@ -74,7 +104,7 @@ def search(
             hv = hv_normalized(T, ok.min(axis=0), ok.max(axis=0)) if len(ok) else 0.0
         hv_hist.append(hv)
         if on_step:
-            on_step(len(st.order), st.rows[-1], hv)
+            on_step(len(st.order), st.rows[-1], hv / hv_true if hv_true else hv)
 
     ALGORITHMS[algorithm](space, _Runner(pool or Sequential(evaluate), record), st, budget, seed, n_obj)
 
@@ -92,7 +122,7 @@ def search(
     front = evaluated[mask]
     if objectives[0] in front.columns:
         front = front.sort_values(objectives[0], ascending=not maximize[0], kind="stable")
-    return SearchResult(evaluated, front.reset_index(drop=True), hv_hist, st.order, space)
+    return SearchResult(evaluated, front.reset_index(drop=True), hv_hist, st.order, space, hv_true)
 
 
 class _Runner:

@@ -54,6 +54,14 @@ class Space:
         out.update({k: _py(self.configs.iloc[i][k]) for k in self.knobs})
         return out
 
+    def values(self, objectives: Sequence[str]) -> np.ndarray | None:
+        """Every configuration's objective values where the space holds them all (a task's stored
+        runs: the whole space is known, so is its true front), else None (a workload's grid)."""
+        if not set(objectives) <= set(self.configs.columns):
+            return None
+        V = self.configs[list(objectives)].to_numpy(float)
+        return V if np.isfinite(V).all() else None
+
     def features(self) -> np.ndarray:
         """Encoding for the surrogate: one-hot categories, log2 numbers scaled to [0, 1]."""
         cols = []
