@@ -244,19 +244,22 @@ with tab_search:
             def step(n, row, h):  # h: the engine's trace (share of the true front's hypervolume where known)
                 hv.append(h)
                 status.write(literal(f"[{n}/{budget}] " + ", ".join(f"{k}={row.get(k)}" for k in space.knobs)
-                                     + (f" on {row['node']}" if row.get("node") else "")))
+                                     + (f" on {row['node']}" if row.get("node") else "")
+                                     + (f" ({row['search_note']})" if row.get("search_note") else "")))
                 chart.line_chart(pd.DataFrame({"evaluations": range(1, len(hv) + 1), "hypervolume": hv}),
                                  x="evaluations", y="hypervolume", height=200)
 
             res = S.search(space, ev, objectives, maximize, int(budget), seed=int(seed), on_step=step, pool=pool)
         chart.empty()
         status.update(label=f"Done: {len(res.evaluated)} of {len(space)} configurations evaluated", state="complete", expanded=False)
-        st.session_state["search_result"] = (name, res.summary(), res.trace_label, res.trace,
+        st.session_state["search_result"] = (name, res.summary(), res.trace_label, res.trace, res.notes,
                                              res.front[[c for c in space.knobs + objectives if c in res.front.columns]])
     if "search_result" in st.session_state:
-        name_, summary, label, hv, front = st.session_state["search_result"]
+        name_, summary, label, hv, notes, front = st.session_state["search_result"]
         st.markdown(f"**Hypervolume over evaluations** ({literal(name_)}): {summary} after {len(hv)} evaluations")
         st.line_chart(pd.DataFrame({"evaluations": range(1, len(hv) + 1), "hypervolume": hv}),
                       x="evaluations", y="hypervolume", y_label=label, height=260)
+        for note in notes:  # configurations measured again to settle a tie with the front
+            st.caption(literal(note))
         st.markdown(f"**Front found** ({len(front)} configurations)")
         st.dataframe(front, hide_index=True)

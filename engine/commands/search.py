@@ -91,7 +91,8 @@ def run(args) -> int:
             cfg = " ".join(f"{k}={row.get(k)}" for k in space.knobs)
             vals = ", ".join(f"{o}={row.get(o):.4g}" if isinstance(row.get(o), (int, float)) else f"{o}=-" for o in names)
             node = f" on {row['node']}" if row.get("node") else ""
-            print(f"[{n}/{budget}] {cfg}{node}: {vals}  {S.hv_text(hv, known)}", file=sys.stderr, flush=True)
+            note = f" ({row['search_note']})" if row.get("search_note") else ""
+            print(f"[{n}/{budget}] {cfg}{node}: {vals}  {S.hv_text(hv, known)}{note}", file=sys.stderr, flush=True)
 
         res = S.search(space, ev, names, maximize, budget, seed=args.seed, algorithm=args.algorithm,
                        on_step=progress, pool=pool)
@@ -99,7 +100,7 @@ def run(args) -> int:
         out = {"evaluated": records(_clean(res.evaluated)), "front": records(_clean(res.front)),
                "hypervolume": [round(h, 6) for h in res.hypervolume], "hv_true": res.hv_true,
                "hypervolume_share": res.share and [round(h, 6) for h in res.share], "summary": res.summary(),
-               "space_size": len(space), "knobs": space.knobs, "objectives": names}
+               "notes": res.notes, "space_size": len(space), "knobs": space.knobs, "objectives": names}
         sys.stdout.write(json.dumps(out, indent=1, default=str) + "\n")
         return 0
     cols = [c for c in space.knobs + names if c in res.front.columns]
@@ -107,6 +108,8 @@ def run(args) -> int:
     print(f"Pareto front found ({len(res.front)}):")
     with pd.option_context("display.max_rows", None, "display.width", 200):
         print(res.front[cols].to_string(index=False))
+    for note in res.notes:
+        print(f"Note: {note}.")
     return 0
 
 

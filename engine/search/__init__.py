@@ -11,7 +11,8 @@ In the manner of pymoo and Optuna, one module per part:
   peers (BoTorch, Optuna, NSGA-II, random) register from engine/search_peers.py;
 - loop.py: ``search()``, which spends the budget and returns a SearchResult.
 
-Every evaluation is cached, so a configuration is never evaluated twice.
+Every evaluation is cached, so a configuration is never evaluated twice, except a tied one that
+ours measures once more to be sure of the front (algorithms.py says when).
 """
 from engine import search_peers as _peers  # noqa: F401  (registers the peers in ALGORITHMS)
 from engine.search.algorithms import (
@@ -20,6 +21,7 @@ from engine.search.algorithms import (
     EHVI_SAMPLES,
     REFIT_ALWAYS,
     REFIT_EVERY,
+    REMEASURE_MAX,
     n_initial,
     register,
 )
@@ -38,7 +40,7 @@ from engine.search.space import (
 )
 
 __all__ = [
-    "ALGORITHMS", "DEFAULT_ALGORITHM", "EHVI_SAMPLES", "REFIT_ALWAYS", "REFIT_EVERY", "n_initial",
+    "ALGORITHMS", "DEFAULT_ALGORITHM", "EHVI_SAMPLES", "REFIT_ALWAYS", "REFIT_EVERY", "REMEASURE_MAX", "n_initial",
     "register", "LookupEvaluator", "MeasureEvaluator", "Sequential", "evaluation", "profiler_measure",
     "hv_improvement", "hv_normalized", "hv_text", "transform", "true_front_hv", "SearchResult", "search",
     "BITS_PER_WEIGHT", "MODEL_ONEHOT_SCALE", "WORKLOAD_GRID", "WORKLOAD_OBJECTIVES", "Space", "default_objectives",

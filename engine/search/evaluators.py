@@ -1,7 +1,9 @@
 """Evaluators turn one configuration of a space into a run row, and pools run them.
 
 ``lookup`` reads the stored measurement of a task's configuration; ``measure`` runs the profiler
-now and stores the result (a configuration already stored is read back).
+now and stores the result (a configuration already stored is read back). An evaluator that can
+measure a configuration once more, whatever the store holds, offers ``again(i)``: the search uses
+it to decide a tie between two points whose 95 % intervals overlap (see algorithms.surrogate).
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ class MeasureEvaluator:
         self.space, self.db_path, self.measure = space, db_path, measure
         self.hardware, self.stored_form = hardware, stored_form
         self.measured = 0  # configurations really measured (not found in the store)
+        self.remeasured = 0  # configurations measured once more (again())
 
     def cached(self, config: dict) -> dict | None:
         with Store(self.db_path) as store:
@@ -56,6 +59,13 @@ class MeasureEvaluator:
             self.measured += 1
         return evaluation(config, hit)
 
+    def again(self, i: int) -> dict | None:
+        """A fresh measurement of configuration ``i``, stored beside the earlier one (the store's
+        latest, which cached() reads from then on)."""
+        config = self.space.config(i)
+        self.remeasured += 1
+        return evaluation(config, self.measure(self.space.name, config))
+
 
 def evaluation(config: dict, row: dict | None) -> dict | None:
     """What the search sees of a measured row: the row where it is ok, else the configuration
@@ -67,18 +77,21 @@ def evaluation(config: dict, row: dict | None) -> dict | None:
 
 class Sequential:
     """Evaluations one at a time in this process: the pool ``search`` uses unless given another
-    (a pool has ``slots``, ``submit(i)`` and ``next() -> (i, row)``, which waits for one)."""
+    (a pool has ``slots``, ``submit(i)`` and ``next() -> (i, row)``, which waits for one; one
+    that can measure a configuration again says so with ``can_again`` and takes
+    ``submit(i, again=True)``)."""
     slots = 1
 
     def __init__(self, evaluate: Callable[[int], dict | None]):
         self.evaluate, self.queue = evaluate, []
+        self.can_again = callable(getattr(evaluate, "again", None))
 
-    def submit(self, i: int) -> None:
-        self.queue.append(i)
+    def submit(self, i: int, again: bool = False) -> None:
+        self.queue.append((i, again))
 
     def next(self) -> tuple[int, dict | None]:
-        i = self.queue.pop(0)
-        return i, self.evaluate(i)
+        i, again = self.queue.pop(0)
+        return i, (self.evaluate.again if again else self.evaluate)(i)
 
 
 def profiler_measure(db_path, repeats: int = 3, min_time_s: float = 0.2, device: str = "auto"):

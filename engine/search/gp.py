@@ -58,7 +58,8 @@ class GP:
         Kq = (1 - r) * np.exp(-np.maximum(dq, 0) / (2 * ls * ls)) + r * (Xqs @ Xs.T) / self.lin_norm
         kqq = (1 - r) + r * (Xqs * Xqs).sum(1) / self.lin_norm
         v = solve_triangular(self.chol, Kq.T, lower=True)
-        return Kq @ self.alpha * self.y_sd + self.y_mean, np.sqrt(np.maximum(kqq - (v * v).sum(axis=0), 1e-12)) * self.y_sd
+        sd = np.sqrt(np.maximum(kqq - (v * v).sum(axis=0), 1e-12)) * self.y_sd
+        return Kq @ self.alpha * self.y_sd + self.y_mean, sd
 
 
 def fit(X: np.ndarray, Y: np.ndarray, numeric: np.ndarray | None = None,
