@@ -223,14 +223,10 @@ with tab_search:
             with open_store() as store:
                 space = S.task_space(store, name, objectives)
             ev = S.LookupEvaluator(space)
-            hv_true, bounds = S.true_front_hv(space, objectives, maximize)
         else:
-            hv_true = None
             space = S.workload_space(name)
             measure, hw, stored_form = S.profiler_measure(db)
             ev = S.MeasureEvaluator(space, db, measure, hw, stored_form)
-            bounds = None
-        label = "share of the true front hypervolume" if hv_true else "hypervolume (scaled to the runs found)"
         pool = None
         with contextlib.ExitStack() as stack:
             if on_ray:
@@ -245,23 +241,25 @@ with tab_search:
                 stack.callback(pool.close)
                 status.write(literal(f"On {c.describe()}: {pool.slots} configurations measured at a time"))
 
-            def step(n, row, h):
-                hv.append(h / hv_true if hv_true else h)
+            def step(n, row, h):  # h: the engine's trace (share of the true front's hypervolume where known)
+                hv.append(h)
                 status.write(literal(f"[{n}/{budget}] " + ", ".join(f"{k}={row.get(k)}" for k in space.knobs)
-                                     + (f" on {row['node']}" if row.get("node") else "")))
+                                     + (f" on {row['node']}" if row.get("node") else "")
+                                     + (f" ({row['search_note']})" if row.get("search_note") else "")))
                 chart.line_chart(pd.DataFrame({"evaluations": range(1, len(hv) + 1), "hypervolume": hv}),
                                  x="evaluations", y="hypervolume", height=200)
 
-            res = S.search(space, ev, objectives, maximize, int(budget), seed=int(seed), bounds=bounds, on_step=step,
-                           pool=pool)
+            res = S.search(space, ev, objectives, maximize, int(budget), seed=int(seed), on_step=step, pool=pool)
         chart.empty()
         status.update(label=f"Done: {len(res.evaluated)} of {len(space)} configurations evaluated", state="complete", expanded=False)
-        curve = [h / hv_true for h in res.hypervolume] if hv_true else res.hypervolume
-        st.session_state["search_result"] = (name, label, curve, res.front[[c for c in space.knobs + objectives if c in res.front.columns]])
+        st.session_state["search_result"] = (name, res.summary(), res.trace_label, res.trace, res.notes,
+                                             res.front[[c for c in space.knobs + objectives if c in res.front.columns]])
     if "search_result" in st.session_state:
-        name_, label, hv, front = st.session_state["search_result"]
-        st.markdown(f"**Hypervolume over evaluations** ({literal(name_)}): {label}, {100 * hv[-1]:.1f} % after {len(hv)}")
+        name_, summary, label, hv, notes, front = st.session_state["search_result"]
+        st.markdown(f"**Hypervolume over evaluations** ({literal(name_)}): {summary} after {len(hv)} evaluations")
         st.line_chart(pd.DataFrame({"evaluations": range(1, len(hv) + 1), "hypervolume": hv}),
-                      x="evaluations", y="hypervolume", height=260)
+                      x="evaluations", y="hypervolume", y_label=label, height=260)
+        for note in notes:  # configurations measured again to settle a tie with the front
+            st.caption(literal(note))
         st.markdown(f"**Front found** ({len(front)} configurations)")
         st.dataframe(front, hide_index=True)

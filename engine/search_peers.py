@@ -1,9 +1,10 @@
 """The search algorithms people would use instead of ours, as adapters over the same finite space.
 
-Each adapter is ``fn(space, run, st, budget, seed, n_obj)``: it calls ``run(i)`` (which evaluates
-configuration ``i`` of the space and appends its transformed objectives, log-scaled and to be
-minimised, to ``st.T``) until ``budget`` distinct configurations are evaluated, never one twice.
-engine.search.ALGORITHMS registers them beside our own loop; bench/bench_search.py compares all.
+Each adapter is ``fn(space, run, st, budget, seed, n_obj)`` (engine/search/algorithms.py): it calls
+``run(i)`` (which evaluates configuration ``i`` of the space and appends its transformed
+objectives, log-scaled and to be minimised, to ``st.T``) until ``budget`` distinct configurations
+are evaluated, never one twice. Each registers itself in engine.search.ALGORITHMS beside ours;
+bench/bench_search.py compares all.
 
 - ``botorch``: BoTorch's qLogNEHVI (q=1) over the candidate set itself: a SingleTaskGP per
   objective on the configurations' encoding (Space.features(), normalised to [0, 1]), fitted by
@@ -19,6 +20,8 @@ engine.search.ALGORITHMS registers them beside our own loop; bench/bench_search.
   (a category differs by 1, a number by its share of the log range).
 For both Optuna samplers the trial Optuna suggested is closed as failed and the configuration
 actually evaluated is added as a complete trial, so the sampler learns from what was measured.
+- ``nsga2``: pymoo's MixedVariableGA with NSGA-II survival, ask/tell, proposals snapped to the
+  space; and ``random``, uniform sampling: the floors.
 
 Every model-based peer starts from as many uniformly drawn configurations as ours
 (``n_initial``), and sees the objectives on the scale ours sees (log10, minimised).
@@ -27,10 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def n_initial(budget: int) -> int:
-    """Size of the initial design, the same for every model-based method."""
-    return int(min(budget, max(2, min(4, round(budget * 0.15)))))
+from engine.search.algorithms import EHVI_SAMPLES, REFIT_ALWAYS, REFIT_EVERY, n_initial, register
 
 
 def _finite(st) -> tuple[np.ndarray, np.ndarray]:
@@ -44,6 +44,7 @@ def _finite(st) -> tuple[np.ndarray, np.ndarray]:
 
 
 # -- BoTorch -----------------------------------------------------------------------------------
+@register("botorch")
 def botorch_qlognehvi(space, run, st, budget: int, seed: int, n_obj: int) -> None:
     import torch
     from threadpoolctl import threadpool_limits
@@ -68,9 +69,7 @@ def _botorch_loop(space, run, st, budget: int, seed: int, n_obj: int) -> None:
     from gpytorch.mlls import ExactMarginalLogLikelihood
 
     # ours' schedule: hyperparameters refit every step while few points, then every 5th (warm
-    # started), and as many Monte Carlo draws as ours
-    from engine.search import EHVI_SAMPLES, REFIT_ALWAYS, REFIT_EVERY
-
+    # started), and as many Monte Carlo draws as ours (EHVI_SAMPLES, REFIT_ALWAYS, REFIT_EVERY)
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     X = torch.tensor(space.features(), dtype=torch.double)
@@ -169,5 +168,50 @@ def _tpe_sampler(seed: int, n_startup: int):
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup, multivariate=True)
 
 
-optuna_gp = _optuna(_gp_sampler)
-optuna_tpe = _optuna(_tpe_sampler)
+optuna_gp = register("optuna-gp")(_optuna(_gp_sampler))
+optuna_tpe = register("optuna-tpe")(_optuna(_tpe_sampler))
+
+
+# -- the floors --------------------------------------------------------------------------------
+@register("nsga2")
+def nsga2(space, run, st, budget: int, seed: int, n_obj: int) -> None:
+    """Plain pymoo NSGA-II for mixed variables, ask/tell. A proposal is snapped to the configuration
+    of the space sharing the most knob values; one already evaluated is answered from the cache
+    (no budget used). After a few generations with nothing new, proposals snap to unevaluated ones."""
+    from pymoo.algorithms.moo.nsga2 import RankAndCrowding
+    from pymoo.core.mixed import MixedVariableGA
+    from pymoo.core.problem import Problem
+
+    problem = Problem(vars=space.pymoo_vars(), n_obj=n_obj)
+    algo = MixedVariableGA(pop_size=max(4, min(20, budget // 3)), survival=RankAndCrowding())
+    algo.setup(problem, seed=seed)
+    values = {k: space.configs[k].astype(str).to_numpy() for k in space.knobs}
+    noise = np.random.default_rng(seed).random(len(space)) * 1e-3
+    cache: dict[int, np.ndarray] = {}
+    stale = 0
+    while len(st.order) < budget:
+        pop = algo.ask()
+        F = np.empty((len(pop), n_obj))
+        before = len(st.order)
+        for n, ind in enumerate(pop):
+            score = noise + sum((values[k] == str(ind.X[k])).astype(float) for k in space.knobs)
+            if stale >= 5:
+                score[list(cache)] = -np.inf
+            idx = int(np.argmax(score))
+            if idx not in cache:
+                if len(st.order) >= budget:
+                    F[n] = np.full(n_obj, 1e9)
+                    continue
+                run(idx)
+                cache[idx] = np.where(np.isfinite(st.T[-1]), st.T[-1], 1e9)
+            F[n] = cache[idx]
+        stale = stale + 1 if len(st.order) == before else 0
+        pop.set("F", F)
+        algo.tell(infills=pop)
+
+
+@register("random")
+def uniform_random(space, run, st, budget: int, seed: int, n_obj: int) -> None:
+    """Uniform sampling without replacement: what any method must beat."""
+    for i in np.random.default_rng(seed).permutation(len(space))[:budget]:
+        run(i)

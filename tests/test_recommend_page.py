@@ -1,8 +1,11 @@
 """The Recommend page through AppTest, and the done-when question in a real browser."""
 from __future__ import annotations
 
+import re
+
 from streamlit.testing.v1 import AppTest
 
+from engine.cli import main
 from tests.browser import chromium_page, streamlit_server
 from tests.conftest import ROOT, shown
 
@@ -47,7 +50,9 @@ def test_quality_is_a_default_objective_and_one_click_constraint(monkeypatch, se
     assert shown(at.toggle(key="r_q1_lm-arena-chat").proto.label).startswith("Keep arena_score within 1 %")
 
 
-def test_search_tab_lookup_draws_hypervolume(monkeypatch, seeded_db):
+def test_search_tab_lookup_draws_hypervolume(monkeypatch, seeded_db, capsys):
+    """The page and the CLI show one number for a lookup search: the engine's share of the true
+    front's hypervolume (the same task, budget, seed and default objectives)."""
     at = _app(monkeypatch, seeded_db)
     at.selectbox(key="s_task").set_value("sourcegraph-fim").run()
     at.number_input(key="s_budget_sourcegraph-fim").set_value(12).run()
@@ -55,9 +60,14 @@ def test_search_tab_lookup_draws_hypervolume(monkeypatch, seeded_db):
     assert not at.exception, at.exception
     charts = at.get("vega_lite_chart")
     text = shown(" ".join(m.value for m in at.markdown))
-    assert "Hypervolume over evaluations" in text and "after 12" in text
+    assert "Hypervolume over evaluations" in text and "after 12 evaluations" in text
     assert charts, "no hypervolume line chart"
     assert "Front found" in text
+    page = re.search(r"([\d.]+) % of the true front's hypervolume after 12 evaluations", text)
+    assert main(["search", "--task", "sourcegraph-fim", "--budget", "12", "--seed", "0", "--db", str(seeded_db)]) == 0
+    cli = re.search(r"Evaluated 12 of 34 configurations; ([\d.]+) % of the true front's hypervolume", capsys.readouterr().out)
+    assert page and cli and page.group(1) == cli.group(1), (text, cli)
+    assert 0 < float(page.group(1)) <= 100
 
 
 def test_done_when_question_in_the_browser(seeded_db):

@@ -25,7 +25,7 @@ def add_parser(sub):
     p.add_argument("--evaluator", choices=("lookup", "measure"), default=None,
                    help="lookup: the stored measurement (default for --task); measure: run the profiler now (default for --workload)")
     p.add_argument("--algorithm", choices=list(S.ALGORITHMS), default=S.DEFAULT_ALGORITHM,
-                   help=f"search algorithm (default {S.DEFAULT_ALGORITHM}; see engine/search.py)")
+                   help=f"search algorithm (default {S.DEFAULT_ALGORITHM}; see engine/search/algorithms.py)")
     p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2", help="workload grid (measure); repeatable")
     p.add_argument("--filter", action="append", default=[], metavar="COL=VALUE", help="narrow a task's space, e.g. hardware=H100")
     p.add_argument("--seed", type=int, default=0)
@@ -53,7 +53,6 @@ def run(args) -> int:
     if args.ray:
         args.ray = cluster.check(args.ray)  # a bad or unreachable address fails here, in seconds
     db = args.db or default_db_path()
-    bounds = None
     if args.task:
         if evaluator != "lookup":
             raise CliError("A task's space is evaluated by lookup; use --workload NAME to measure on this machine.")
@@ -63,7 +62,6 @@ def run(args) -> int:
                                else S.default_objectives(store, args.task))
             space = S.task_space(store, args.task, names, filters)
         ev = S.LookupEvaluator(space)
-        _, bounds = S.true_front_hv(space, names, maximize)
     else:
         if evaluator != "measure":
             raise CliError("A workload's grid has no stored values to look up; use --evaluator measure (or --task).")
@@ -87,25 +85,31 @@ def run(args) -> int:
         print(f"search {space.name}: {len(space)} configurations over {', '.join(space.knobs)}; "
               f"budget {budget}; {evaluator} evaluator; objectives {', '.join(names)}{where}", file=sys.stderr, flush=True)
 
+        known = space.values(names) is not None  # the trace is a share of the true front's hypervolume
+
         def progress(n, row, hv):
             cfg = " ".join(f"{k}={row.get(k)}" for k in space.knobs)
             vals = ", ".join(f"{o}={row.get(o):.4g}" if isinstance(row.get(o), (int, float)) else f"{o}=-" for o in names)
             node = f" on {row['node']}" if row.get("node") else ""
-            print(f"[{n}/{budget}] {cfg}{node}: {vals}  hypervolume {hv:.4f}", file=sys.stderr, flush=True)
+            note = f" ({row['search_note']})" if row.get("search_note") else ""
+            print(f"[{n}/{budget}] {cfg}{node}: {vals}  {S.hv_text(hv, known)}{note}", file=sys.stderr, flush=True)
 
         res = S.search(space, ev, names, maximize, budget, seed=args.seed, algorithm=args.algorithm,
-                       bounds=bounds, on_step=progress, pool=pool)
+                       on_step=progress, pool=pool)
     if args.format == "json":
         out = {"evaluated": records(_clean(res.evaluated)), "front": records(_clean(res.front)),
-               "hypervolume": [round(h, 6) for h in res.hypervolume], "space_size": len(space),
-               "knobs": space.knobs, "objectives": names}
+               "hypervolume": [round(h, 6) for h in res.hypervolume], "hv_true": res.hv_true,
+               "hypervolume_share": res.share and [round(h, 6) for h in res.share], "summary": res.summary(),
+               "notes": res.notes, "space_size": len(space), "knobs": space.knobs, "objectives": names}
         sys.stdout.write(json.dumps(out, indent=1, default=str) + "\n")
         return 0
     cols = [c for c in space.knobs + names if c in res.front.columns]
-    print(f"Evaluated {len(res.evaluated)} of {len(space)} configurations; final hypervolume {res.hypervolume[-1]:.4f}.")
+    print(f"Evaluated {len(res.evaluated)} of {len(space)} configurations; {res.summary()}.")
     print(f"Pareto front found ({len(res.front)}):")
     with pd.option_context("display.max_rows", None, "display.width", 200):
         print(res.front[cols].to_string(index=False))
+    for note in res.notes:
+        print(f"Note: {note}.")
     return 0
 
 
