@@ -23,7 +23,7 @@ from engine.explore import (
     state_to_params,
     work_units,
 )
-from engine.fields import CI_LO, SOURCE_SUFFIX
+from engine.fields import CI_LO, CONFIG_COLUMNS, SOURCE_SUFFIX
 from engine.filters import describe
 from engine.quality import headline
 from ui.figures import curve_figure, front_figure, parcoords_figure
@@ -254,7 +254,7 @@ st.subheader("Runs on the front" + (" and tied with it" if n_tied else ""))
 rows = view.front
 if view.intervals:  # each row says whether the front beats it with confidence
     rows = pd.concat([view.front.assign(membership="front"), view.tied.assign(membership="tied")], ignore_index=True)
-first = [c for c in ("membership", "model", "hardware", "precision", "batch_size", "num_gpus", "task") if c in rows.columns]
+first = [c for c in ("membership", *CONFIG_COLUMNS) if c in rows.columns]
 order = first + [o for o in state.objectives if o not in first]
 if quality_axis and quality_axis not in order and quality_axis in rows.columns:
     order.append(quality_axis)

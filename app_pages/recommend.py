@@ -6,6 +6,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from engine import search as S
+from engine.fields import CONFIG_COLUMNS
 from engine.quality import headline
 from engine.recommend import Constraint, recommend
 from engine.recommend_link import RecommendLink, from_params, split_constraint
@@ -14,7 +15,7 @@ from ui.state import open_store, read_params, write_params
 from ui.text import literal, plain
 
 OPS = ["<=", ">=", "<", ">"]
-CONFIG_COLS = ["model", "hardware", "num_gpus", "precision", "batch_size"]
+CONFIG_COLS = [c for c in CONFIG_COLUMNS if c != "task"]  # the task is chosen above
 
 st.title("Recommend")
 db = default_db_path()

@@ -147,6 +147,9 @@ def source_field(metric: str) -> Field:
 
 
 CANONICAL_BY_NAME = {f.name: f for f in CANONICAL}
+# The columns that say which configuration a run is, in the order people read them: hover text,
+# tables and recommendations all list a run's configuration so.
+CONFIG_COLUMNS = ("model", "hardware", "precision", "batch_size", "num_gpus", "task")
 CANONICAL_NAMES = tuple(f.name for f in CANONICAL)
 DIRECTIONS = ("min", "max")
 # Every field defined here, by name: its range holds whichever source brings a column of that name.

@@ -26,7 +26,7 @@ import pandas as pd
 
 from engine import pareto, picks
 from engine.explore import HOVER_COLUMNS, check_work_units
-from engine.fields import CI_HI, CI_LO
+from engine.fields import CI_HI, CI_LO, CONFIG_COLUMNS
 from engine.quality import Lacking, lacking
 from engine.store import Store
 
@@ -372,5 +372,5 @@ def _per_group(feas: pd.DataFrame, col: str, objectives, maximize, weights) -> p
         best["front_size"] = len(sub)
         rows.append(best)
     out = pd.DataFrame(rows)
-    first = [col, "feasible_runs", "front_size"] + [c for c in ("model", "hardware", "num_gpus", "precision", "batch_size") if c != col] + list(objectives)
+    first = [col, "feasible_runs", "front_size"] + [c for c in CONFIG_COLUMNS if c not in (col, "task")] + list(objectives)
     return out[[c for c in first if c in out.columns] + [c for c in out.columns if c not in first]]

@@ -9,10 +9,9 @@ import plotly.colors as px_colors
 import plotly.graph_objects as go
 
 from engine.explore import FrontView
-from engine.fields import CI_HI, CI_LO, SOURCE_SUFFIX
+from engine.fields import CI_HI, CI_LO, CONFIG_COLUMNS, SOURCE_SUFFIX
 from ui.text import plain
 
-CONFIG_HOVER = ("model", "hardware", "precision", "batch_size", "num_gpus", "task")
 DOMINATED = "rgba(140,140,140,0.28)"
 FRONT = "#d62728"
 TIED = "#ff7f0e"  # beaten by the point values only, not with 95 % confidence
@@ -30,7 +29,7 @@ def hover_text(df: pd.DataFrame, objectives: Sequence[str], label: Callable[[str
     ``also`` adds metrics that are not objectives (the task's quality), shown as "not measured"
     where a run has none. Values and labels are data, escaped: plotly shows them, never renders them."""
     parts: list[list[str]] = []  # plain lists: pandas string arithmetic took a sixth of the page's run
-    for c in CONFIG_HOVER:
+    for c in CONFIG_COLUMNS:
         if c in df.columns:
             col = df[c].astype(object)
             shown = {v: f"{c}: {plain(str(v))}" for v in pd.unique(col.dropna())}

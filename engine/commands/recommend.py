@@ -19,6 +19,7 @@ from engine.commands import (
     records,
 )
 from engine.derived import Settings
+from engine.fields import CONFIG_COLUMNS
 from engine.filters import describe
 from engine.recommend import recommend
 
@@ -85,7 +86,7 @@ def run(args) -> int:
     if rec.pick is None:
         print(f"Nothing is feasible: {rec.reason}")
         return 2
-    cols = [c for c in ("model", "hardware", "num_gpus", "precision", "batch_size") if c in rec.front.columns]
+    cols = [c for c in CONFIG_COLUMNS if c != "task" and c in rec.front.columns]
     cols += [o for o in names if o not in cols] + [c.split()[0] for c in rec.constraints if c.split()[0] not in cols + names]
     show = rec.front[cols].copy()
     show.insert(0, "", [""] * len(show))
