@@ -7,6 +7,7 @@ import streamlit as st
 
 from engine import search as S
 from engine.fields import CONFIG_COLUMNS
+from engine.profiler import catalog
 from engine.quality import headline
 from engine.recommend import Constraint, recommend
 from engine.recommend_link import RecommendLink, from_params, split_constraint
@@ -193,7 +194,7 @@ with tab_search:
             evaluator = "lookup"
             space_n = len(S.task_space(store, name, obj_default)) if name else 0
         else:
-            name = c1.selectbox("Workload", ["digits-mlp", "digits-cnn", "tiny-gpt"], key="s_wl")
+            name = c1.selectbox("Workload", list(catalog.NAMES), key="s_wl")
             obj_default, max_default = S.WORKLOAD_OBJECTIVES
             measured = [f.name for f in store.metrics()] + [m for m in obj_default if not store.has_field(m)]
             evaluator = "measure"

@@ -6,11 +6,12 @@ import contextlib
 import sys
 
 from engine.commands import add_db
+from engine.profiler import catalog
 
 
 def add_parser(sub):
     p = sub.add_parser("profile", help="measure a grid of configurations on this machine into the store")
-    p.add_argument("--workload", metavar="NAME", help="built-in workload: digits-mlp, digits-cnn, tiny-gpt; or hf:MODEL, "
+    p.add_argument("--workload", metavar="NAME", help=f"built-in workload: {catalog.described()}; or hf:MODEL, "
                    "a Hugging Face causal LM (hub id org/name, or a local folder; safetensors weights only)")
     p.add_argument("--model", metavar="PKG.MOD:FACTORY",
                    help="your own model: a factory returning (model, example_inputs[, eval_fn])")
@@ -56,7 +57,7 @@ def run(args) -> int:
     from engine.profiler.workloads import get_workload
 
     if not args.workload and not args.model:
-        raise CliError("Name a workload (--workload digits-mlp|digits-cnn|tiny-gpt|hf:MODEL) or your model (--model pkg.mod:factory).")
+        raise CliError(f"Name a workload (--workload {'|'.join(catalog.NAMES)}|hf:MODEL) or your model (--model pkg.mod:factory).")
     if args.repeats < 1 or args.min_time < 0 or args.warmup < 0 or not 1 <= args.rounds <= 100:
         raise CliError("--repeats must be at least 1, --rounds from 1 to 100, and --min-time and --warmup not negative.")
     if args.until_ci is not None and not 0 < args.until_ci < 100:

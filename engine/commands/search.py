@@ -11,6 +11,7 @@ import pandas as pd
 from engine import search as S
 from engine.cli import CliError
 from engine.commands import add_db, add_format, existing_store, parse_objectives, records
+from engine.profiler import catalog
 from engine.store import Store, default_db_path
 
 
@@ -18,7 +19,7 @@ def add_parser(sub):
     p = sub.add_parser("search", help="search a configuration space for the Pareto front, within a budget of evaluations")
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--task", help="a task in the store: its measured configurations are the space")
-    which.add_argument("--workload", help="a profiler workload (digits-mlp, digits-cnn, tiny-gpt): its grid is the space")
+    which.add_argument("--workload", help=f"a profiler workload ({catalog.described()}): its grid is the space")
     p.add_argument("--objective", action="append", default=[], metavar="NAME:min|max",
                    help="objective and direction; repeatable (default: energy_j with itl_p90_ms or latency_ms for a task)")
     p.add_argument("--budget", type=int, required=True, help="most configurations to evaluate")

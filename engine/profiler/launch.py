@@ -39,7 +39,7 @@ def check_workload(name: str) -> None:
     """A workload a page asks for is a built-in one or ``hf:MODEL`` (weights read as data:
     safetensors only, no remote code): a name from the browser never picks Python code to import
     (the CLI's --model package.module:factory is for the person at the shell)."""
-    from engine.profiler.workloads import BUILTIN
+    from engine.profiler.catalog import BUILTIN
 
     if name not in BUILTIN and not (name.startswith("hf:") and name[3:].strip()):
         raise ValueError(f"Unknown workload '{name}'; the pages run the built-in workloads only "

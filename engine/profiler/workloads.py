@@ -25,6 +25,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from engine.profiler import catalog
 from engine.store import ROOT
 
 
@@ -427,20 +428,15 @@ class UserWorkload(Workload):
         return out
 
 
-BUILTIN = {"digits-mlp": DigitsMLP, "digits-cnn": DigitsCNN, "tiny-gpt": TinyGPTWorkload}
-
-
-# Workloads named with a prefix and an argument: hf:MODEL (a Hugging Face hub id or local folder).
-PREFIXED = {"hf": "engine.profiler.hf:HFWorkload"}
+BUILTIN = {name: catalog.load(path) for name, path in catalog.BUILTIN.items()}  # name -> class
 
 
 def get_workload(name: str | None, model: str | None = None, params: dict | None = None) -> Workload:
     if model:
         return UserWorkload(model)
     prefix, sep, arg = (name or "").partition(":")
-    if sep and prefix in PREFIXED:
-        mod, _, cls = PREFIXED[prefix].partition(":")
-        return getattr(importlib.import_module(mod), cls)(arg, **(params or {}))
+    if sep and prefix in catalog.PREFIXED:
+        return catalog.load(catalog.PREFIXED[prefix])(arg, **(params or {}))
     if name not in BUILTIN:
         raise ValueError(f"Unknown workload '{name}'; built-in: {', '.join(BUILTIN)}, or hf:MODEL "
                          f"(a Hugging Face hub id or local folder), or --model package.module:factory.")
