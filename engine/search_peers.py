@@ -191,27 +191,30 @@ def nsga2(space, run, st, budget: int, seed: int, n_obj: int) -> None:
     stale = 0
     while len(st.order) < budget:
         pop = algo.ask()
-        F = np.empty((len(pop), n_obj))
-        before = len(st.order)
-        for n, ind in enumerate(pop):
+        picks, new = [], []  # a generation is measured as one batch (in parallel on a pool)
+        for ind in pop:
             score = noise + sum((values[k] == str(ind.X[k])).astype(float) for k in space.knobs)
             if stale >= 5:
-                score[list(cache)] = -np.inf
+                score[list(cache) + new] = -np.inf
             idx = int(np.argmax(score))
-            if idx not in cache:
-                if len(st.order) >= budget:
-                    F[n] = np.full(n_obj, 1e9)
-                    continue
-                run(idx)
-                cache[idx] = np.where(np.isfinite(st.T[-1]), st.T[-1], 1e9)
-            F[n] = cache[idx]
-        stale = stale + 1 if len(st.order) == before else 0
+            if idx not in cache and idx not in new:
+                if len(st.order) + len(new) >= budget:
+                    idx = None  # over the budget: scored as worst
+                else:
+                    new.append(idx)
+            picks.append(idx)
+        run.many(new)
+        at = {i: k for k, i in enumerate(st.order)}
+        for idx in new:
+            cache[idx] = np.where(np.isfinite(st.T[at[idx]]), st.T[at[idx]], 1e9)
+        F = np.array([cache[idx] if idx is not None else np.full(n_obj, 1e9) for idx in picks])
+        stale = 0 if new else stale + 1
         pop.set("F", F)
         algo.tell(infills=pop)
 
 
 @register("random")
 def uniform_random(space, run, st, budget: int, seed: int, n_obj: int) -> None:
-    """Uniform sampling without replacement: what any method must beat."""
-    for i in np.random.default_rng(seed).permutation(len(space))[:budget]:
-        run(i)
+    """Uniform sampling without replacement: what any method must beat (a pool measures as many
+    at a time as it has workers)."""
+    run.many(np.random.default_rng(seed).permutation(len(space))[:budget])

@@ -259,3 +259,34 @@ def test_ours_measures_a_tied_point_again_within_the_budget(seeded_db):
         got = S.search(space, quiet, objectives, maximize, budget=15, seed=0, algorithm=algorithm, **kwargs)
         assert not quiet.again_calls and not got.notes and len(set(got.order)) == 15
         assert algorithm != "surrogate" or got.order == plain
+
+
+class OutOfOrderPool:
+    """A pool of ``slots`` workers in this process that finishes the newest submission first (a
+    cluster returns in completion order, not in order of submission)."""
+
+    def __init__(self, evaluate, slots: int):
+        self.evaluate, self.slots, self.queue, self.most_in_flight = evaluate, slots, [], 0
+
+    def submit(self, i: int, again: bool = False) -> None:
+        self.queue.append(i)
+        self.most_in_flight = max(self.most_in_flight, len(self.queue))
+
+    def next(self):
+        i = self.queue.pop()
+        return i, self.evaluate(i)
+
+
+@pytest.mark.parametrize("algorithm", ["random", "nsga2"])
+def test_the_floors_keep_a_pool_busy_and_find_what_they_find_alone(seeded_db, algorithm):
+    """Random draws and NSGA-II generations go out as batches on a pool (a Ray cluster): as many
+    in flight as workers, and the same configurations as one at a time, whatever order they finish in."""
+    with Store(seeded_db) as store:
+        objectives, maximize = S.default_objectives(store, "gpqa")
+        space = S.task_space(store, "gpqa", objectives)
+    alone = S.search(space, S.LookupEvaluator(space), objectives, maximize, 12, seed=4, algorithm=algorithm)
+    pool = OutOfOrderPool(S.LookupEvaluator(space), slots=3)
+    pooled = S.search(space, None, objectives, maximize, 12, seed=4, algorithm=algorithm, pool=pool)
+    assert pool.most_in_flight == 3 and len(pooled.order) == len(set(pooled.order)) == 12
+    assert pooled.order != alone.order and sorted(pooled.order) == sorted(alone.order)
+    assert pooled.hypervolume[-1] == pytest.approx(alone.hypervolume[-1])

@@ -186,3 +186,13 @@ class _Runner:
         i, row = self.pool.next()
         self.pending.remove(i)
         self.record(i, row)
+
+    def many(self, indices) -> None:
+        """Evaluate every one of ``indices``, keeping up to ``slots`` in flight (a method whose
+        proposals do not depend on each other's results: a generation, a random draw)."""
+        for i in indices:
+            while len(self.pending) >= self.slots:
+                self.collect()
+            self.submit(int(i))
+        while self.pending:
+            self.collect()
