@@ -31,8 +31,8 @@ if hw.notes:
 
 busy = launch.running(db)
 mine = st.session_state.get("sweep_id")
-if not mine and busy:
-    mine = busy[0]  # a sweep started from another session: follow it too
+if not mine and busy:  # a sweep started from another session: follow it too (a search: the Search tab does)
+    mine = next(iter(launch.running(db, "sweep")), None)
 
 HF = "hf: a Hugging Face model"
 device = "cuda:0" if hw.cuda_available else "cpu"
@@ -129,7 +129,8 @@ if ready and name == HF:
         "predicted_memory_mb": st.column_config.NumberColumn("predicted MB", format="%.1f")})
 
 if busy:
-    st.info("A sweep is running on this machine; start the next one when it is done (measurements would disturb each other).")
+    st.info("A sweep or search is measuring on this machine; start the next one when it is done "
+            "(measurements would disturb each other).")
 st.divider()
 NUMBERS = {"latency_ms": st.column_config.NumberColumn("latency ms", format="%.4g"),
            "throughput": st.column_config.NumberColumn("throughput /s", format="%.4g"),

@@ -1,13 +1,11 @@
 """Recommend: a suggested configuration from measured runs, and a search over a configuration space."""
-import contextlib
-
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
 from engine import search as S
 from engine.fields import CONFIG_COLUMNS
-from engine.profiler import catalog
+from engine.profiler import catalog, launch
 from engine.quality import headline
 from engine.recommend import Constraint, recommend
 from engine.recommend_link import RecommendLink, from_params, split_constraint
@@ -53,6 +51,70 @@ def widgets_from_link(store) -> list[str]:
     for i, c in enumerate(rest):
         ss[f"r_cm_{i}"], ss[f"r_co_{i}"], ss[f"r_cv_{i}"] = split_constraint(c)
     return notes
+
+
+def _search_failure(info: dict) -> str:
+    """One sentence for a search process that failed or died."""
+    lines = [x.strip() for x in str(info.get("error") or "").splitlines() if x.strip()]
+    why = lines[-1] if lines else "it left no message"
+    if info["state"] == "stopped":
+        return f"The search process stopped before it finished: {why}"
+    return f"The search failed: {why}"
+
+
+def _hv_chart(trace: list[float], height: int, label: str | None = None):
+    st.line_chart(pd.DataFrame({"evaluations": range(1, len(trace) + 1), "hypervolume": trace}),
+                  x="evaluations", y="hypervolume", y_label=label, height=height)
+
+
+def _follow_search(sid: str) -> None:
+    """A measure search in its own process (launch.start_search): its progress, read from its progress
+    file every second while it runs, then its result (kept in the session like a lookup's)."""
+    first = launch.status(db, sid)
+    if first["state"] in launch.TERMINAL and first.get("result") and st.session_state.get("search_shown") != sid:
+        r = first["result"]
+        st.session_state["search_shown"] = sid
+        st.session_state["search_result"] = (first.get("task"), r["summary"], r["trace_label"], r["trace"], r["notes"],
+                                             pd.DataFrame(r["front"], columns=r["columns"]))
+
+    @st.fragment(run_every=1.0 if first["state"] not in launch.TERMINAL else None)
+    def progress():
+        info = launch.status(db, sid)
+        state, steps, n = info["state"], info.get("results") or [], info.get("n") or 0
+        done = state in launch.TERMINAL
+        if not done:
+            st.progress(min(len(steps) / n, 1.0) if n else 0.0,
+                        text=literal(f"Searching {info.get('task', '')}: {len(steps)} of {n} evaluations · {state} · "
+                                     f"{info.get('elapsed_s') or 0:.0f} s"))
+        elif state == "done":
+            st.success(literal(f"Search done: {len(steps)} evaluations in {info.get('elapsed_s') or 0:.0f} s, "
+                               "each run stored."))
+        elif state == "cancelled":
+            st.warning(literal(f"Search cancelled after {len(steps)} evaluations; the runs it measured stay stored."))
+        else:
+            st.error(literal(_search_failure(info)))
+        if info.get("cluster"):
+            st.markdown(literal(f"On {info['cluster']}: {info['slots']} configurations measured at a time"))
+        if steps:
+            with st.expander(f"Evaluations ({len(steps)})", expanded=not done):
+                for s_ in steps:
+                    st.markdown(literal(s_.get("line") or f"[{s_.get('n')}]"))
+            if not done:
+                _hv_chart([s_["trace"] for s_ in steps], 200)
+        if not done:
+            if info.get("cancel_requested"):
+                st.warning("Cancelling after the current evaluation…" if not info.get("ray")
+                           else "Cancelling once the evaluations in flight on the cluster finish…")
+            elif st.button("Cancel search", key="s_cancel",
+                           help="stops before the next evaluation; the runs measured so far stay stored"):
+                launch.cancel(db, sid)
+                st.rerun(scope="fragment")
+        elif st.session_state.get("search_refreshed") != sid:
+            st.session_state["search_refreshed"] = sid
+            st.rerun()  # the whole page: the result below, Start available again
+
+    progress()
+
 
 
 with tab_rec:
@@ -212,50 +274,52 @@ with tab_search:
                                help="local: a private Ray instance on this machine; auto: the cluster `ray start "
                                     "--head` started here; HOST:PORT: a cluster's head (its GCS port). The search "
                                     "proposes as many configurations at a time as the cluster has free workers.").strip()
+    busy = launch.running(db) if evaluator == "measure" else []  # a sweep or search measuring here now
     st.caption(f"{evaluator} evaluator: {space_n} configurations in the space"
                + ((" (each evaluation runs the profiler on the Ray cluster and this machine stores the run)" if on_ray
                    else " (each evaluation runs the profiler on this machine and stores the run)")
-                  if evaluator == "measure" else ""))
-    if st.button("Start search", type="primary", disabled=len(objectives) < 1, key="s_start"):
-        status = st.status(literal(f"Searching {name} ..."), expanded=True)
-        chart = st.empty()
-        table = st.empty()
-        hv: list[float] = []
-        if evaluator == "lookup":
+                  + "; the search runs in its own process" if evaluator == "measure" else ""))
+    if busy:
+        st.info("A sweep or search is measuring on this machine; start the next one when it is done "
+                "(measurements would disturb each other).")
+    if st.button("Start search", type="primary", key="s_start",
+                 disabled=len(objectives) < 1 or bool(busy) or (on_ray and not ray_at)):
+        if evaluator == "measure":  # the profiler runs in its own process; the page follows its progress file
+            try:
+                sid = launch.start_search(db, name, objectives, maximize, int(budget), int(seed),
+                                          ray=ray_at if on_ray else None)
+            except (ValueError, OSError) as e:
+                st.error(literal(f"Could not start the search: {e}"))
+            else:
+                st.session_state["search_id"] = sid
+                st.session_state.pop("search_result", None)
+                st.rerun()
+        else:  # a task's stored runs: pure computation, here
+            status = st.status(literal(f"Searching {name} ..."), expanded=True)
+            chart = st.empty()
+            hv: list[float] = []
             with open_store() as store:
                 space = S.task_space(store, name, objectives)
-            ev = S.LookupEvaluator(space)
-        else:
-            space = S.workload_space(name)
-            measure, hw, stored_form = S.profiler_measure(db)
-            ev = S.MeasureEvaluator(space, db, measure, hw, stored_form)
-        pool = None
-        with contextlib.ExitStack() as stack:
-            if on_ray:
-                from engine.profiler import cluster
-                try:
-                    c = stack.enter_context(cluster.connect(ray_at))
-                    pool = cluster.SearchPool(c, space, db)
-                except ValueError as e:
-                    status.update(label="Could not start the search", state="error")
-                    st.error(literal(str(e)))
-                    st.stop()
-                stack.callback(pool.close)
-                status.write(literal(f"On {c.describe()}: {pool.slots} configurations measured at a time"))
 
             def step(n, row, h):  # h: the engine's trace (share of the true front's hypervolume where known)
                 hv.append(h)
                 status.write(literal(f"[{n}/{budget}] " + ", ".join(f"{k}={row.get(k)}" for k in space.knobs)
-                                     + (f" on {row['node']}" if row.get("node") else "")
                                      + (f" ({row['search_note']})" if row.get("search_note") else "")))
                 chart.line_chart(pd.DataFrame({"evaluations": range(1, len(hv) + 1), "hypervolume": hv}),
                                  x="evaluations", y="hypervolume", height=200)
 
-            res = S.search(space, ev, objectives, maximize, int(budget), seed=int(seed), on_step=step, pool=pool)
-        chart.empty()
-        status.update(label=f"Done: {len(res.evaluated)} of {len(space)} configurations evaluated", state="complete", expanded=False)
-        st.session_state["search_result"] = (name, res.summary(), res.trace_label, res.trace, res.notes,
-                                             res.front[[c for c in space.knobs + objectives if c in res.front.columns]])
+            res = S.search(space, S.LookupEvaluator(space), objectives, maximize, int(budget), seed=int(seed), on_step=step)
+            chart.empty()
+            status.update(label=f"Done: {len(res.evaluated)} of {len(space)} configurations evaluated", state="complete",
+                          expanded=False)
+            st.session_state.pop("search_id", None)
+            st.session_state["search_result"] = (name, res.summary(), res.trace_label, res.trace, res.notes,
+                                                 res.front[[c for c in space.knobs + objectives if c in res.front.columns]])
+    mine = st.session_state.get("search_id")
+    if not mine and evaluator == "measure":
+        mine = next(iter(launch.running(db, "search")), None)  # one started from another session: follow it too
+    if mine:
+        _follow_search(mine)
     if "search_result" in st.session_state:
         name_, summary, label, hv, notes, front = st.session_state["search_result"]
         st.markdown(f"**Hypervolume over evaluations** ({literal(name_)}): {summary} after {len(hv)} evaluations")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -92,3 +93,19 @@ def plotly_values(v) -> list:
         import numpy as np
         return np.frombuffer(base64.b64decode(v["bdata"]), dtype=v["dtype"]).tolist()
     return list(v)
+
+
+def follow_search(at, until, timeout=90):
+    """Run the page again (what the Search tab's fragment does each second) until ``until(at)``."""
+    deadline = time.monotonic() + timeout
+    while not until(at) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        at.run()
+        assert not at.exception, at.exception
+    assert until(at), ([e.value for e in at.error], [m.value for m in at.markdown])
+    return at
+
+
+def searched(at, said: str = "Search done") -> bool:
+    """The Search tab says its search ended (``said``), or shows an error."""
+    return bool(at.error) or any(said in shown(m.value) for m in [*at.success, *at.warning])

@@ -17,7 +17,7 @@ from engine.profiler import cluster, launch
 from engine.profiler.sweep import Options, Sweep, new_sweep_id
 from engine.profiler.workloads import get_workload
 from engine.store import Store
-from tests.conftest import ROOT, shown
+from tests.conftest import ROOT, follow_search, searched, shown
 
 ray = pytest.importorskip("ray")
 FAST = ["--repeats", "3", "--min-time", "0.05", "--warmup", "1"]
@@ -174,6 +174,8 @@ def test_search_tab_runs_on_the_cluster(monkeypatch, seeded_db):
     at.radio(key="s_run_on").set_value("Ray cluster").run()
     at.button(key="s_start").click().run()
     assert not at.exception, at.exception
+    follow_search(at, searched, timeout=180)  # the search runs in its own process
+    assert not at.error, [e.value for e in at.error]
     assert any("2 configurations measured at a time" in s.value for s in at.markdown), [m.value for m in at.markdown]
     assert any(f"on {socket.gethostname()}" in m.value for m in at.markdown)
     df = stored(seeded_db)[0]

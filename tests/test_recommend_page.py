@@ -1,13 +1,17 @@
 """The Recommend page through AppTest, and the done-when question in a real browser."""
 from __future__ import annotations
 
+import json
+import os
 import re
 
 from streamlit.testing.v1 import AppTest
 
 from engine.cli import main
+from engine.profiler import launch
+from engine.store import Store
 from tests.browser import chromium_page, streamlit_server
-from tests.conftest import ROOT, shown
+from tests.conftest import ROOT, follow_search, searched, shown
 
 PAGE = str(ROOT / "app_pages" / "recommend.py")
 
@@ -68,6 +72,71 @@ def test_search_tab_lookup_draws_hypervolume(monkeypatch, seeded_db, capsys):
     cli = re.search(r"Evaluated 12 of 34 configurations; ([\d.]+) % of the true front's hypervolume", capsys.readouterr().out)
     assert page and cli and page.group(1) == cli.group(1), (text, cli)
     assert 0 < float(page.group(1)) <= 100
+
+
+def _progress(db) -> dict:
+    (folder,) = [p for p in launch.sweeps_dir(db).iterdir() if p.is_dir()]
+    return json.loads((folder / "progress.json").read_text())
+
+
+def _stored(db, task):
+    with Store(db) as store:
+        return store.query(None, {"task": [task]}, include_failed=True)
+
+
+def test_search_tab_measures_in_its_own_process(monkeypatch, seeded_db):
+    """A measure search from the Search tab runs as `python -m engine search` in a child process
+    (the page only reads its progress file); its result shows as a lookup's does."""
+    at = _app(monkeypatch, seeded_db)
+    at.radio(key="s_kind").set_value("workload (profile now)").run()
+    at.number_input(key="s_budget_digits-mlp").set_value(2).run()
+    at.button(key="s_start").click().run()
+    assert not at.exception, at.exception
+    follow_search(at, searched)
+    assert not at.error, [e.value for e in at.error]
+    info = _progress(seeded_db)
+    assert info["kind"] == "search" and info["state"] == "done" and info["pid"] != os.getpid()
+    assert [s["n"] for s in info["results"]] == [1, 2]
+    text = shown(" ".join(m.value for m in at.markdown))
+    assert any("Search done: 2 evaluations" in shown(m.value) for m in at.success)
+    assert "[1/2] precision=" in text and "[2/2] precision=" in text  # the per-evaluation lines, as the CLI prints them
+    assert "Hypervolume over evaluations" in text and "after 2 evaluations" in text and "Front found" in text
+    assert at.get("vega_lite_chart") and len(at.dataframe[-1].value) >= 1
+    assert len(_stored(seeded_db, "digits-mlp")) == 2  # the child process stored what it measured
+    assert not at.button(key="s_start").disabled  # nothing measuring any more
+
+
+def test_search_tab_cancel_keeps_what_was_measured(monkeypatch, seeded_db):
+    at = _app(monkeypatch, seeded_db)
+    at.radio(key="s_kind").set_value("workload (profile now)").run()
+    at.number_input(key="s_budget_digits-mlp").set_value(6).run()
+    at.button(key="s_start").click().run()
+    assert at.button(key="s_start").disabled  # one measuring process at a time
+    follow_search(at, lambda a: len(_progress(seeded_db)["results"]) >= 1)
+    at.button(key="s_cancel").click().run()
+    follow_search(at, lambda a: searched(a, "Search cancelled"))
+    assert not at.error, [e.value for e in at.error]
+    info = _progress(seeded_db)
+    assert info["state"] == "cancelled" and 1 <= len(info["results"]) < 6
+    assert len(_stored(seeded_db, "digits-mlp")) == len(info["results"])
+    text = shown(" ".join(m.value for m in at.markdown))
+    assert f"after {len(info['results'])} evaluations" in text and "Front found" in text
+
+
+def test_search_tab_names_a_failed_search(monkeypatch, seeded_db):
+    """An unreachable Ray cluster: the child process fails fast and the page says why, in one sentence."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    at = _app(monkeypatch, seeded_db)
+    at.radio(key="s_kind").set_value("workload (profile now)").run()
+    at.radio(key="s_run_on").set_value("Ray cluster").run()
+    at.text_input(key="s_ray_at").set_value(f"127.0.0.1:{port}").run()
+    at.button(key="s_start").click().run()
+    follow_search(at, lambda a: a.error, timeout=60)
+    assert f"The search failed: Cannot reach a Ray cluster at 127.0.0.1:{port}" in shown(at.error[0].value)
 
 
 def test_done_when_question_in_the_browser(seeded_db):

@@ -161,6 +161,29 @@ def test_search_cli_json_and_table(seeded_db):
     assert out.returncode == 1 and "No runs of task 'nope'" in out.stderr
 
 
+def test_search_cli_progress_and_cancel_files(seeded_db, tmp_path, capsys):
+    """--progress-file: one entry per evaluation (the CLI's progress line, the trace value), the
+    result at the end; --cancel-file: the search stops before its next evaluation, result kept."""
+    from engine.cli import main
+
+    progress, cancel = tmp_path / "progress.json", tmp_path / "cancel"
+    args = ["search", "--task", "sourcegraph-fim", "--budget", "5", "--db", str(seeded_db),
+            "--progress-file", str(progress), "--cancel-file", str(cancel)]
+    assert main(args) == 0
+    info = json.loads(progress.read_text())
+    assert info["kind"] == "search" and info["state"] == "done" and [r["n"] for r in info["results"]] == [1, 2, 3, 4, 5]
+    assert info["results"][-1]["line"] in capsys.readouterr().err
+    assert info["result"]["trace"] == pytest.approx([r["trace"] for r in info["results"]], abs=1e-6)  # known bounds
+    assert info["result"]["summary"] in info["results"][-1]["line"] and info["result"]["front"]
+    cancel.touch()
+    assert main(args) == 0
+    info = json.loads(progress.read_text())
+    assert info["state"] == "cancelled" and info["results"] == [] and info["result"]["summary"] == "nothing evaluated"
+    assert main(["search", "--task", "nope", "--budget", "3", "--db", str(seeded_db), "--progress-file", str(progress)]) == 1
+    info = json.loads(progress.read_text())
+    assert info["state"] == "failed" and "No runs of task 'nope'" in info["error"]
+
+
 def test_search_cli_three_objectives_on_gpqa(seeded_db):
     """Without --objective, gpqa is searched on accuracy, energy and p90 inter-token latency."""
     cmd = [sys.executable, "-m", "engine", "search", "--task", "gpqa", "--budget", "10", "--db", str(seeded_db),

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
+import time
+from pathlib import Path
 
 import pandas as pd
 
@@ -35,12 +38,54 @@ def add_parser(sub):
                         "proposed at a time as it has free workers; this process alone writes the store")
     p.add_argument("--ray-retries", type=int, default=1, metavar="N",
                    help="with --ray, run a configuration again at most N times when its worker or node dies (default 1)")
+    p.add_argument("--progress-file", metavar="FILE",
+                   help="JSON file kept up to date: the state, one entry per evaluation (its configuration, "
+                        "the hypervolume trace, the note), and the result at the end (the Search tab reads it)")
+    p.add_argument("--cancel-file", metavar="FILE",
+                   help="the search stops before its next evaluation once this file exists; the runs it "
+                        "measured stay stored and the result holds them")
     add_db(p)
     add_format(p, choices=("table", "json"))
     return p
 
 
+class Progress:
+    """The --progress-file: one JSON object replaced whole at each change (as the profiler's sweep
+    does), so engine.profiler.launch.status() reads a search as it reads a sweep."""
+
+    def __init__(self, path: str | None, task: str | None, budget: int | None, ray: str | None):
+        self.path = Path(path) if path else None
+        self.t0 = time.monotonic()
+        self.info = {"kind": "search", "task": task, "state": "starting", "pid": os.getpid(), "n": budget, "i": 0,
+                     "ray": ray, "results": [], "elapsed_s": 0.0, "started": time.time()}
+
+    def write(self, **changes) -> None:
+        if self.path is None:
+            return
+        self.info.update(changes, elapsed_s=round(time.monotonic() - self.t0, 2))
+        tmp = self.path.with_name(self.path.name + ".tmp")  # whole or not at all: a reader never sees half
+        tmp.write_text(json.dumps(self.info, default=str))
+        os.replace(tmp, self.path)
+
+    def step(self, entry: dict) -> None:
+        self.info["results"].append(entry)
+        self.write(i=len(self.info["results"]))
+
+
 def run(args) -> int:
+    progress = Progress(args.progress_file, args.workload or args.task, args.budget, args.ray)
+    progress.write()
+    try:
+        return _run(args, progress)
+    except KeyboardInterrupt:
+        progress.write(state="cancelled", error="Interrupted.")
+        raise
+    except Exception as e:
+        progress.write(state="failed", error=str(e) or type(e).__name__)
+        raise
+
+
+def _run(args, progress: Progress) -> int:
     from engine.commands import parse_filters
     from engine.profiler import cluster
 
@@ -77,26 +122,41 @@ def run(args) -> int:
 
     budget = min(args.budget, len(space))
     with contextlib.ExitStack() as stack:
-        pool, where = None, ""
+        pool, where, on = None, "", {}
         if args.ray:
             c = stack.enter_context(cluster.connect(args.ray))
             pool = cluster.SearchPool(c, space, db, retries=args.ray_retries)
             stack.callback(pool.close)
             where = f"; on {c.describe()}, {pool.slots} at a time"
+            on = {"cluster": c.describe(), "slots": pool.slots}
         print(f"search {space.name}: {len(space)} configurations over {', '.join(space.knobs)}; "
               f"budget {budget}; {evaluator} evaluator; objectives {', '.join(names)}{where}", file=sys.stderr, flush=True)
 
         known = space.values(names) is not None  # the trace is a share of the true front's hypervolume
 
-        def progress(n, row, hv):
+        progress.write(state="running", n=budget, space_size=len(space), knobs=space.knobs, objectives=names,
+                       maximize=maximize, **on)
+
+        def step(n, row, hv):
             cfg = " ".join(f"{k}={row.get(k)}" for k in space.knobs)
             vals = ", ".join(f"{o}={row.get(o):.4g}" if isinstance(row.get(o), (int, float)) else f"{o}=-" for o in names)
             node = f" on {row['node']}" if row.get("node") else ""
             note = f" ({row['search_note']})" if row.get("search_note") else ""
-            print(f"[{n}/{budget}] {cfg}{node}: {vals}  {S.hv_text(hv, known)}{note}", file=sys.stderr, flush=True)
+            line = f"[{n}/{budget}] {cfg}{node}: {vals}  {S.hv_text(hv, known)}{note}"
+            print(line, file=sys.stderr, flush=True)
+            progress.step({"n": n, **{k: _plain(row.get(k)) for k in [*space.knobs, *names, "status", "node"]},
+                           "trace": hv, "note": row.get("search_note"), "line": line})
 
+        cancel = Path(args.cancel_file) if args.cancel_file else None
         res = S.search(space, ev, names, maximize, budget, seed=args.seed, algorithm=args.algorithm,
-                       on_step=progress, pool=pool)
+                       on_step=step, pool=pool, stop=(lambda: cancel.exists()) if cancel else None)
+    cols = [c for c in space.knobs + names if c in res.front.columns]
+    progress.write(state="cancelled" if res.stopped else "done", result={
+        "summary": res.summary(), "trace_label": res.trace_label, "trace": [round(h, 6) for h in res.trace],
+        "notes": res.notes, "front": records(res.front[cols]), "columns": cols, "evaluated": len(res.evaluated),
+        "space_size": len(space)})
+    if res.stopped:
+        print(f"Cancelled after {len(res.evaluated)} evaluations; the runs measured stay stored.", file=sys.stderr, flush=True)
     if args.format == "json":
         out = {"evaluated": records(_clean(res.evaluated)), "front": records(_clean(res.front)),
                "hypervolume": [round(h, 6) for h in res.hypervolume], "hv_true": res.hv_true,
@@ -104,7 +164,6 @@ def run(args) -> int:
                "notes": res.notes, "space_size": len(space), "knobs": space.knobs, "objectives": names}
         sys.stdout.write(json.dumps(out, indent=1, default=str) + "\n")
         return 0
-    cols = [c for c in space.knobs + names if c in res.front.columns]
     print(f"Evaluated {len(res.evaluated)} of {len(space)} configurations; {res.summary()}.")
     print(f"Pareto front found ({len(res.front)}):")
     with pd.option_context("display.max_rows", None, "display.width", 200):
@@ -126,6 +185,13 @@ def _objectives_any(store: Store, specs):
             names.append(name.strip())
             maximize.append(d == "max")
         return names, maximize
+
+
+def _plain(v):
+    """A value as JSON holds it (numpy scalars to Python, NaN to None)."""
+    if hasattr(v, "item"):
+        v = v.item()
+    return None if isinstance(v, float) and v != v else v
 
 
 def _clean(df: pd.DataFrame) -> pd.DataFrame:

@@ -67,6 +67,32 @@ def start(db: Path, workload: str, grid: dict, repeats: int = 5, min_time_s: flo
     return sid
 
 
+def start_search(db: Path, workload: str, objectives: list[str], maximize: list[bool], budget: int, seed: int = 0,
+                 ray: str | None = None) -> str:
+    """Launch ``python -m engine search --workload ...`` (the measure evaluator) as its own process,
+    in a sweeps folder like a sweep's; returns its id at once. ``status()`` follows it: its progress
+    file holds one entry per evaluation under "results" and, at the end, the result under "result"."""
+    check_workload(workload)
+    if len(objectives) != len(maximize) or not objectives:
+        raise ValueError("Pick at least one objective.")
+    sid = new_sweep_id()
+    d = sweeps_dir(db) / sid
+    d.mkdir(parents=True)
+    cmd = [sys.executable, "-m", "engine", "search", "--workload", workload,
+           *[a for o, m in zip(objectives, maximize) for a in ("--objective", f"{o}:{'max' if m else 'min'}")],
+           "--budget", str(int(budget)), "--seed", str(int(seed)), "--db", str(Path(db).resolve()),
+           "--progress-file", str(d / "progress.json"), "--cancel-file", str(d / "cancel"),
+           *(["--ray", ray] if ray else [])]
+    with open(d / "log.txt", "w") as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+    if not (d / "progress.json").exists():  # the process writes its own once its imports are done
+        write_json(d / "progress.json", {"kind": "search", "task": workload, "state": "starting", "i": 0,
+                                         "n": int(budget), "pid": proc.pid, "ray": ray, "elapsed_s": 0.0,
+                                         "results": [], "started": time.time()})
+    return sid
+
+
 def _alive(pid: int | None) -> bool:
     if not pid:
         return False
@@ -112,13 +138,19 @@ def cancel(db: Path, sid: str) -> None:
     (sweeps_dir(db) / sid / "cancel").touch()
 
 
-def running(db: Path) -> list[str]:
-    """Sweeps of this store still in progress (newest first)."""
+def running(db: Path, kind: str | None = None) -> list[str]:
+    """Sweeps (and searches that measure) of this store still in progress, newest first; ``kind``:
+    only "sweep" or only "search"."""
     d = sweeps_dir(db)
     if not d.exists():
         return []
     ids = sorted((p.name for p in d.iterdir() if (p / "progress.json").exists()), reverse=True)
-    return [s for s in ids if status(db, s)["state"] not in TERMINAL]
+    out = []
+    for s in ids:
+        info = status(db, s)
+        if info["state"] not in TERMINAL and kind in (None, info.get("kind", "sweep")):
+            out.append(s)
+    return out
 
 
 def estimate_s(store, workload, configs: list[dict]) -> float:

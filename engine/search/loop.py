@@ -30,6 +30,7 @@ class SearchResult:
     space: Space
     hv_true: float | None = None  # the true front's hypervolume on the same scale (whole space known)
     notes: list[str] = field(default_factory=list)  # what the search did besides proposing (measured again)
+    stopped: bool = False  # ``stop`` said so before the budget was spent (a cancelled search)
 
     @property
     def share(self) -> list[float] | None:
@@ -47,7 +48,7 @@ class SearchResult:
 
     def summary(self) -> str:
         """The last value of the trace in words, the same on the CLI and the page."""
-        return hv_text(self.trace[-1], bool(self.hv_true))
+        return hv_text(self.trace[-1], bool(self.hv_true)) if self.trace else "nothing evaluated"
 
 
 @dataclass
@@ -72,6 +73,7 @@ def search(
     on_step: Callable[[int, dict | None, float], None] | None = None,
     pool=None,
     remeasure: int = REMEASURE_MAX,
+    stop: Callable[[], bool] | None = None,
 ) -> SearchResult:
     """Spend at most ``budget`` evaluations of ``space``, chosen by ``algorithm`` (a key of
     ALGORITHMS); a configuration is evaluated once, unless ours measures a tied one again (at most
@@ -79,7 +81,8 @@ def search(
     objectives) fixes the hypervolume scale; without it the whole space's values set it where the
     space holds them, else the evaluated points (recomputed each step). ``on_step(n, row, value)``
     gets the trace's value (SearchResult.trace). ``pool`` evaluates several at once (see
-    Sequential, the default, for what it offers)."""
+    Sequential, the default, for what it offers). ``stop()``, asked before each evaluation, ends
+    the search early (a cancel): the result holds what was evaluated, with ``stopped`` set."""
     if budget < 1:
         raise ValueError("The budget must be at least one evaluation.")
     algorithm = algorithm or DEFAULT_ALGORITHM
@@ -132,7 +135,14 @@ def search(
         if on_step:
             on_step(len(st.order), st.rows[-1], hv / hv_true if hv_true else hv)
 
-    ALGORITHMS[algorithm](space, _Runner(pool or Sequential(evaluate), record, remeasure), st, budget, seed, n_obj)
+    stopped = False
+    try:
+        ALGORITHMS[algorithm](space, _Runner(pool or Sequential(evaluate), record, remeasure, stop), st, budget, seed, n_obj)
+    except _Stopped:
+        stopped = True
+    if not st.rows:
+        empty = pd.DataFrame(columns=[*space.knobs, *objectives])
+        return SearchResult(empty, empty, [], [], space, hv_true, [], stopped)
 
     if bounds is None and hv_hist:  # one scale for the whole history: the final evaluated bounds
         measured = np.array(seen)
@@ -153,7 +163,11 @@ def search(
     front = evaluated[mask]
     if objectives[0] in front.columns:
         front = front.sort_values(objectives[0], ascending=not maximize[0], kind="stable")
-    return SearchResult(evaluated, front.reset_index(drop=True), hv_hist, st.order, space, hv_true, notes)
+    return SearchResult(evaluated, front.reset_index(drop=True), hv_hist, st.order, space, hv_true, notes, stopped)
+
+
+class _Stopped(Exception):
+    """Raised through the algorithm when ``stop()`` says the search is to end now."""
 
 
 class _Runner:
@@ -161,8 +175,9 @@ class _Runner:
     method ``submit``s up to ``slots`` and ``collect``s them as they finish. ``submit(i,
     again=True)`` measures an evaluated configuration once more, while ``again_left`` allows."""
 
-    def __init__(self, pool, record: Callable[[int, dict | None], None], again_max: int = 0):
-        self.pool, self.record = pool, record
+    def __init__(self, pool, record: Callable[[int, dict | None], None], again_max: int = 0,
+                 stop: Callable[[], bool] | None = None):
+        self.pool, self.record, self.stop = pool, record, stop
         self.slots = max(int(getattr(pool, "slots", 1)), 1)
         self.pending: list[int] = []
         self.again_left = again_max if getattr(pool, "can_again", False) else 0
@@ -174,6 +189,8 @@ class _Runner:
             self.collect()
 
     def submit(self, i: int, again: bool = False) -> None:
+        if self.stop and self.stop():
+            raise _Stopped
         if again:
             self.pool.submit(int(i), again=True)
             self.again_left -= 1
@@ -183,6 +200,8 @@ class _Runner:
         self.pending.append(int(i))
 
     def collect(self) -> None:
+        if self.stop and self.stop():
+            raise _Stopped
         i, row = self.pool.next()
         self.pending.remove(i)
         self.record(i, row)
