@@ -15,7 +15,7 @@ from engine import timeseries
 from engine.fields import CANONICAL_BY_NAME, Field, limits, outside, refusal, whole
 from engine.importers import Parsed, frame
 from engine.importers.detect import detect, parse
-from engine.importers.tabular import MAX_BYTES, ColumnMap
+from engine.importers.tabular import MAX_BYTES, ColumnMap, Table
 from engine.store import ImportResult, Store, StoreBusy, StoreError, write_failure
 
 
@@ -50,8 +50,10 @@ def companions(paths: list[Path]) -> set[Path]:
 
 
 def read_files(paths, fmt: str | None = None, mappings: dict[str, list[ColumnMap]] | None = None,
-               names: dict[str, str] | None = None, max_bytes: int = MAX_BYTES) -> list[tuple[Path, str, str, Parsed]]:
-    """Parse every file (raising on the first bad one): (path, shown name, format, Parsed)."""
+               names: dict[str, str] | None = None, max_bytes: int = MAX_BYTES,
+               tables: dict[str, Table] | None = None) -> list[tuple[Path, str, str, Parsed]]:
+    """Parse every file (raising on the first bad one): (path, shown name, format, Parsed).
+    ``tables``: tabular files already read (by path), mapped without reading them again."""
     paths = [Path(p) for p in paths]
     skip = companions(paths)
     out = []
@@ -60,7 +62,10 @@ def read_files(paths, fmt: str | None = None, mappings: dict[str, list[ColumnMap
             continue
         name = (names or {}).get(str(p), p.name)
         f = fmt or detect(p, name) if p.exists() else fmt
-        parsed = parse(p, name, f, (mappings or {}).get(str(p)), max_bytes)
+        table = (tables or {}).get(str(p))
+        if table is not None and (table.fmt, table.name) != (f, name):
+            table = None  # read as another format or under another name: read it again, as asked
+        parsed = parse(p, name, f, (mappings or {}).get(str(p)), max_bytes, table)
         if not parsed.n_runs:
             raise ValueError(f"{name} holds no runs.")
         out.append((p, name, f, parsed))

@@ -678,6 +678,11 @@ def intervals_from_std(df: pd.DataFrame, fields: list[Field]) -> list[Field]:
 
 
 def parse_file(path: str | Path, name: str | None = None, fmt: str | None = None,
-               mapping: list[ColumnMap] | None = None, max_bytes: int = MAX_BYTES) -> Parsed:
+               mapping: list[ColumnMap] | None = None, max_bytes: int = MAX_BYTES,
+               table: Table | None = None) -> Parsed:
+    """Read and map one file; ``table``: the file already read (for a preview), used as it is and
+    left open for its owner to close."""
+    if table is not None:
+        return apply_mapping(table, mapping if mapping is not None else propose_mapping(table))
     with read_table(path, name, fmt, max_bytes) as table:
         return apply_mapping(table, mapping if mapping is not None else propose_mapping(table))
