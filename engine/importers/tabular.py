@@ -287,7 +287,7 @@ def read_table(path: str | Path, name: str | None = None, fmt: str | None = None
         raise ValueError(f"{name}: unknown table format '{fmt}'; use one of {', '.join(FORMATS)}.")
     check_size(path, name, max_bytes)
     con = duck.connect()  # no progress bar on stdout, into CLI output
-    digest, numbers, text_sql = None, frozenset(), None
+    digest, numbers, texts, text_sql = None, frozenset(), frozenset(), None
     try:
         if fmt in ("csv", "tsv"):
             digest = check_text(path, name)
@@ -295,7 +295,7 @@ def read_table(path: str | Path, name: str | None = None, fmt: str | None = None
             check_width(len(names), name)
             _check_names(names, name)
             text_sql = _csv_sql(path, names, delim, frozenset())
-            numbers = _sampled_numbers(con, text_sql, names)
+            numbers, texts = _sample(con, text_sql, names)
             sql = _csv_sql(path, names, delim, numbers)
             label, offset = "line", 2
         elif fmt == "parquet":
@@ -326,7 +326,7 @@ def read_table(path: str | Path, name: str | None = None, fmt: str | None = None
         rows = con.execute("SELECT count(*) FROM raw").fetchall()[0][0]
         if rows == 0:
             raise ValueError(f"{name} has a header but no data rows.")
-        types = _detect_types(con, described, numbers)
+        types = _detect_types(con, described, numbers, texts)
         return Table(name, fmt, con, names, types, rows, label, offset, digest, numbers, text_sql)
     except BaseException:
         con.close()
@@ -345,19 +345,23 @@ def _csv_sql(path: Path, names: list[str], delim: str, numbers: frozenset[str]) 
             f"columns={cols}, nullstr=[{', '.join(_lit(s) for s in _NULLS)}], encoding='utf-8')")
 
 
-def _sampled_numbers(con, text_sql: str, names: list[str]) -> frozenset[str]:
-    """The columns whose cells in the first SAMPLE_LINES lines are all numbers (at least one):
-    worth parsing as numbers in the reader. A guess only: ``_detect_types`` still judges every
-    value, and a later cell that is not a number sends the whole file back to a text read."""
+def _sample(con, text_sql: str, names: list[str]) -> tuple[frozenset[str], frozenset[str]]:
+    """What the first SAMPLE_LINES lines say of each column: (numbers, texts). ``numbers``: all
+    its cells there are numbers (at least one), worth parsing as numbers in the reader; a guess
+    only, as ``_detect_types`` still judges every value and a later cell that is not a number sends
+    the whole file back to a text read. ``texts``: a cell there is not a number, so the column is
+    text whatever follows (no need to judge the rest)."""
     exprs = []
     for c in names:
         v = ident(c)
-        exprs.append(f"count({v}) > 0 AND count({v}) = count(try_cast({v} AS DOUBLE))")
+        exprs += [f"count({v})", f"count(try_cast({v} AS DOUBLE))"]
     try:
         res = con.execute(f"SELECT {', '.join(exprs)} FROM ({text_sql} LIMIT {SAMPLE_LINES})").fetchall()[0]
     except duckdb.Error:
-        return frozenset()  # the full read says what is wrong, with its line
-    return frozenset(c for c, numeric in zip(names, res) if numeric)
+        return frozenset(), frozenset()  # the full read says what is wrong, with its line
+    counts = {c: (res[2 * i], res[2 * i + 1]) for i, c in enumerate(names)}
+    return (frozenset(c for c, (n, d) in counts.items() if n and n == d),
+            frozenset(c for c, (n, d) in counts.items() if n != d))
 
 
 def _reader_error(name: str, fmt: str, e: Exception) -> str:
@@ -382,14 +386,17 @@ def _reader_error(name: str, fmt: str, e: Exception) -> str:
     return f"{name} cannot be read as {fmt.upper()}: {first}"
 
 
-def _detect_types(con, described, numbers: frozenset[str] = frozenset()) -> dict[str, str]:
+def _detect_types(con, described, numbers: frozenset[str] = frozenset(),
+                  texts: frozenset[str] = frozenset()) -> dict[str, str]:
     """integer | double | text per column, judged on every value (not a sample). A CSV column the
     reader parsed as numbers (``numbers``) is judged as its text would be: integer where every
-    value is whole."""
+    value is whole; one with a cell that is not a number in its first lines (``texts``) is text."""
     exprs, kinds = [], {}
     for col, sqltype, *_ in described:
         t = sqltype.upper()
-        if col in numbers:
+        if col in texts:
+            kinds[col] = "text"
+        elif col in numbers:
             d = ident(col)
             exprs.append("TRUE")
             exprs.append(f"count({d}) = count({d}) FILTER (WHERE {d} = floor({d}) AND abs({d}) < 9e15)")
