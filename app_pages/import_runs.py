@@ -11,7 +11,7 @@ from engine.fields import CANONICAL_NAMES
 from engine.importers.detect import detect
 from engine.importers.registry import LISTED
 from engine.importers.tabular import FORMATS as TABLES
-from engine.importers.tabular import KINDS, MAX_UPLOAD_MB, mapping_from_records, propose_mapping, read_table
+from engine.importers.tabular import KINDS, MAX_UPLOAD_MB, Table, mapping_from_records, propose_mapping, read_table
 from engine.ingest import add_files, companions, read_files
 from engine.store import StoreError
 from ui.state import open_store
@@ -28,6 +28,7 @@ def _save(files) -> tuple[Path, list[Path]]:
     """Write the uploads to one temp folder (companion files must sit side by side)."""
     key = tuple((f.name, f.size, f.file_id) for f in files)
     if st.session_state.get("_upload_key") != key:
+        _forget_tables()
         folder = Path(tempfile.mkdtemp(prefix="paretoscope-upload-"))
         for f in files:
             (folder / Path(f.name).name).write_bytes(f.getbuffer())
@@ -37,7 +38,30 @@ def _save(files) -> tuple[Path, list[Path]]:
     return folder, [folder / Path(f.name).name for f in files]
 
 
-if uploads:
+def _read(path: Path, fmt: str) -> Table:
+    """A table file read once per upload: kept in the session for the page's reruns (each edit of
+    the mapping) and for the commit, which maps it without reading the file again."""
+    tables = st.session_state.setdefault("_tables", {})
+    if str(path) not in tables:
+        try:
+            tables[str(path)] = read_table(path, fmt=fmt)
+        except ValueError as e:
+            tables[str(path)] = e
+    got = tables[str(path)]
+    if isinstance(got, ValueError):
+        raise got
+    return got
+
+
+def _forget_tables() -> None:
+    for table in st.session_state.pop("_tables", {}).values():
+        if isinstance(table, Table):
+            table.close()
+
+
+if not uploads:
+    _forget_tables()
+else:
     folder, paths = _save(uploads)
     skip = companions(paths)
     mappings, ok = {}, True
@@ -55,10 +79,10 @@ if uploads:
             st.markdown(f"**{literal(path.name)}** · detected format: `{fmt}`")
             if fmt in TABLES:
                 try:
-                    with read_table(path, fmt=fmt) as table:
-                        preview = table.preview(10)
-                        proposed = propose_mapping(table)
-                        types, rows = table.types, table.rows
+                    table = _read(path, fmt)
+                    preview = table.preview(10)
+                    proposed = propose_mapping(table)
+                    types, rows = table.types, table.rows
                 except ValueError as e:
                     st.error(literal(e))
                     ok = False
@@ -98,7 +122,8 @@ if uploads:
                              width="stretch")
     if st.button("Commit import", type="primary", disabled=not ok):
         try:
-            files = read_files(paths, mappings=mappings)  # read first: the store is held only to write
+            tables = {p: t for p, t in st.session_state.get("_tables", {}).items() if isinstance(t, Table)}
+            files = read_files(paths, mappings=mappings, tables=tables)  # read first: the store is held only to write
             with open_store() as store:
                 done = add_files(store, files)  # all files or none
             for d in done:

@@ -18,10 +18,20 @@ class CliError(Exception):
     """A mistake in what was asked, reported as one sentence."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _command(module: str) -> str:
+    return module.rstrip("_")  # import_ (a keyword) is the import command
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``command`` (the command line's first word) only that command's module is
+    imported, the others named only, so `import` does not load what `profile` or `search` need."""
     parser = argparse.ArgumentParser(prog="python -m engine", description="Paretoscope: Pareto exploration of ML efficiency trade-offs.")
     sub = parser.add_subparsers(dest="command", required=True)
+    known = command in {_command(m) for m in COMMANDS}
     for name in COMMANDS:
+        if known and _command(name) != command:
+            sub.add_parser(_command(name))  # listed in a usage line, never run
+            continue
         try:
             module = importlib.import_module(f"engine.commands.{name}")
         except ModuleNotFoundError as e:
@@ -34,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(argv[0] if argv else None).parse_args(argv)
     try:
         return args.handler(args) or 0
     except KeyboardInterrupt:

@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 
 from engine import timeseries
-from engine.fields import CANONICAL_BY_NAME, Field, outside, refusal
-from engine.importers import Parsed
+from engine.fields import CANONICAL_BY_NAME, Field, limits, outside, refusal, whole
+from engine.importers import Parsed, frame
 from engine.importers.detect import detect, parse
-from engine.importers.tabular import MAX_BYTES, ColumnMap
+from engine.importers.tabular import MAX_BYTES, ColumnMap, Table
 from engine.store import ImportResult, Store, StoreBusy, StoreError, write_failure
 
 
@@ -50,8 +50,10 @@ def companions(paths: list[Path]) -> set[Path]:
 
 
 def read_files(paths, fmt: str | None = None, mappings: dict[str, list[ColumnMap]] | None = None,
-               names: dict[str, str] | None = None, max_bytes: int = MAX_BYTES) -> list[tuple[Path, str, str, Parsed]]:
-    """Parse every file (raising on the first bad one): (path, shown name, format, Parsed)."""
+               names: dict[str, str] | None = None, max_bytes: int = MAX_BYTES,
+               tables: dict[str, Table] | None = None) -> list[tuple[Path, str, str, Parsed]]:
+    """Parse every file (raising on the first bad one): (path, shown name, format, Parsed).
+    ``tables``: tabular files already read (by path), mapped without reading them again."""
     paths = [Path(p) for p in paths]
     skip = companions(paths)
     out = []
@@ -60,8 +62,11 @@ def read_files(paths, fmt: str | None = None, mappings: dict[str, list[ColumnMap
             continue
         name = (names or {}).get(str(p), p.name)
         f = fmt or detect(p, name) if p.exists() else fmt
-        parsed = parse(p, name, f, (mappings or {}).get(str(p)), max_bytes)
-        if parsed.runs.empty:
+        table = (tables or {}).get(str(p))
+        if table is not None and (table.fmt, table.name) != (f, name):
+            table = None  # read as another format or under another name: read it again, as asked
+        parsed = parse(p, name, f, (mappings or {}).get(str(p)), max_bytes, table)
+        if not parsed.n_runs:
             raise ValueError(f"{name} holds no runs.")
         out.append((p, name, f, parsed))
     return out
@@ -108,13 +113,17 @@ def _floats(raw: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 def check_values(store: Store, name: str, parsed: Parsed) -> None:
     """Refuse the first value that its column's field (the store's, else the file's) does not
     allow, naming row and column: every importer's runs pass here before anything is written
-    (the ranges are engine.fields.limits). Numbers held as text or objects become floats, NaN missing."""
+    (the ranges are engine.fields.limits). Numbers held as text or objects become floats, NaN missing.
+    A column the importer already held to the same range (``Parsed.checked``) is not read again."""
     extra = {f.name: f for f in parsed.extra_fields}
-    for col in parsed.runs.columns:
+    for col in parsed.columns:
         f: Field | None = store.field(col) if store.has_field(col) else (extra.get(col) or CANONICAL_BY_NAME.get(col))
         if f is None or f.dtype not in ("integer", "double"):
             continue
-        raw = parsed.runs[col]
+        done = parsed.checked.get(col)
+        if done is not None and limits(done) == limits(f) and whole(done) == whole(f):
+            continue
+        raw = parsed.runs[col] if isinstance(parsed.data, pd.DataFrame) else frame(parsed.data.select([col]))[col]
         values, notnum = _floats(raw)
         bad = notnum | outside(f, values)
         if bad.any():
@@ -140,8 +149,9 @@ def add_files(store: Store, files: list[tuple[Path, str, str, Parsed]]) -> list[
             check_fields(store, name, parsed)
         for p, name, f, parsed in files:
             try:
-                res = store.add_runs(parsed.runs, source=name, kind=f, extra_fields=parsed.extra_fields,
-                                     file_name=name, file_hash=file_hash(p), note="; ".join(parsed.notes) or None)
+                res = store.add_runs(parsed.data, source=name, kind=f, extra_fields=parsed.extra_fields,
+                                     file_name=name, file_hash=parsed.file_hash or file_hash(p),
+                                     note="; ".join(parsed.notes) or None)
                 if parsed.series is not None and not res.already_imported:  # the runs and their timelines together
                     for run_id, rows in parsed.series.groupby("run_id", sort=False):
                         timeseries.write(store, run_id, rows)

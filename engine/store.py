@@ -33,6 +33,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import pandas as pd
@@ -40,6 +41,9 @@ import pandas as pd
 from engine import derived, duck
 from engine.fields import CANONICAL, CANONICAL_BY_NAME, QUALITY_BY_NAME, SOURCE_SUFFIX, Field, is_safe_identifier, quote
 from engine.filters import from_mapping
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB = ROOT / "data" / "runs.duckdb"
@@ -496,7 +500,7 @@ class Store:
     # -- writing ---------------------------------------------------------------------------
     def add_runs(
         self,
-        runs: pd.DataFrame,
+        runs: pd.DataFrame | pa.Table,
         *,
         source: str,
         kind: str,
@@ -508,7 +512,8 @@ class Store:
     ) -> ImportResult:
         """Add runs as one import batch, all or nothing.
 
-        ``runs`` has canonical columns and/or the columns named in ``extra_fields``; a column
+        ``runs`` (a DataFrame, or a pyarrow Table that DuckDB reads without a copy) has canonical
+        columns and/or the columns named in ``extra_fields``; a column
         that is neither is an error (importers decide what a column means, not the store).
         Runs without a run_id get a content hash of their configuration and measurements, so
         the same run imported twice is stored once. A file whose ``file_hash`` was imported
@@ -518,15 +523,19 @@ class Store:
         extra = {f.name: f for f in extra_fields}
         for f in extra.values():
             _check_field(f)
-        for col in runs.columns:
+        arrow = not isinstance(runs, pd.DataFrame)  # a pyarrow Table (tabular files): registered as it is
+        columns = list(runs.column_names if arrow else runs.columns)
+        for col in columns:
             if col in derived.DERIVED:
                 raise StoreError(f"Column '{col}' is derived from other columns and cannot be imported.")
             if col not in CANONICAL_BY_NAME and col not in extra and not self.has_field(col):
                 raise StoreError(f"Column '{col}' has no field definition.")
-        if "imported_at" in runs.columns or "import_id" in runs.columns:
-            runs = runs.drop(columns=[c for c in ("imported_at", "import_id") if c in runs.columns])
-        if "status" in runs.columns:
-            bad = set(runs["status"].dropna().unique()) - set(STATUSES)
+        provenance = [c for c in ("imported_at", "import_id") if c in columns]
+        if provenance:
+            runs = runs.drop_columns(provenance) if arrow else runs.drop(columns=provenance)
+        if "status" in columns:
+            status = runs["status"].unique().drop_null().to_pylist() if arrow else runs["status"].dropna().unique()
+            bad = set(status) - set(STATUSES)
             if bad:
                 raise StoreError(f"Column 'status' has values {sorted(bad)}; allowed: {', '.join(STATUSES)}.")
 
@@ -548,9 +557,9 @@ class Store:
                 raise StoreError(f"No import batch '{append_to}' to add runs to.")
             cols = self._stage(runs, source)
             try:
-                total = first_row(self.con.execute("SELECT count(*) FROM _staged"))[0]
+                total = len(runs)
                 self.con.execute("DELETE FROM _staged WHERE run_id IN (SELECT run_id FROM runs)")
-                new = first_row(self.con.execute("SELECT count(DISTINCT run_id) FROM _staged"))[0]
+                left, new = first_row(self.con.execute("SELECT count(*), count(DISTINCT run_id) FROM _staged"))
                 if not new and not append_to:
                     return ImportResult(None, 0, total)
                 self.add_fields(list(extra.values()))
@@ -558,16 +567,16 @@ class Store:
                 # a new batch's row goes in first: it claims the file's hash (a unique index)
                 import_id = append_to or self.new_batch(source=source, kind=kind, file_name=file_name,
                                                         file_hash=file_hash, note=note, at=now)
-                added = self._insert_staged(cols, import_id, now)
+                added = self._insert_staged(cols, import_id, now, distinct=left == new)
                 self.con.execute("UPDATE imports SET rows_added = rows_added + ? WHERE import_id = ?", [added, import_id])
             finally:
                 self.drop_temp("_staged")
         return ImportResult(import_id, added, total - added)
 
-    def _stage(self, runs: pd.DataFrame, source: str) -> list[str]:
+    def _stage(self, runs: pd.DataFrame | pa.Table, source: str) -> list[str]:
         """Copy the incoming runs into the temp table ``_staged`` with their run ids; returns the
         content columns to insert beside run_id, source and status."""
-        cols = list(runs.columns)
+        cols = list(runs.columns) if isinstance(runs, pd.DataFrame) else list(runs.column_names)
         content = [c for c in cols if c not in _PROVENANCE]
         hash_expr = "md5(concat_ws('|', " + ", ".join(
             f"'{c}=' || coalesce(CAST({quote(c)} AS VARCHAR), '')" for c in sorted(content)
@@ -586,13 +595,15 @@ class Store:
             )
         return select_cols
 
-    def _insert_staged(self, select_cols: list[str], import_id: str, now: datetime) -> int:
+    def _insert_staged(self, select_cols: list[str], import_id: str, now: datetime, distinct: bool = False) -> int:
+        """Insert the staged runs, one per run id; ``distinct``: the caller counted no run id twice,
+        so no window over every row is needed to keep the first."""
         target = ["run_id", "source", "status", "import_id", "imported_at"] + select_cols
+        once = "" if distinct else "QUALIFY row_number() OVER (PARTITION BY s.run_id) = 1"
         return first_row(self.con.execute(
             f"""INSERT INTO runs ({', '.join(quote(c) for c in target)})
                 SELECT s.run_id, s.source, s.status, $iid, $now {''.join(', s.' + quote(c) for c in select_cols)}
-                FROM _staged s
-                QUALIFY row_number() OVER (PARTITION BY s.run_id) = 1""",
+                FROM _staged s {once}""",
             {"iid": import_id, "now": now},
         ))[0]
 

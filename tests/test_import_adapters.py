@@ -156,3 +156,55 @@ def test_vllm_serving_result_through_the_cli(tmp_path):
     assert run["itl_ms"] == pytest.approx(41.2) and run["itl_p99_ms"] == pytest.approx(98.5)
     assert run["ttft_ms"] == pytest.approx(287.9) and run["tpot_ms"] == pytest.approx(43.6)
     assert run["num_prompts"] == 200 and pd.isna(run["request_rate"])  # "inf": all requests at once
+
+
+def test_csv_numbers_parsed_by_the_reader_read_as_their_text(tmp_path):
+    """Columns all numbers in their first lines are parsed as numbers by DuckDB's CSV reader: the
+    types, values and preview are still those of the file's text."""
+    f = tmp_path / "t.csv"
+    f.write_text("model,precision,batch_size,energy_j\nm,16,8,2.50\nn,8.0,16.0,1e3\n")
+    with tabular.read_table(f) as t:
+        assert t.types == {"model": "text", "precision": "integer", "batch_size": "integer", "energy_j": "double"}
+        assert t.parsed_numbers == {"precision", "batch_size", "energy_j"}
+        assert t.preview().to_dict("list") == {"model": ["m", "n"], "precision": ["16", "8.0"],
+                                               "batch_size": ["8", "16.0"], "energy_j": ["2.50", "1e3"]}
+        parsed = tabular.apply_mapping(t, tabular.propose_mapping(t))  # precision is text: as written
+    runs = parsed.runs
+    assert list(runs["precision"]) == ["16", "8.0"] and list(runs["batch_size"]) == [8, 16]
+    assert list(runs["energy_j"]) == [2.5, 1000.0]
+    assert parsed.checked.keys() == {"batch_size", "energy_j"} and parsed.file_hash
+
+
+def test_csv_column_that_turns_to_text_after_the_first_lines(tmp_path, monkeypatch):
+    """A column of numbers in the lines the reader samples and text further on is read as text,
+    and a value out of range past those lines is refused with its own line."""
+    monkeypatch.setattr(tabular, "SAMPLE_LINES", 2)
+    f = tmp_path / "t.csv"
+    f.write_text("model,code,energy_j,later\nm,1,1,\nn,2,2,\no,x7,3,\np,4,-4,5\n")
+    with tabular.read_table(f) as t:
+        assert t.types == {"model": "text", "code": "text", "energy_j": "integer", "later": "integer"}
+        assert t.parsed_numbers == frozenset()  # 'x7' sent the file back to the text read
+        assert list(t.preview()["code"]) == ["1", "2", "x7", "4"]
+    with Store(tmp_path / "s.duckdb") as s, pytest.raises(ValueError, match=r"t.csv: line 5, column 'energy_j': "
+                                                                               r"energy_j cannot be negative \(-4\)"):
+        import_files(s, [f])
+    f.write_text("model,energy_j\nm,1\nn,2\no,3\np,-4.50\n")
+    with Store(tmp_path / "s.duckdb") as s, pytest.raises(ValueError, match=r"line 5, column 'energy_j': "
+                                                                               r"energy_j cannot be negative \(-4.50\)"):
+        import_files(s, [f])  # read as numbers throughout: the message still quotes the file's text
+
+
+def test_a_stores_integer_field_still_refuses_a_files_fractions(tmp_path):
+    """The file's own checks are not repeated at the store, except where the store's field is
+    stricter: an integer field there refuses a fraction that the file's double field allowed."""
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    a.write_text("model,shards\nm,2\n")
+    b.write_text("model,shards\nn,2.5\n")
+    with tabular.read_table(a) as t:
+        mapping = tabular.propose_mapping(t)
+    mapping[1].kind = "config"  # a whole-number configuration field
+    with Store(tmp_path / "s.duckdb") as s:
+        import_files(s, [a], mappings={str(a): mapping})
+        assert s.field("shards").dtype == "integer"
+        with pytest.raises(ValueError, match=r"b.csv: line 2, column 'shards': 2.5 is not a whole number"):
+            import_files(s, [b])  # a metric there (double): its own check allowed 2.5

@@ -74,3 +74,28 @@ def test_a_batch_deleted_in_another_tab_is_refused_never_another(seeded_db, monk
     assert not tab_c.exception
     assert any(f"No import batch '{b}'" in shown(e.value) and "nothing was deleted" in shown(e.value) for e in tab_c.error)
     assert _batches(seeded_db) == others  # the seed batches are all still there
+
+
+def test_an_uploaded_table_is_read_once_for_preview_edits_and_commit(seeded_db, monkeypatch):
+    """The page reads a table file once per upload: its reruns (each edit of the mapping) and the
+    commit reuse that read instead of parsing the file again (issue: a file was parsed for the
+    preview, again on commit, and read a third time for its hash)."""
+    from engine.importers import tabular
+
+    monkeypatch.setenv("PARETOSCOPE_DB", str(seeded_db))
+    reads = []
+    real = tabular.read_table
+    monkeypatch.setattr(tabular, "read_table", lambda *a, **k: reads.append(a[0]) or real(*a, **k))
+    with Store(seeded_db) as s:
+        before = s.count()
+    at = _tab()
+    at.file_uploader(key="uploads").set_value(("sweep.csv", (FX / "sweep.csv").read_bytes(), "text/csv")).run()
+    assert not at.exception and not at.error
+    assert any("acme/tiny-lm-1b" in df.value.to_csv() for df in at.dataframe)  # the preview
+    at.run()  # a rerun, as an edit of the mapping makes
+    _button(at, "Commit import").click().run()
+    assert not at.exception and not at.error
+    assert [shown(s.value) for s in at.success] == [f"sweep.csv (csv): 4 runs added as batch {_batches(seeded_db)[-1]}."]
+    assert len(reads) == 1
+    with Store(seeded_db) as s:
+        assert s.count() == before + 4

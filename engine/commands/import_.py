@@ -40,11 +40,13 @@ def add_parser(sub):
     return p
 
 
-def _mapping(args, path) -> list[ColumnMap] | None:
+def _mapping(args, path, tables: dict) -> list[ColumnMap] | None:
+    """The proposed mapping as --map and --direction change it; the table read for it is kept in
+    ``tables`` (by path) to be imported without reading the file again."""
     if not args.map and not args.direction:
         return None
-    with read_table(path) as table:
-        mapping = propose_mapping(table)
+    table = tables[str(path)] = read_table(path)
+    mapping = propose_mapping(table)
     by_source = {m.source: m for m in mapping}
     for spec in args.map:
         col, sep, target = spec.partition("=")
@@ -84,9 +86,17 @@ def run(args) -> int:
             return _manage(args, store, table)
     if not args.files:
         raise CliError("Name at least one FILE to import (or use --list, --delete ID, --quality FILE).")
-    mappings = {}
+    mappings, tables = {}, {}
+    try:
+        return _import(args, mappings, tables)
+    finally:
+        for table in tables.values():
+            table.close()
+
+
+def _import(args, mappings: dict, tables: dict) -> int:
     for f in args.files:
-        m = _mapping(args, f) if (args.format or detect(f)) in ("csv", "tsv", "parquet", "json", "jsonl") else None
+        m = _mapping(args, f, tables) if (args.format or detect(f)) in ("csv", "tsv", "parquet", "json", "jsonl") else None
         if m is not None:
             mappings[str(f)] = m
     if args.preview:
@@ -94,12 +104,15 @@ def run(args) -> int:
             fmt = args.format or detect(f)
             print(f"{f}: {fmt}")
             if fmt in ("csv", "tsv", "parquet", "json", "jsonl"):
-                with read_table(f, fmt=fmt) as table:
-                    maps = mappings.get(str(f)) or propose_mapping(table)
+                if str(f) in mappings:
+                    maps = mappings[str(f)]
+                else:
+                    with read_table(f, fmt=fmt) as table:
+                        maps = propose_mapping(table)
                 import pandas as pd
                 emit(pd.DataFrame([m.as_row() for m in maps]), "table")
         return 0
-    files = read_files(args.files, args.format, mappings)  # before the store is opened: it is held only to write
+    files = read_files(args.files, args.format, mappings, tables=tables)  # before the store is opened: it is held only to write
     with Store(args.db) as store:
         done = add_files(store, files)
     for d in done:

@@ -14,20 +14,57 @@ from engine.fields import Field
 
 @dataclass
 class Parsed:
-    """What an importer read from one file: runs in canonical names, and extra field specs."""
+    """What an importer read from one file: runs in canonical names, and extra field specs.
 
-    runs: pd.DataFrame
+    ``data`` holds the runs as a pandas DataFrame, or as a pyarrow Table where an importer built
+    them in DuckDB (tabular files: a million rows stay out of pandas on their way to the store);
+    ``runs`` is always a DataFrame, converted once on first use."""
+
+    data: Any  # pd.DataFrame | pyarrow.Table
     extra_fields: list[Field] = field(default_factory=list)
     source: str = ""
     notes: list[str] = field(default_factory=list)
     row_label: str = "row"  # how a person counts this file's runs in a message: line, record, configuration
     row_numbers: Sequence[int] | None = None  # each run's position in the file (default 1, 2, ...)
     series: pd.DataFrame | None = None  # time series of the runs (run_id, t_s, name, value): engine.timeseries
+    # column -> the field whose range (engine.fields.limits) the importer already held every value to
+    checked: dict[str, Field] = field(default_factory=dict)
+    file_hash: str | None = None  # sha256 of the file's bytes, where the reader saw them all
+
+    @property
+    def runs(self) -> pd.DataFrame:
+        if not isinstance(self.data, pd.DataFrame):
+            self.data = frame(self.data)
+        return self.data
+
+    @runs.setter
+    def runs(self, df: pd.DataFrame) -> None:
+        self.data = df
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.data.columns) if isinstance(self.data, pd.DataFrame) else list(self.data.column_names)
+
+    @property
+    def n_runs(self) -> int:
+        return len(self.data)
 
     def where(self, i: int) -> str:
         """Where the i-th run came from, for a message: 'line 3'."""
         n = self.row_numbers[i] if self.row_numbers is not None else i + 1
         return f"{self.row_label} {n}"
+
+
+def frame(table) -> pd.DataFrame:
+    """An Arrow table as the DataFrame DuckDB's ``.df()`` gives for the same result (nullable
+    integers stay integers, text is pandas' string type)."""
+    from engine import duck
+
+    con = duck.connect()
+    try:
+        return con.from_arrow(table).df()
+    finally:
+        con.close()
 
 
 @dataclass(frozen=True)

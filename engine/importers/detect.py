@@ -61,8 +61,10 @@ def detect(path: str | Path, name: str | None = None) -> str:
 
 
 def parse(path: str | Path, name: str | None = None, fmt: str | None = None,
-          mapping: list[tabular.ColumnMap] | None = None, max_bytes: int = tabular.MAX_BYTES) -> Parsed:
-    """Read one file with the adapter its content calls for; ValueError names the file on failure."""
+          mapping: list[tabular.ColumnMap] | None = None, max_bytes: int = tabular.MAX_BYTES,
+          table: tabular.Table | None = None) -> Parsed:
+    """Read one file with the adapter its content calls for; ValueError names the file on failure.
+    ``table``: a tabular file already read (tabular.read_table, for its preview), not read again."""
     path = Path(path)
     name = name or path.name
     if not path.exists():
@@ -73,7 +75,7 @@ def parse(path: str | Path, name: str | None = None, fmt: str | None = None,
         raise ValueError(f"{name}: unknown format '{fmt}'; use one of {', '.join(FORMATS)}.")
     try:
         if fmt in TABULAR:
-            return tabular.parse_file(path, name, fmt, mapping, max_bytes)
+            return tabular.parse_file(path, name, fmt, mapping, max_bytes, table)
         return BY_NAME[fmt].parse(path, name)
     except UnicodeDecodeError:
         raise ValueError(f"{name} is not UTF-8 text; save it as UTF-8 and upload it again.") from None

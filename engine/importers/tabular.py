@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import hashlib
 import io
 import math
 import re
@@ -117,7 +118,14 @@ class ColumnMap:
 
 @dataclass
 class Table:
-    """A file read into the DuckDB table ``raw`` of a private in-memory connection."""
+    """A file read into the DuckDB table ``raw`` of a private in-memory connection.
+
+    A CSV's columns whose first lines are all numbers are parsed as DOUBLE by the CSV reader itself
+    (``parsed_numbers``), not kept as text and cast in every later pass: DuckDB's CSV reader and
+    ``try_cast(text AS DOUBLE)`` read the same strings to the same numbers, so types, checks and
+    stored values are those of the text. Where the text itself is wanted (a message quoting a
+    cell, a number mapped to a text field, the preview) ``as_text`` reads the file again as text.
+    """
 
     name: str
     fmt: str
@@ -127,9 +135,19 @@ class Table:
     rows: int
     row_label: str = "row"  # how a person counts positions in this format
     row_offset: int = 1  # rowid + offset = the position shown in messages
+    file_hash: str | None = None  # sha256 of the file, where reading it saw every byte (text formats)
+    parsed_numbers: frozenset[str] = frozenset()  # CSV columns read as DOUBLE by the reader
+    text_sql: str | None = None  # the CSV read with every column as text
 
     def preview(self, n: int = 20) -> pd.DataFrame:
-        return self.con.execute(f"SELECT * FROM raw LIMIT {int(n)}").df()
+        src = f"({self.text_sql})" if self.parsed_numbers else "raw"
+        return self.con.execute(f"SELECT * FROM {src} LIMIT {int(n)}").df()
+
+    def as_text(self) -> None:
+        """Read the CSV again with every column as text (a no-op if it was read so)."""
+        if self.parsed_numbers:
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE raw AS {self.text_sql}")
+            self.parsed_numbers = frozenset()
 
     def where(self, rowid: int) -> str:
         return f"{self.row_label} {rowid + self.row_offset}"
@@ -181,31 +199,48 @@ def _over(size: int, limit: int) -> str:
     return f"{size / scale:,.{d}f} {unit}, over the {shown_limit}"
 
 
-def check_text(path: str | Path, name: str) -> None:
-    """Refuse binary files and text that is not UTF-8, naming the line of the first bad byte."""
+def check_text(path: str | Path, name: str) -> str:
+    """Refuse binary files and text that is not UTF-8, naming the line of the first bad byte.
+    Returns the file's sha256 (the store's ``file_hash``), computed in the same pass so an import
+    reads the file once here and once in DuckDB, not a third time to hash it."""
     with open(path, "rb") as fh:
         head = fh.read(8192)
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise ValueError(f"{name} is UTF-16 encoded; save it as UTF-8 and upload it again.")
     if b"\x00" in head or head.startswith(b"PAR1"):
         raise ValueError(f"{name} is a binary file, not text; expected {format_of(path, name) or 'CSV'} text.")
+    digest = hashlib.sha256()
     decoder = codecs.getincrementaldecoder("utf-8")()
     line = 1
     with open(path, "rb") as fh:
         while chunk := fh.read(1 << 22):
+            digest.update(chunk)
+            if chunk.isascii() and not decoder.getstate()[0]:  # nothing to decode (and no character cut in two before it)
+                continue
             try:
                 decoder.decode(chunk)
             except UnicodeDecodeError as e:
-                line += chunk.count(b"\n", 0, e.start)
+                line += _lines_before(fh, chunk, e.start)
                 raise ValueError(
                     f"{name} is not UTF-8 text (byte 0x{chunk[e.start]:02x} on line {line}); "
                     "save it as UTF-8 and upload it again."
                 ) from None
-            line += chunk.count(b"\n")
         try:
             decoder.decode(b"", final=True)
         except UnicodeDecodeError:
             raise ValueError(f"{name} is not UTF-8 text (it ends inside a character); save it as UTF-8.") from None
+    return digest.hexdigest()
+
+
+def _lines_before(fh, chunk: bytes, at: int) -> int:
+    """Newlines in the file before byte ``at`` of ``chunk`` (the chunk just read from ``fh``)."""
+    end = fh.tell() - len(chunk)
+    fh.seek(0)
+    n = 0
+    while end > 0 and (block := fh.read(min(1 << 22, end))):
+        n += block.count(b"\n")
+        end -= len(block)
+    return n + chunk.count(b"\n", 0, at)
 
 
 def _header(path: str | Path, name: str, fmt: str) -> tuple[list[str], str]:
@@ -252,29 +287,37 @@ def read_table(path: str | Path, name: str | None = None, fmt: str | None = None
         raise ValueError(f"{name}: unknown table format '{fmt}'; use one of {', '.join(FORMATS)}.")
     check_size(path, name, max_bytes)
     con = duck.connect()  # no progress bar on stdout, into CLI output
+    digest, numbers, texts, text_sql = None, frozenset(), frozenset(), None
     try:
         if fmt in ("csv", "tsv"):
-            check_text(path, name)
+            digest = check_text(path, name)
             names, delim = _header(path, name, fmt)
             check_width(len(names), name)
             _check_names(names, name)
-            cols = "{" + ", ".join(f"{_lit(c)}: 'VARCHAR'" for c in names) + "}"
-            sql = (f"SELECT * FROM read_csv({_lit(str(path))}, header=false, skip=1, auto_detect=false, "
-                   f"delim={_lit(delim)}, quote='\"', escape='\"', strict_mode=true, null_padding=false, "
-                   f"columns={cols}, nullstr=[{', '.join(_lit(s) for s in _NULLS)}], encoding='utf-8')")
+            text_sql = _csv_sql(path, names, delim, frozenset())
+            numbers, texts = _sample(con, text_sql, names)
+            sql = _csv_sql(path, names, delim, numbers)
             label, offset = "line", 2
         elif fmt == "parquet":
             sql = f"SELECT * FROM read_parquet({_lit(str(path))})"
             label, offset = "row", 1
         else:
-            check_text(path, name)
+            digest = check_text(path, name)
             form = "array" if fmt == "json" else "newline_delimited"
             sql = f"SELECT * FROM read_json({_lit(str(path))}, format='{form}', records=true, sample_size=-1)"
             label, offset = "record", 1
         try:
             if fmt not in ("csv", "tsv"):  # the schema first: a wide file is refused before it is read
                 check_width(len(con.execute(f"DESCRIBE {sql}").fetchall()), name)
-            con.execute(f"CREATE TEMP TABLE raw AS {sql}")
+            try:
+                con.execute(f"CREATE TEMP TABLE raw AS {sql}")
+            except duckdb.Error:
+                if not numbers:
+                    raise
+                # a column numeric in its first lines holds text further on (or the file is broken):
+                # read it all as text, which also words any error exactly as before
+                numbers, sql = frozenset(), text_sql
+                con.execute(f"CREATE TEMP TABLE raw AS {sql}")
         except duckdb.Error as e:
             raise ValueError(_reader_error(name, fmt, e)) from None
         described = con.execute("DESCRIBE raw").fetchall()
@@ -283,11 +326,42 @@ def read_table(path: str | Path, name: str | None = None, fmt: str | None = None
         rows = con.execute("SELECT count(*) FROM raw").fetchall()[0][0]
         if rows == 0:
             raise ValueError(f"{name} has a header but no data rows.")
-        types = _detect_types(con, described)
-        return Table(name, fmt, con, names, types, rows, label, offset)
+        types = _detect_types(con, described, numbers, texts)
+        return Table(name, fmt, con, names, types, rows, label, offset, digest, numbers, text_sql)
     except BaseException:
         con.close()
         raise
+
+
+SAMPLE_LINES = 20_000  # lines of a CSV that decide which columns the reader parses as numbers
+
+
+def _csv_sql(path: Path, names: list[str], delim: str, numbers: frozenset[str]) -> str:
+    """The CSV read with every parser option explicit (strict: a ragged row fails with its line
+    number); the columns in ``numbers`` as DOUBLE, the others as text."""
+    cols = "{" + ", ".join(f"{_lit(c)}: '{'DOUBLE' if c in numbers else 'VARCHAR'}'" for c in names) + "}"
+    return (f"SELECT * FROM read_csv({_lit(str(path))}, header=false, skip=1, auto_detect=false, "
+            f"delim={_lit(delim)}, quote='\"', escape='\"', strict_mode=true, null_padding=false, "
+            f"columns={cols}, nullstr=[{', '.join(_lit(s) for s in _NULLS)}], encoding='utf-8')")
+
+
+def _sample(con, text_sql: str, names: list[str]) -> tuple[frozenset[str], frozenset[str]]:
+    """What the first SAMPLE_LINES lines say of each column: (numbers, texts). ``numbers``: all
+    its cells there are numbers (at least one), worth parsing as numbers in the reader; a guess
+    only, as ``_detect_types`` still judges every value and a later cell that is not a number sends
+    the whole file back to a text read. ``texts``: a cell there is not a number, so the column is
+    text whatever follows (no need to judge the rest)."""
+    exprs = []
+    for c in names:
+        v = ident(c)
+        exprs += [f"count({v})", f"count(try_cast({v} AS DOUBLE))"]
+    try:
+        res = con.execute(f"SELECT {', '.join(exprs)} FROM ({text_sql} LIMIT {SAMPLE_LINES})").fetchall()[0]
+    except duckdb.Error:
+        return frozenset(), frozenset()  # the full read says what is wrong, with its line
+    counts = {c: (res[2 * i], res[2 * i + 1]) for i, c in enumerate(names)}
+    return (frozenset(c for c, (n, d) in counts.items() if n and n == d),
+            frozenset(c for c, (n, d) in counts.items() if n != d))
 
 
 def _reader_error(name: str, fmt: str, e: Exception) -> str:
@@ -312,12 +386,22 @@ def _reader_error(name: str, fmt: str, e: Exception) -> str:
     return f"{name} cannot be read as {fmt.upper()}: {first}"
 
 
-def _detect_types(con, described) -> dict[str, str]:
-    """integer | double | text per column, judged on every value (not a sample)."""
+def _detect_types(con, described, numbers: frozenset[str] = frozenset(),
+                  texts: frozenset[str] = frozenset()) -> dict[str, str]:
+    """integer | double | text per column, judged on every value (not a sample). A CSV column the
+    reader parsed as numbers (``numbers``) is judged as its text would be: integer where every
+    value is whole; one with a cell that is not a number in its first lines (``texts``) is text."""
     exprs, kinds = [], {}
     for col, sqltype, *_ in described:
         t = sqltype.upper()
-        if t in ("DOUBLE", "FLOAT", "REAL") or t.startswith("DECIMAL"):
+        if col in texts:
+            kinds[col] = "text"
+        elif col in numbers:
+            d = ident(col)
+            exprs.append("TRUE")
+            exprs.append(f"count({d}) = count({d}) FILTER (WHERE {d} = floor({d}) AND abs({d}) < 9e15)")
+            kinds[col] = None
+        elif t in ("DOUBLE", "FLOAT", "REAL") or t.startswith("DECIMAL"):
             kinds[col] = "double"
         elif t in _NUMERIC_SQL or t in ("VARCHAR", "JSON"):  # an integer column beyond 9e15 is a double
             v = _cell_sql(col, t)
@@ -484,22 +568,27 @@ def _target_field(table: Table, m: ColumnMap) -> Field:
                  f"from column '{m.source}' of {table.name}")
 
 
-def _check_values(table: Table, kept: list[tuple[ColumnMap, Field]], sqltypes: dict[str, str]) -> None:
+def _check_values(table: Table, kept: list[tuple[ColumnMap, Field]]) -> None:
     """Refuse, in one SQL pass over the raw values, the first one that is not a number or that its
     field's range (engine.fields.limits) does not allow, naming line and column."""
+    sqltypes = _sqltypes(table)
     checks, labels = [], []
     for m, f in kept:
         if f.dtype not in ("integer", "double"):
             continue
         v = _number_sql(m.source, sqltypes[m.source])
         scaled = v + (f" * {float(m.factor)!r}" if m.factor != 1 else "")
-        checks.append(f"min(rowid) FILTER (WHERE {_cell_sql(m.source, sqltypes[m.source])} IS NOT NULL AND {v} IS NULL)")
-        labels.append((m, f, "number"))
+        if m.source not in table.parsed_numbers:  # else the reader made every cell a number
+            checks.append(f"min(rowid) FILTER (WHERE {_cell_sql(m.source, sqltypes[m.source])} IS NOT NULL AND {v} IS NULL)")
+            labels.append((m, f, "number"))
         checks.append(f"min(rowid) FILTER (WHERE NOT {allowed_sql(f, scaled)})")
         labels.append((m, f, "range"))
     if not checks:
         return
     res = _select_wide(table.con, checks)
+    if table.parsed_numbers and any(rowid is not None for rowid in res):
+        table.as_text()  # the message quotes the cell as the file wrote it
+        return _check_values(table, kept)
     for rowid, (m, f, what) in zip(res, labels):
         if rowid is None:
             continue
@@ -519,16 +608,25 @@ def _check_values(table: Table, kept: list[tuple[ColumnMap, Field]], sqltypes: d
         raise ValueError(f"{where}: {why}{tail}.")
 
 
+def _sqltypes(table: Table) -> dict[str, str]:
+    return {r[0]: r[1] for r in table.con.execute("DESCRIBE raw").fetchall()}
+
+
 def apply_mapping(table: Table, mapping: list[ColumnMap]) -> Parsed:
     """Turn the table into canonical runs and extra fields; checks every value in one SQL pass
-    before any cast, so a value out of its field's range is refused, never rounded or clipped."""
+    before any cast, so a value out of its field's range is refused, never rounded or clipped.
+    The runs come back as an Arrow table (``Parsed.data``), in the file's order, each numeric
+    column marked as checked against its field (``Parsed.checked``), so the store's checks need
+    not read them again."""
     _validate_mapping(table, mapping)
     kept = [(m, _target_field(table, m)) for m in mapping if m.kind != "skip"]
     if not kept:
         raise ValueError(f"{table.name}: every column is skipped; map at least one column.")
-    sqltypes = dict((r[0], r[1]) for r in table.con.execute("DESCRIBE raw").fetchall())
+    if any(f.dtype not in ("integer", "double") and m.source in table.parsed_numbers for m, f in kept):
+        table.as_text()  # a column of numbers kept as text: the text the file wrote, not the number's
     try:
-        _check_values(table, kept, sqltypes)
+        _check_values(table, kept)
+        sqltypes = _sqltypes(table)
         selects = []
         for m, f in kept:
             src = sqltypes[m.source].upper()
@@ -539,13 +637,27 @@ def apply_mapping(table: Table, mapping: list[ColumnMap]) -> Parsed:
             else:
                 expr = _text_expr(m.source, src) if src == "JSON" else f"CAST({ident(m.source)} AS VARCHAR)"
             selects.append(f"{expr} AS {ident(m.target)}")
-        df = table.con.execute(f"SELECT {', '.join(selects)} FROM raw ORDER BY rowid").df()
+        # no ORDER BY: DuckDB keeps a table's insertion order (preserve_insertion_order), the file's
+        runs = table.con.sql(f"SELECT {', '.join(selects)} FROM raw").to_arrow_table()
     except duckdb.Error as e:  # a value or type the checks above did not foresee: still one sentence
         raise ValueError(f"{table.name} cannot be read: {str(e).splitlines()[0]}") from None
+    fields = [f for _, f in kept]
     extra = [f for m, f in kept if m.kind != "canonical"]
-    extra += intervals_from_std(df, [f for _, f in kept])
-    return Parsed(df, extra, source=table.name, row_label=table.row_label,
-                  row_numbers=range(table.row_offset, table.row_offset + len(df)))
+    checked = {f.name: f for f in fields if f.dtype in ("integer", "double")}
+    if _has_intervals(runs.column_names):
+        from engine.importers import frame
+
+        runs = frame(runs)
+        extra += intervals_from_std(runs, fields)
+    return Parsed(runs, extra, source=table.name, row_label=table.row_label,
+                  row_numbers=range(table.row_offset, table.row_offset + len(runs)), checked=checked,
+                  file_hash=table.file_hash)
+
+
+def _has_intervals(columns: list[str]) -> bool:
+    """Whether intervals_from_std has intervals to add to runs of these columns."""
+    return any(c in columns for c in REPEAT_NAMES) and any(
+        c.endswith(STD) and c[:-len(STD)] in columns for c in columns)
 
 
 def intervals_from_std(df: pd.DataFrame, fields: list[Field]) -> list[Field]:
@@ -573,6 +685,11 @@ def intervals_from_std(df: pd.DataFrame, fields: list[Field]) -> list[Field]:
 
 
 def parse_file(path: str | Path, name: str | None = None, fmt: str | None = None,
-               mapping: list[ColumnMap] | None = None, max_bytes: int = MAX_BYTES) -> Parsed:
+               mapping: list[ColumnMap] | None = None, max_bytes: int = MAX_BYTES,
+               table: Table | None = None) -> Parsed:
+    """Read and map one file; ``table``: the file already read (for a preview), used as it is and
+    left open for its owner to close."""
+    if table is not None:
+        return apply_mapping(table, mapping if mapping is not None else propose_mapping(table))
     with read_table(path, name, fmt, max_bytes) as table:
         return apply_mapping(table, mapping if mapping is not None else propose_mapping(table))
