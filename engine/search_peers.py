@@ -6,7 +6,7 @@ objectives, log-scaled and to be minimised, to ``st.T``) until ``budget`` distin
 are evaluated, never one twice. Each registers itself in engine.search.ALGORITHMS beside ours;
 bench/bench_search.py compares all.
 
-- ``botorch``: BoTorch's qLogNEHVI (q=1) over the candidate set itself: a SingleTaskGP per
+- ``botorch``: BoTorch's qLogNEHVI (one at a time) over the candidate set itself: a SingleTaskGP per
   objective on the configurations' encoding (Space.features(), normalised to [0, 1]), fitted by
   marginal likelihood, the acquisition maximised by optimize_acqf_discrete over the unevaluated
   configurations. Hyperparameters are refit on ours' schedule (every step while few points, then
@@ -20,6 +20,9 @@ bench/bench_search.py compares all.
   (a category differs by 1, a number by its share of the log range).
 For both Optuna samplers the trial Optuna suggested is closed as failed and the configuration
 actually evaluated is added as a complete trial, so the sampler learns from what was measured.
+On a pool (a Ray cluster) every peer keeps as many configurations in flight as there are workers:
+BoTorch counts the ones being measured as ``X_pending`` (qLogNEHVI integrates over them); Optuna
+has no such input for a trial it did not suggest, so its next suggestion is only kept off them.
 - ``nsga2``: pymoo's MixedVariableGA with NSGA-II survival, ask/tell, proposals snapped to the
   space; and ``random``, uniform sampling: the floors.
 
@@ -73,14 +76,16 @@ def _botorch_loop(space, run, st, budget: int, seed: int, n_obj: int) -> None:
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     X = torch.tensor(space.features(), dtype=torch.double)
-    for i in rng.permutation(len(space))[: n_initial(budget)]:
-        run(int(i))
+    run.many(rng.permutation(len(space))[: n_initial(budget)])
     hyper = None
     while len(st.order) < budget:
-        left = np.setdiff1d(np.arange(len(space)), st.order)
+        if len(run.pending) >= run.slots or len(st.order) + len(run.pending) >= budget:
+            run.collect()
+            continue
+        left = np.setdiff1d(np.arange(len(space)), np.r_[st.order, run.pending].astype(int))
         done, Z = _finite(st)
         if len(done) < 2:
-            run(int(rng.choice(left)))
+            run.submit(int(rng.choice(left)))
             continue
         Y = torch.tensor(-Z, dtype=torch.double)  # BoTorch maximises
         model = SingleTaskGP(X[done], Y, input_transform=Normalize(X.shape[1], bounds=_bounds(X)),
@@ -91,12 +96,13 @@ def _botorch_loop(space, run, st, budget: int, seed: int, n_obj: int) -> None:
             fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
             hyper = {k: v for k, v in model.state_dict().items() if not k.startswith("outcome_transform")}
         model.eval()
-        acq = qLogNoisyExpectedHypervolumeImprovement(
+        acq = qLogNoisyExpectedHypervolumeImprovement(  # the ones being measured enter as X_pending
             model, ref_point=torch.full((n_obj,), -1.1, dtype=torch.double), X_baseline=X[done], prune_baseline=True,
-            sampler=SobolQMCNormalSampler(torch.Size([EHVI_SAMPLES]), seed=int(rng.integers(2**31))))
+            sampler=SobolQMCNormalSampler(torch.Size([EHVI_SAMPLES]), seed=int(rng.integers(2**31))),
+            X_pending=X[run.pending] if run.pending else None)
         cand, _ = optimize_acqf_discrete(acq, q=1, choices=X[left])
         hit = np.flatnonzero((X[left] == cand[0]).all(dim=1).numpy())
-        run(int(left[hit[0]]))
+        run.submit(int(left[hit[0]]))
 
 
 def _bounds(X):
@@ -129,20 +135,26 @@ def _optuna(make_sampler):
         sampler = make_sampler(seed, n_initial(budget))
         study = optuna.create_study(directions=["minimize"] * n_obj, sampler=sampler)
         tie = np.random.default_rng(seed).random(len(space)) * 1e-6
+        told = 0
         while len(st.order) < budget:
-            left = np.setdiff1d(np.arange(len(space)), st.order)
-            sampler.candidates = [params[i] for i in left]  # used where the sampler takes a candidate set
+            for k in range(told, len(st.order)):  # the sampler learns from what was evaluated, as it finishes
+                if np.isfinite(st.T[k]).all():
+                    study.add_trial(optuna.trial.create_trial(params=params[st.order[k]], distributions=dists,
+                                                              values=list(st.T[k])))
+            told = len(st.order)
+            if len(run.pending) >= run.slots or len(st.order) + len(run.pending) >= budget:
+                run.collect()
+                continue
+            taken = np.r_[st.order, run.pending].astype(int)
+            sampler.candidates = [params[i] for i in np.setdiff1d(np.arange(len(space)), taken)]
             trial = study.ask(dists)
             dist = tie.copy()
             for k in space.knobs:  # knob-wise distance: a category differs by 1, a number by its log share
                 p = trial.params[k]
                 dist += (coords[k] != p) if not space.numeric[k] else np.abs(coords[k] - np.log2(p)) / spans[k]
-            dist[st.order] = np.inf
-            i = int(np.argmin(dist))
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)  # the sampler learns from what was evaluated
-            run(i)
-            if np.isfinite(st.T[-1]).all():
-                study.add_trial(optuna.trial.create_trial(params=params[i], distributions=dists, values=list(st.T[-1])))
+            dist[taken] = np.inf  # neither evaluated nor being measured
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)  # replaced by the configuration evaluated
+            run.submit(int(np.argmin(dist)))
     return adapter
 
 

@@ -40,8 +40,10 @@ def stored(db):
         return s.query(None, None, include_failed=True, order_by="imported_at"), s.imports()
 
 
-def watch(progress, until, then, timeout=60):
-    """A thread that polls a sweep's progress file and calls ``then(info)`` once ``until(info)``."""
+def watch(progress, until, then, timeout=900):
+    """A thread that polls a sweep's progress file and calls ``then(info)`` once ``until(info)``.
+    The time-out is only a backstop: on a busy 2-core machine a worker's first task has taken over
+    a minute to start, and a watcher that gave up at 60 s let the sweep finish uninterrupted."""
     def loop():
         end = time.monotonic() + timeout
         while time.monotonic() < end:

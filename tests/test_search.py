@@ -313,3 +313,17 @@ def test_the_floors_keep_a_pool_busy_and_find_what_they_find_alone(seeded_db, al
     assert pool.most_in_flight == 3 and len(pooled.order) == len(set(pooled.order)) == 12
     assert pooled.order != alone.order and sorted(pooled.order) == sorted(alone.order)
     assert pooled.hypervolume[-1] == pytest.approx(alone.hypervolume[-1])
+
+
+@pytest.mark.parametrize("algorithm", ["optuna-gp", "optuna-tpe", "botorch"])
+def test_the_model_based_peers_keep_a_pool_busy_with_distinct_proposals(seeded_db, algorithm):
+    """Optuna and BoTorch on a pool: as many configurations in flight as workers, each proposal
+    kept off the ones being measured (BoTorch counts them as X_pending), the budget spent on
+    distinct configurations with the hypervolume reported per evaluation."""
+    with Store(seeded_db) as store:
+        objectives, maximize = S.default_objectives(store, "sourcegraph-fim")
+        space = S.task_space(store, "sourcegraph-fim", objectives)
+    pool = OutOfOrderPool(S.LookupEvaluator(space), slots=3)
+    pooled = S.search(space, None, objectives, maximize, 6, seed=2, algorithm=algorithm, pool=pool)
+    assert pool.most_in_flight == 3 and len(pooled.order) == len(set(pooled.order)) == 6
+    assert len(pooled.hypervolume) == 6 and pooled.hypervolume == sorted(pooled.hypervolume)
