@@ -41,9 +41,10 @@ def stored(db):
 
 
 def watch(progress, until, then, timeout=900):
-    """A thread that polls a sweep's progress file and calls ``then(info)`` once ``until(info)``.
-    The time-out is only a backstop: on a busy 2-core machine a worker's first task has taken over
-    a minute to start, and a watcher that gave up at 60 s let the sweep finish uninterrupted."""
+    """A thread that polls a sweep's progress file and calls ``then(info)`` once ``until(info)``;
+    its ``fired`` event says whether it did. The time-out is only a backstop: on a busy 2-core
+    machine a worker's first task has taken over a minute to start, and a watcher that gave up at
+    60 s let the sweep finish uninterrupted."""
     def loop():
         end = time.monotonic() + timeout
         while time.monotonic() < end:
@@ -53,9 +54,11 @@ def watch(progress, until, then, timeout=900):
                 info = None
             if info and until(info):
                 then(info)
+                t.fired.set()
                 return
             time.sleep(0.05)
     t = threading.Thread(target=loop, daemon=True)
+    t.fired = threading.Event()
     t.start()
     return t
 
@@ -218,9 +221,11 @@ def test_cancel_file_cancels_the_cluster_sweep_and_the_page_shows_its_nodes(monk
 def test_ctrl_c_cancels_what_is_in_flight(empty_db, capsys):
     progress = empty_db.parent / "progress.json"
     # Ctrl-C arrives as KeyboardInterrupt in the main thread, once the first run is stored
-    watch(progress, lambda info: len(info.get("results") or []) >= 1, lambda _: _thread.interrupt_main())
+    started = time.monotonic()
+    w = watch(progress, lambda info: len(info.get("results") or []) >= 1, lambda _: _thread.interrupt_main())
     rc = main(["profile", "--model", "tests.profile_factory:fragile", "--grid", "batch_size=1,3,4,5,6", "--ray", "local",
                "--db", str(empty_db), "--progress-file", str(progress), "--repeats", "20", "--warmup", "1"])
+    assert w.fired.is_set(), f"the watcher saw no stored run within {time.monotonic() - started:.0f} s"
     assert rc == 130 and "Interrupted." in capsys.readouterr().err
     n = settle(empty_db)
     assert 1 <= n < 5

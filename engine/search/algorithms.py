@@ -52,6 +52,7 @@ ALGORITHMS: dict[str, Callable] = {}
 DEFAULT_ALGORITHM = "surrogate"
 REFIT_ALWAYS, REFIT_EVERY = 30, 5  # GP hyperparameters: refit every step while few points, then every 5th
 EHVI_SAMPLES = 64  # Monte Carlo draws per candidate for expected hypervolume improvement
+EHVI3 = 0
 REMEASURE_MAX = 2  # re-measurements of tied points per search (each one an evaluation of the budget)
 
 
@@ -120,10 +121,11 @@ def _propose(X, num, st, pending: list[int], rng, n_obj: int, beta: float,
     pred = mu - beta * sd
     front = Z[pareto.non_dominated(Z, False)]
     ref = np.full(n_obj, 1.1)
-    if n_obj == 2:  # expected hypervolume improvement, by Monte Carlo over the GP marginals
-        draws = rng.standard_normal((EHVI_SAMPLES, 1, n_obj))
+    if n_obj == 2 or EHVI3:  # expected hypervolume improvement, by Monte Carlo over the GP marginals
+        ns = EHVI_SAMPLES if n_obj == 2 else EHVI3
+        draws = rng.standard_normal((ns, 1, n_obj))
         samples = (mu[None] + draws * sd[None]).reshape(-1, n_obj)
-        gain = hv_improvement(front, samples, ref).reshape(EHVI_SAMPLES, -1).mean(axis=0)
+        gain = hv_improvement(front, samples, ref).reshape(ns, -1).mean(axis=0)
     else:
         gain = hv_improvement(front, pred, ref)
     if gain.max() > 1e-12:
