@@ -11,8 +11,8 @@ smallest model (where model sizes are known), then at each step a Gaussian-proce
 objective (engine/search/gp.py; on log values, one-hot categorical knobs, log2 numeric knobs, log
 model size, for token tasks as weights read per token) predicts every unevaluated configuration;
 the one with the largest expected hypervolume improvement (Monte Carlo over the predictive
-distributions; for three objectives the hypervolume improvement of the lower confidence bound) is
-evaluated next; once nothing promises a gain, the one nearest to the front (smallest additive
+distributions: 64 draws for two objectives, 16 for three, skipping candidates the front dominates
+even at mean - 3 sd) is evaluated next; once nothing promises a gain, the one nearest to the front (smallest additive
 epsilon) is. On a pool (a Ray cluster) it proposes as many as there are free workers, each
 counting the ones still being measured at the surrogate's mean (Kriging believer).
 
@@ -51,8 +51,9 @@ from engine.search.space import Space
 ALGORITHMS: dict[str, Callable] = {}
 DEFAULT_ALGORITHM = "surrogate"
 REFIT_ALWAYS, REFIT_EVERY = 30, 5  # GP hyperparameters: refit every step while few points, then every 5th
-EHVI_SAMPLES = 64  # Monte Carlo draws per candidate for expected hypervolume improvement
-EHVI3 = 0
+EHVI_SAMPLES = 64  # Monte Carlo draws per candidate for expected hypervolume improvement (2 objectives)
+EHVI_SAMPLES_3 = 16  # with three or more, where each draw's improvement is a hypervolume computed anew
+HOPELESS_SD = 3.0  # a candidate the front dominates even at mean - 3 sd gains nothing worth drawing for
 REMEASURE_MAX = 2  # re-measurements of tied points per search (each one an evaluation of the budget)
 
 
@@ -121,13 +122,17 @@ def _propose(X, num, st, pending: list[int], rng, n_obj: int, beta: float,
     pred = mu - beta * sd
     front = Z[pareto.non_dominated(Z, False)]
     ref = np.full(n_obj, 1.1)
-    if n_obj == 2 or EHVI3:  # expected hypervolume improvement, by Monte Carlo over the GP marginals
-        ns = EHVI_SAMPLES if n_obj == 2 else EHVI3
-        draws = rng.standard_normal((ns, 1, n_obj))
-        samples = (mu[None] + draws * sd[None]).reshape(-1, n_obj)
-        gain = hv_improvement(front, samples, ref).reshape(ns, -1).mean(axis=0)
-    else:
-        gain = hv_improvement(front, pred, ref)
+    # expected hypervolume improvement, by Monte Carlo over the GP marginals
+    ns = EHVI_SAMPLES if n_obj == 2 else EHVI_SAMPLES_3
+    draws = rng.standard_normal((ns, 1, n_obj))
+    hope = np.ones(len(left), bool)
+    if n_obj > 2:  # each draw costs a hypervolume: skip the candidates the front dominates even optimistically
+        best = mu - HOPELESS_SD * sd
+        hope = ~(front[None, :, :] <= best[:, None, :]).all(axis=2).any(axis=1)
+    gain = np.zeros(len(left))
+    if hope.any():
+        samples = (mu[hope][None] + draws * sd[hope][None]).reshape(-1, n_obj)
+        gain[hope] = hv_improvement(front, samples, ref).reshape(ns, -1).mean(axis=0)
     if gain.max() > 1e-12:
         pick = int(np.argmax(gain))
     else:  # nothing promises a gain: the one closest to the front (smallest additive epsilon)
