@@ -1,4 +1,5 @@
 """Every adapter on files shaped like the tools' own output, and the tabular mapping."""
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -156,6 +157,31 @@ def test_vllm_serving_result_through_the_cli(tmp_path):
     assert run["itl_ms"] == pytest.approx(41.2) and run["itl_p99_ms"] == pytest.approx(98.5)
     assert run["ttft_ms"] == pytest.approx(287.9) and run["tpot_ms"] == pytest.approx(43.6)
     assert run["num_prompts"] == 200 and pd.isna(run["request_rate"])  # "inf": all requests at once
+
+
+def test_vllm_append_result_json_lines_is_one_run_per_line(tmp_path):
+    """`vllm bench serve --append-result` adds each benchmark to the same file as a new line (JSON
+    Lines, the file still named .json): a concurrency sweep is one import, one run per line; a
+    broken line is refused by its number and nothing is stored."""
+    one = json.loads((FX / "vllm_serving_result.json").read_text())
+    lines = [json.dumps({**one, "max_concurrency": c, "output_throughput": t}) for c, t in ((1, 48.5), (8, 301.2), (32, 620.31))]
+    src = tmp_path / "vllm-sweep.json"
+    src.write_text("\n".join(lines))
+    assert detect(src) == "vllm-serving"
+    db = str(tmp_path / "v.duckdb")
+    r = subprocess.run([sys.executable, "-m", "engine", "import", str(src), "--db", db],
+                       capture_output=True, text=True, cwd=FX.parent.parent)
+    assert r.returncode == 0 and "3 runs added" in r.stdout, r.stderr
+    with Store(db, read_only=True) as store:
+        runs = store.query().sort_values("batch_size")
+    assert list(runs["batch_size"]) == [1, 8, 32] and list(runs["throughput"]) == pytest.approx([48.5, 301.2, 620.31])
+    bad = tmp_path / "vllm-bad.jsonl"
+    bad.write_text(lines[0] + "\n" + json.dumps({"model_id": "m", "note": "not a result"}) + "\n" + lines[2])
+    r = subprocess.run([sys.executable, "-m", "engine", "import", str(bad), "--db", db],
+                       capture_output=True, text=True, cwd=FX.parent.parent)
+    assert r.returncode == 1 and "vllm-bad.jsonl: line 2 is not a vLLM benchmark_serving result" in r.stderr
+    with Store(db, read_only=True) as store:
+        assert len(store.query()) == 3
 
 
 def test_csv_numbers_parsed_by_the_reader_read_as_their_text(tmp_path):

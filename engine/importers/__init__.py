@@ -76,7 +76,12 @@ class Importer:
     name: str  # the --format value and the detected format a person sees
     kind: str  # what a person calls it in a list: "ML.ENERGY", "a Zeus power timeline"
     description: str  # one line for people: the Import page's caption, the CLI help
-    reads: str  # what sniff is shown: "json" (the parsed object), "csv" (the header's names), "parquet" (the path)
+    # what sniff is shown, one kind or several: "json" (the parsed object), "jsonl" (a JSON Lines
+    # file's first record), "csv" (the header's names), "parquet" (the path)
+    reads: str | tuple[str, ...]
     sniff: Callable[[Any], bool]  # is this file of this kind? cheap, never raises on a foreign file
     parse: Callable[[Path, str], Parsed]  # (path, name for messages) -> runs; ValueError names the file
     listed: bool = True  # False: recognised only to tell a person what to import instead
+
+    def takes(self, kind: str) -> bool:
+        return kind == self.reads if isinstance(self.reads, str) else kind in self.reads

@@ -25,6 +25,19 @@ def _json_head(path: Path, name: str):
         raise ValueError(f"{name}: JSON nested too deeply to read (a run log is a few levels deep).") from None
 
 
+def _first_record(path: Path):
+    """The first line of a JSON Lines file, parsed, if it is one JSON object; else None."""
+    with open(path, "rb") as fh:
+        for line in fh:
+            if line.strip():
+                try:
+                    data = json.loads(line)
+                except (ValueError, UnicodeDecodeError, RecursionError):
+                    return None
+                return data if isinstance(data, dict) else None
+    return None
+
+
 def detect(path: str | Path, name: str | None = None) -> str:
     """One of FORMATS, judged from the content (the extension only breaks ties)."""
     path = Path(path)
@@ -43,6 +56,11 @@ def detect(path: str | Path, name: str | None = None) -> str:
             if ext != "jsonl":
                 raise ValueError(f"{name} is a JSON object of no known kind ({kinds('json')}); "
                                  "a table must be a JSON array of records or JSONL.")
+        record = _first_record(path)
+        if record is not None:
+            found = sniff("jsonl", record)
+            if found:
+                return found
         with open(path, "rb") as fh:
             first = fh.read(4096).lstrip()[:1]
         return "json" if first == b"[" else "jsonl"

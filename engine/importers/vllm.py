@@ -3,7 +3,9 @@
 model_id, tokenizer_id, num_prompts, request_rate ("inf" when all requests are sent at once),
 burstiness, max_concurrency, then the metrics: duration, completed, total_input_tokens,
 total_output_tokens, request_throughput, output_throughput, total_token_throughput and
-mean_/median_/std_/pNN_ of ttft_ms, tpot_ms, itl_ms (and e2el_ms when selected). One file is one run."""
+mean_/median_/std_/pNN_ of ttft_ms, tpot_ms, itl_ms (and e2el_ms when selected). One object is one
+run: a file written with ``--save-result`` holds one; with ``--append-result`` each benchmark adds
+its object as a new line (JSON Lines), so a sweep over concurrency or request rate is one file."""
 from __future__ import annotations
 
 import json
@@ -42,19 +44,46 @@ def _num(x):
     return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else None
 
 
-def parse_file(path: str | Path, name: str) -> Parsed:
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
-    if not looks_like(data):
-        raise ValueError(f"{name}: not a vLLM benchmark_serving result (needs model_id, completed, output_throughput).")
+def _records(path: Path, name: str) -> list[dict]:
+    """The file's result objects: one JSON document, or one per line (--append-result)."""
+    text = Path(path).read_text(encoding="utf-8")
+    try:
+        return [json.loads(text)]
+    except json.JSONDecodeError as e:
+        if e.msg != "Extra data":  # one broken document: detect.parse names the line and column
+            raise
+    out = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{name}: line {n}: malformed JSON at column {e.colno} ({e.msg}).") from None
+            if not looks_like(out[-1]):
+                raise ValueError(f"{name}: line {n} is not a vLLM benchmark_serving result "
+                                 "(needs model_id, completed, duration, output_throughput).")
+    return out
+
+
+def _row(data: dict) -> dict:
     conc = data.get("max_concurrency")
     row = {"task": "text-generation", "model": data["model_id"], "work_unit": "token",
            "batch_size": conc if isinstance(conc, int) and not isinstance(conc, bool) else None,
            "backend": data.get("backend") or data.get("endpoint_type"), "request_rate": _num(data.get("request_rate")),
            "num_prompts": data.get("num_prompts"), "benchmark_date": data.get("date")}
     row.update({col: _num(data.get(key)) for key, col in _METRICS.items() if key in data})
-    used = [f for f in EXTRA.values() if f.name in row]
-    return Parsed(pd.DataFrame([row]), used, source=name)
+    return row
+
+
+def parse_file(path: str | Path, name: str) -> Parsed:
+    records = _records(path, name)
+    if not records or not all(looks_like(r) for r in records):
+        raise ValueError(f"{name}: not a vLLM benchmark_serving result (needs model_id, completed, output_throughput).")
+    runs = pd.DataFrame([_row(r) for r in records])
+    used = [f for f in EXTRA.values() if f.name in runs.columns]
+    return Parsed(runs, used, source=name)
 
 
 IMPORTER = Importer("vllm-serving", "a vLLM benchmark_serving result",
-                    "vLLM benchmark_serving results (--save-result JSON)", "json", looks_like, parse_file)
+                    "vLLM benchmark_serving results (--save-result JSON, --append-result JSON Lines)",
+                    ("json", "jsonl"), looks_like, parse_file)
