@@ -4,55 +4,23 @@ against a minimal Streamlit page with one plotly chart (bench/minimal_app.py) in
 Targets (issue 13): Explore <= 1.5x the minimal page; a filter change under 1 s at 1e6."""
 from __future__ import annotations
 
-import contextlib
-import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 from bench.bench_explore import build_store
-from engine.store import ROOT
+from tests.browser import CHROMIUM_ARGS as ARGS
+from tests.browser import streamlit_server
+from tests.conftest import CHROMIUM
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
 # Drawn: the front's plotly figure has its axes and a trace layer, and Streamlit is not running.
 DRAWN = """() => {
   const plot = document.querySelector('.js-plotly-plot');
   const busy = document.querySelector('[data-testid="stStatusWidget"]');
   return !!plot && !!plot.querySelector('.xtick') && !busy; }"""
 TIMES = 5
-
-
-@contextlib.contextmanager
-def serve(script: str, db: Path | None):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = dict(os.environ, PARETOSCOPE_DB=str(db)) if db else dict(os.environ)
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", script, "--server.port", str(port),
-                             "--server.address", "127.0.0.1", "--server.headless", "true"],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                urllib.request.urlopen(url + "/_stcore/health", timeout=1)
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"streamlit run {script} did not start") from None
-                time.sleep(0.3)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def _drawn(page, url: str) -> float:
@@ -98,14 +66,14 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        with serve("bench/minimal_app.py", None) as url:
+        with streamlit_server(None, 90, script="bench/minimal_app.py") as url:
             t_min = navigation(page, url)
         rows = [("minimal page, one plotly chart", t_min, None)]
         change = None
         for n in sizes:
             db = Path(tmp) / f"runs_{n}.duckdb"
             build_store(db, n)
-            with serve("app.py", db) as url:
+            with streamlit_server(db, 90) as url:
                 rows.append((f"Explore at {n:,} runs", navigation(page, url + view), None))
                 if n == sizes[-1]:
                     change = filter_change(page, url + view)

@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -24,13 +25,13 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def streamlit_server(db: Path, timeout_s: float = 60, env: dict | None = None):
-    """Yield the base URL of `streamlit run app.py` serving the store at ``db``."""
+def streamlit_server(db: Path | None, timeout_s: float = 60, env: dict | None = None, script: str = "app.py"):
+    """Yield the base URL of `streamlit run SCRIPT` (the app) serving the store at ``db``."""
     port = _free_port()
-    env = dict(os.environ, **(env or {}), PARETOSCOPE_DB=str(db))
-    log = open(Path(db).with_suffix(".streamlit.log"), "w")
+    env = dict(os.environ, **(env or {}), **({"PARETOSCOPE_DB": str(db)} if db else {}))
+    log = open(Path(db).with_suffix(".streamlit.log") if db else Path(tempfile.gettempdir()) / f"streamlit-{port}.log", "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+        [sys.executable, "-m", "streamlit", "run", script, "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
