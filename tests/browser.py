@@ -70,3 +70,10 @@ def chromium_page(width: int = 1400, height: int = 1000):
             yield page
         finally:
             browser.close()
+
+
+def wait_idle(page, timeout_ms: float = 60_000) -> None:
+    """Wait until the page's script run is over (Streamlit's running indicator gone), e.g. before
+    uploading a file: a widget event sent while the page's first run is still going is where an
+    upload was once seen to go unanswered for a minute on a busy machine."""
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout_ms)

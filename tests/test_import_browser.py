@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import expect
 
 from engine.store import Store
-from tests.browser import chromium_page, streamlit_server
+from tests.browser import chromium_page, streamlit_server, wait_idle
 from tests.conftest import ROOT
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -48,6 +48,7 @@ def test_upload_csv_commit_see_runs_and_delete_the_batch(served):
         page.goto(url)
         page.get_by_role("link", name="Import").click()
         page.get_by_role("heading", name="Import runs").wait_for()
+        wait_idle(page)
         page.locator("input[type=file]").first.set_input_files(str(FIXTURES / "sweep.csv"))
         page.get_by_text("detected format").first.wait_for()
         page.get_by_text("4 rows").wait_for()
@@ -90,6 +91,7 @@ def test_page_and_cli_imports_take_turns_and_the_sweep_shows_on_refresh(served, 
     with chromium_page(height=1600) as page:
         page.goto(url + "/import")
         page.get_by_role("heading", name="Import runs").wait_for()
+        wait_idle(page)
         page.locator("input[type=file]").first.set_input_files(str(mine))
         page.get_by_text("3 rows").wait_for()
         cli = subprocess.Popen([sys.executable, "-m", "engine", "import", str(big), "--db", str(db)],

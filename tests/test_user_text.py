@@ -17,7 +17,7 @@ import pytest
 from engine.explore import ViewState, build_view
 from engine.ingest import import_files
 from engine.store import Store
-from tests.browser import chromium_page, streamlit_server
+from tests.browser import chromium_page, streamlit_server, wait_idle
 from tests.conftest import ROOT, shown
 from ui.figures import front_figure, hover_text
 from ui.text import literal, plain
@@ -132,6 +132,7 @@ def test_crafted_names_stay_text_in_the_browser(seeded_db, tmp_path):
             page.goto(url + "/import")
             page.evaluate(f"window.TRAP = {port}")
             page.get_by_role("heading", name="Import runs").wait_for()
+            wait_idle(page)
             page.locator("input[type=file]").first.set_input_files([str(bad)])
             page.get_by_text("detected types").first.wait_for()
             text = _main_text(page)
