@@ -94,8 +94,8 @@ def test_a_profiled_run_keeps_its_timeline_and_compare_draws_it(empty_db, monkey
     assert set(series["run_id"]) == set(ids) and {"cpu_util_pct", "rss_mb"} <= set(series["name"])
     per = series.groupby(["run_id", "name"])["t_s"]
     assert (per.count() >= 3).all() and (per.max() <= 5).all() and per.apply(lambda t: t.is_monotonic_increasing).all()
-    # a share of all cores (psutil over each sampling interval: a few % of jitter above 100 on a full machine)
-    assert series.loc[series["name"] == "cpu_util_pct", "value"].between(0, 110).all()
+    # a share of all cores: never above 100, though 10 ms ticks over 50 ms intervals once read 115
+    assert series.loc[series["name"] == "cpu_util_pct", "value"].between(0, 100).all()
 
     monkeypatch.setenv("PARETOSCOPE_DB", str(empty_db))
     at = AppTest.from_file(str(ROOT / "app_pages" / "compare.py"), default_timeout=60)

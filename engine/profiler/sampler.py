@@ -45,7 +45,9 @@ class Sampler:
 
     def _sample(self) -> None:
         try:
-            cpu, rss = self.proc.cpu_percent(None) / self.ncpu, self.proc.memory_info().rss
+            # a share of all cores is at most 100; the kernel counts CPU time in 10 ms ticks, so over a
+            # 50 ms interval on 2 cores one tick is 10 points, and a reading came out at 115
+            cpu, rss = min(self.proc.cpu_percent(None) / self.ncpu, 100.0), self.proc.memory_info().rss
         except Exception as e:  # pragma: no cover - psutil failing mid-run
             self._note(f"could not sample CPU use: {e}")
             return
