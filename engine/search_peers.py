@@ -52,6 +52,7 @@ def botorch_qlognehvi(space, run, st, budget: int, seed: int, n_obj: int) -> Non
     import torch
     from threadpoolctl import threadpool_limits
 
+    _no_kernel_compile()
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small matrices: more threads only spin against each other
     try:
@@ -59,6 +60,22 @@ def botorch_qlognehvi(space, run, st, budget: int, seed: int, n_obj: int) -> Non
             _botorch_loop(space, run, st, budget, seed, n_obj)
     finally:
         torch.set_num_threads(threads)
+
+
+def _no_kernel_compile() -> None:
+    """Keep BoTorch on its plain PyTorch qLogNEHVI. BoTorch 0.18 compiles a C++ kernel for it on
+    first use (torch.utils.cpp_extension into ~/.cache/torch_extensions): 44-50 s on a 2-core
+    machine, and again whenever the virtual environment's path changes (a fresh clone). At our
+    sizes the kernel is no faster: 20 evaluations of sourcegraph-fim with three objectives took
+    28.5 and 33.8 s with it, 28.8 and 25.4 s without, the same proposals. A prebuilt kernel
+    (BoTorch's own ``logei_fused_ext`` module) is still used where one is installed."""
+    from botorch.acquisition.multi_objective import logei
+
+    if getattr(logei, "_C", None) is None and not getattr(logei, "_load_attempted", True):
+        try:
+            import logei_fused_ext  # noqa: F401
+        except ImportError:
+            logei._load_attempted = True  # BoTorch then takes its pure-PyTorch path
 
 
 def _botorch_loop(space, run, st, budget: int, seed: int, n_obj: int) -> None:
