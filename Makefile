@@ -21,9 +21,10 @@ db: install
 run: db
 	PARETOSCOPE_DB=$(DB) $(VENV)/bin/streamlit run app.py --server.port $(PORT) --server.address localhost
 
+# Two workers (pytest-xdist), each taking whole test files: 7.9 min instead of 11 on a 2-core machine.
 test: install
 	$(PY) -m ruff check .
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n 2 --dist loadfile tests
 
 # `make bench search quick` (or `make bench search -- --quick`): the words after bench go to it
 ifeq (bench,$(firstword $(MAKECMDGOALS)))
