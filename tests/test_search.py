@@ -6,11 +6,13 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from engine import pareto
 from engine import search as S
 from engine.search import algorithms
+from engine.search import space as space_mod
 from engine.store import Store
 from tests.conftest import ROOT
 
@@ -91,6 +93,22 @@ def test_token_tasks_size_models_by_weights_read_per_token(seeded_db):
     assert set(llm.configs.loc[first, "model"]) == {"openai/gpt-oss-20b"}
     assert llm.model_scale == S.MODEL_ONEHOT_SCALE < 1
     assert "weight_gb" not in image.side.columns and image.model_scale == 1.0  # images: not memory-bound
+
+
+def test_model_sizes_come_from_the_ids_where_the_store_has_none(seeded_db):
+    """Qwen's speed benchmark gives no parameter counts: the ids state them (57B-A14B: 57 total,
+    14 active), the search starts among the smallest model; an id stating none, or two, gives none."""
+    assert space_mod.size_from_name("Qwen/Qwen2-57B-A14B-Instruct") == (57.0, 14.0)
+    assert space_mod.size_from_name("HuggingFaceTB/SmolLM2-135M") == (0.135, 0.135)
+    assert space_mod.size_from_name("mistralai/Mixtral-8x7B-v0.1") is None
+    assert space_mod.size_from_name("merge-7B-13B") is None
+    with Store(seeded_db) as store:
+        space = S.task_space(store, "qwen2-quantization", ["throughput", "peak_memory_mb"])
+        assert "params_b" not in store.non_empty_columns({"task": ["qwen2-quantization"]})
+    sizes = space.side.assign(model=space.configs["model"]).groupby("model")["params_b"].first()
+    assert sizes["Qwen/Qwen2-0.5B-Instruct"] == 0.5 and sizes["Qwen/Qwen2-72B-Instruct"] == 72
+    assert set(space.configs.loc[algorithms._smallest_model(space), "model"]) == {"Qwen/Qwen2-0.5B-Instruct"}
+    assert space_mod.sizes_from_names(pd.Series(["Qwen/Qwen2-7B", "my-model"])) is None  # all or none
 
 
 def test_lookup_trace_is_a_share_of_the_true_front_that_reaches_one(seeded_db):

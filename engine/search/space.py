@@ -6,6 +6,7 @@ space of a profiler workload is its grid. The default objectives of a task are c
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -25,6 +26,9 @@ MODEL_FEATURES = ("params_b", "active_params_b")  # numeric side information abo
 MODEL_ONEHOT_SCALE = 0.25
 BITS_PER_WEIGHT = {"float32": 32, "float16": 16, "bfloat16": 16, "fp8": 8, "int8": 8,
                    "nvfp4": 4.5, "mxfp4": 4.25, "int4": 4}
+# A model's size as its Hugging Face id states it: "Qwen2-7B-Instruct", "Qwen2-57B-A14B-Instruct"
+# (57B total, 14B active), "SmolLM2-135M". A mixture written "8x7B" states no total: not read.
+SIZE_IN_NAME = re.compile(r"(?:^|[-_/])(\d+(?:\.\d+)?)([BM])(?:-A(\d+(?:\.\d+)?)B)?(?=$|[-_])", re.IGNORECASE)
 LLM_DEFAULT = (("energy_j", False), ("itl_p90_ms", False))
 OTHER_DEFAULT = (("energy_j", False), ("latency_ms", False))
 NUMERIC_SCALE = 1.5  # span of a numeric knob in the encoding (a category change is sqrt(2))
@@ -151,6 +155,8 @@ def task_space(store: Store, task: str, objectives: Sequence[str], filters: Mapp
     df = df.sort_values("run_id").drop_duplicates(knobs, keep="first").reset_index(drop=True)
     numeric = {k: store.field(k).dtype in ("integer", "double") for k in knobs}
     side_df = None
+    if "model" in knobs and not side and (named := sizes_from_names(df["model"])) is not None:
+        df, side = pd.concat([df, named], axis=1), list(named.columns)
     if "model" in knobs and side:  # model size helps the surrogate tell models apart
         side_df = df[side].astype(float)
         if "precision" in df.columns and store.distinct("work_unit", filt) == ["token"]:
@@ -161,6 +167,29 @@ def task_space(store: Store, task: str, objectives: Sequence[str], filters: Mapp
         side_df = side_df.loc[:, side_df.notna().any()]
         side_df = side_df if len(side_df.columns) else None
     return Space(task, knobs, df, numeric, side_df)
+
+
+def size_from_name(model: str) -> tuple[float, float] | None:
+    """(total, active) parameters in billions as the model's id states them, or None where it
+    states none, or more than one."""
+    found = {(float(m[1]) / (1000 if m[2].upper() == "M" else 1), float(m[3]) if m[3] else None)
+             for m in SIZE_IN_NAME.finditer(str(model))}
+    if len(found) != 1:
+        return None
+    total, active = found.pop()
+    return total, active if active is not None else total
+
+
+def sizes_from_names(models: pd.Series) -> pd.DataFrame | None:
+    """Model sizes read from the models' ids, for a space whose runs carry none (Qwen's speed
+    benchmark names its models but gives no parameter counts): with them the search starts among
+    the smallest model and the surrogate tells models apart by size, as it does where the store
+    has sizes. None unless every model's id states its size."""
+    sizes = models.map(size_from_name)
+    if sizes.isna().any():
+        return None
+    out = pd.DataFrame(sizes.tolist(), index=models.index, columns=["params_b", "active_params_b"])
+    return out if (out["active_params_b"] != out["params_b"]).any() else out[["params_b"]]
 
 
 # Search grids for the profiler's built-in workloads when none is given (DESIGN.md grid keys).
