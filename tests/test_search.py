@@ -105,6 +105,7 @@ def test_model_sizes_come_from_the_ids_where_the_store_has_none(seeded_db):
     with Store(seeded_db) as store:
         space = S.task_space(store, "qwen2-quantization", ["throughput", "peak_memory_mb"])
         assert "params_b" not in store.non_empty_columns({"task": ["qwen2-quantization"]})
+    assert "params_b" not in space.configs.columns  # the runs shown keep what was measured: none
     sizes = space.side.assign(model=space.configs["model"]).groupby("model")["params_b"].first()
     assert sizes["Qwen/Qwen2-0.5B-Instruct"] == 0.5 and sizes["Qwen/Qwen2-72B-Instruct"] == 72
     assert set(space.configs.loc[algorithms._smallest_model(space), "model"]) == {"Qwen/Qwen2-0.5B-Instruct"}
