@@ -28,6 +28,7 @@ mean at every budget, and not worse by more than 1 point on any task.
 """
 from __future__ import annotations
 
+import multiprocessing
 import os
 import sys
 import tempfile
@@ -143,7 +144,7 @@ def design_table(cells: list[tuple], methods: list[str], workers: int) -> list[s
                 jobs += [(task, n_obj, f, s, m) for s in range(DESIGN_SEEDS) for m in methods]
     if not jobs:
         return []
-    with ProcessPoolExecutor(workers) as pool:
+    with _pool(workers) as pool:
         results = list(pool.map(design_cell, jobs, chunksize=8))
     mean = {}
     for r in results:
@@ -162,6 +163,14 @@ def design_table(cells: list[tuple], methods: list[str], workers: int) -> list[s
         out.append(f"initial design, {task} {n_obj} obj {int(f * 100)} % ({DESIGN_SEEDS} seeds): {OURS} {row[OURS]:.1f}"
                    f" vs best peer {best} {row[best]:.1f}, gap {gap:+.1f} points: {'met' if gap >= -1 else 'NOT met'}")
     return out
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    """Worker processes started afresh ("spawn"), not forked: under `make bench` this process has
+    run the Ray and profiler benches (threads, torch) before, and its forked workers were seen idle
+    for 50 minutes, no CPU used, the search bench never ending (a fork taking a lock held by a
+    thread that does not exist in the child is the likely cause)."""
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
 
 
 def _at(fraction: float, n: int) -> int:
@@ -248,7 +257,7 @@ def main(argv: list[str] | None = None) -> None:
           + (f", and BoTorch's {len(bt_cells)} cells x {len(methods)} methods" if bt_cells else ""), flush=True)
     t = time.perf_counter()
     workers = min(os.cpu_count() or 1, 4)
-    with ProcessPoolExecutor(workers) as pool:
+    with _pool(workers) as pool:
         results = list(pool.map(run_cell, jobs))
     print(f"({len(jobs)} runs on {workers} processes in {time.perf_counter() - t:.0f} s)")
     bt = [r for r in results if r["cell"] in bt_cells]
