@@ -148,6 +148,23 @@ def test_surrogate_beats_random_on_gpqa(seeded_db):
     assert got["surrogate"] > got["random"] and got["surrogate"] >= 0.95
 
 
+def test_ours_measures_the_model_that_leads_in_quality_though_it_costs_more_than_anything_measured(seeded_db):
+    """sourcegraph-fim with quality: the 480B model holds the front's quality end but spends ten
+    times the energy of the 30B one. Once one of its runs is measured, the reference point of the
+    expected improvement lies past the predicted values, not the measured ones, so its other
+    batch sizes still earn credit for their quality (on the measured range they earned none, and
+    a search could end with one 480B run: 40 % of the front's hypervolume)."""
+    with Store(seeded_db) as store:
+        objectives, maximize = S.default_objectives(store, "sourcegraph-fim")
+        space = S.task_space(store, "sourcegraph-fim", objectives)
+    assert objectives[0] == "swe_bench_verified" and len(space) == 34
+    hv_true, bounds = S.true_front_hv(space, objectives, maximize)
+    for seed in range(5):
+        res = S.search(space, S.LookupEvaluator(space), objectives, maximize, 8, seed=seed, bounds=bounds)
+        big = space.configs["model"].iloc[res.order].str.contains("480B").sum()
+        assert big >= 2 and res.hypervolume[-1] / hv_true >= 0.7, (seed, big, res.hypervolume[-1] / hv_true)
+
+
 def test_quality_is_the_first_of_three_default_objectives(seeded_db):
     """Where a task has quality figures the search trades quality, energy and latency; the
     configurations without a figure are outside the space (nothing is made up for them)."""
