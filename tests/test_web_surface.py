@@ -94,6 +94,15 @@ def test_make_run_serves_on_localhost_only(served):
     assert "address" not in (ROOT / ".streamlit" / "config.toml").read_text()  # nothing widens it
 
 
+def test_the_server_watches_no_source_files():
+    """Read with Streamlit's own config loader, in the checkout, as `make run` starts it: the file
+    watcher is off. With the venv inside the checkout it checked every imported library module on
+    each script run, and Explore took twice as long in chromium (.streamlit/config.toml)."""
+    out = subprocess.run([sys.executable, "-c", "import streamlit.config as c; print(c.get_option('server.fileWatcherType'))"],
+                         cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    assert out[-1] == "none"
+
+
 def test_readme_explains_reaching_a_remote_dashboard_through_ssh():
     text = (ROOT / "README.md").read_text()
     assert "ssh -N -L 8501:localhost:8501" in text and "no login" in text
