@@ -96,8 +96,8 @@ def test_make_run_serves_on_localhost_only(served):
 
 def test_the_server_watches_no_source_files():
     """Read with Streamlit's own config loader, in the checkout, as `make run` starts it: the file
-    watcher is off. With the venv inside the checkout it checked every imported library module on
-    each script run, and Explore took twice as long in chromium (.streamlit/config.toml)."""
+    watcher is off. It walked every imported module in each new session, and with the venv inside
+    the checkout Explore took twice as long in chromium (.streamlit/config.toml)."""
     out = subprocess.run([sys.executable, "-c", "import streamlit.config as c; print(c.get_option('server.fileWatcherType'))"],
                          cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
     assert out[-1] == "none"
