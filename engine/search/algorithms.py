@@ -112,9 +112,7 @@ def _propose(X, num, st, pending: list[int], rng, n_obj: int, beta: float,
     left = np.setdiff1d(np.arange(len(X)), np.r_[done, pending].astype(int))
     if ok.sum() < 2:
         return int(rng.choice(left)), hypers
-    lo, hi = T[ok].min(axis=0), T[ok].max(axis=0)
-    span = np.where(hi - lo > 0, hi - lo, 1.0)
-    Z = (T[ok] - lo) / span
+    Z = T[ok]  # the GP standardises each objective itself; the scale for the improvement is set below
     refit = hypers is None or ok.sum() <= REFIT_ALWAYS or ok.sum() % REFIT_EVERY == 0
     models = gp.fit(X[done[ok]], Z, num, None if refit else hypers)
     hypers = [m.hyper for m in models]
@@ -123,7 +121,7 @@ def _propose(X, num, st, pending: list[int], rng, n_obj: int, beta: float,
         Xs, Z = np.vstack([X[done[ok]], X[pending]]), np.vstack([Z, mu_p])
         models = gp.fit(Xs, Z, num, hypers)
     mu, sd = gp.predict(models, X[left])
-    # Rescale so the reference point lies past the worst of the measured and the predicted values:
+    # Scale so the reference point lies past the worst of the measured and the predicted values:
     # on the measured range alone, a candidate worse than every run so far in one objective (a
     # bigger model's energy) earns nothing however far it leads in another (its quality).
     lo, hi = np.minimum(Z.min(axis=0), mu.min(axis=0)), np.maximum(Z.max(axis=0), mu.max(axis=0))

@@ -155,9 +155,9 @@ def task_space(store: Store, task: str, objectives: Sequence[str], filters: Mapp
     df = df.sort_values("run_id").drop_duplicates(knobs, keep="first").reset_index(drop=True)
     numeric = {k: store.field(k).dtype in ("integer", "double") for k in knobs}
     side_df = None
-    named = sizes_from_names(df["model"]) if "model" in knobs and not side else None
-    if "model" in knobs and (side or named is not None):  # model size helps the surrogate tell models apart
-        side_df = df[side].astype(float) if side else named  # sizes from the ids stay out of the runs' rows
+    if "model" in knobs:  # model size helps the surrogate tell models apart
+        side_df = df[side].astype(float) if side else sizes_from_names(df["model"])  # ids' sizes stay out of the rows
+    if side_df is not None:
         size = side_df["active_params_b"] if "active_params_b" in side_df.columns else side_df["params_b"]
         if "precision" in df.columns and store.distinct("work_unit", filt) == ["token"]:
             weight = size.astype(float) * df["precision"].map(BITS_PER_WEIGHT).astype(float) / 8
