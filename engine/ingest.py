@@ -6,10 +6,11 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import numpy as np
-import pandas as pd
+import pyarrow as pa
 
 from engine import timeseries
 from engine.fields import CANONICAL_BY_NAME, Field, limits, outside, refusal, whole
@@ -17,6 +18,9 @@ from engine.importers import Parsed, frame
 from engine.importers.detect import detect, parse
 from engine.importers.tabular import MAX_BYTES, ColumnMap, Table
 from engine.store import ImportResult, Store, StoreBusy, StoreError, write_failure
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass
@@ -91,6 +95,7 @@ def _shown(v) -> str:
 
 def _floats(raw: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """A column as floats (NaN where missing) and a mask of the cells that are not numbers."""
+    import pandas as pd
     if raw.dtype != object:
         try:
             return raw.astype("float64").to_numpy(), np.zeros(len(raw), dtype=bool)
@@ -123,7 +128,7 @@ def check_values(store: Store, name: str, parsed: Parsed) -> None:
         done = parsed.checked.get(col)
         if done is not None and limits(done) == limits(f) and whole(done) == whole(f):
             continue
-        raw = parsed.runs[col] if isinstance(parsed.data, pd.DataFrame) else frame(parsed.data.select([col]))[col]
+        raw = frame(parsed.data.select([col]))[col] if isinstance(parsed.data, pa.Table) else parsed.runs[col]
         values, notnum = _floats(raw)
         bad = notnum | outside(f, values)
         if bad.any():

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from engine.fields import (
     QUALITY_BY_NAME,
@@ -37,6 +37,9 @@ from engine.fields import (
     source_field,
 )
 from engine.store import Store, StoreError, first_row
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _PRECISION = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": "float32", "float": "float32",
               "torch.bfloat16": "bfloat16", "torch.float16": "float16", "torch.float32": "float32", "fp8": "fp8",
@@ -76,6 +79,7 @@ def read_table(path: str | Path, name: str | None = None, task: str | None = Non
 
 def prepare(table: pd.DataFrame, metric: str = "accuracy", name: str = "quality table",
             on: tuple[str, ...] = KEYS) -> tuple[pd.DataFrame, list[str]]:
+    import pandas as pd
     df = table.rename(columns={c: normalize_name(c) for c in table.columns})
     if "model" not in df:
         raise ValueError(f"{name} needs a 'model' column; it has {', '.join(map(str, table.columns))}.")

@@ -36,18 +36,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import duckdb
-import pandas as pd
+import pyarrow as pa
 
-from engine import derived, duck
+from engine import derived, duck, run_ids
 from engine.fields import CANONICAL, CANONICAL_BY_NAME, QUALITY_BY_NAME, SOURCE_SUFFIX, Field, is_safe_identifier, quote
 from engine.filters import from_mapping
 
 if TYPE_CHECKING:
-    import pyarrow as pa
+    import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB = ROOT / "data" / "runs.duckdb"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 STATUSES = ("ok", "failed", "skipped")
 _SQL_TYPES = {"text": "VARCHAR", "integer": "BIGINT", "double": "DOUBLE", "timestamp": "TIMESTAMP"}
 # Columns that identify a run's content; everything else (provenance) is left out of the hash.
@@ -218,7 +218,15 @@ def _guard_imports(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-MIGRATIONS = {1: _create_v1, 2: _add_quality_flag, 3: _guard_imports}  # version -> function that brings version-1 to version
+def _keep_md5_ids(con: duckdb.DuckDBPyConnection) -> None:
+    """v4: runs without an id of their own are keyed by engine.run_ids' hash, no longer by md5 of
+    their values' text. A store that holds runs keyed the old way says so, so an import still finds
+    its runs there by the old key too (engine.run_ids.legacy_sql)."""
+    if first_row(con.execute("SELECT count(*) FROM runs"))[0]:
+        con.execute("INSERT OR REPLACE INTO meta VALUES ('md5_run_ids', 'true')")
+
+
+MIGRATIONS = {1: _create_v1, 2: _add_quality_flag, 3: _guard_imports, 4: _keep_md5_ids}  # version -> function that brings version-1 to version
 
 
 _TEMP_TABLES = ("_staged", "_qmatch", "_export")  # the temp tables the store's users build (names never from input)
@@ -523,7 +531,7 @@ class Store:
         extra = {f.name: f for f in extra_fields}
         for f in extra.values():
             _check_field(f)
-        arrow = not isinstance(runs, pd.DataFrame)  # a pyarrow Table (tabular files): registered as it is
+        arrow = isinstance(runs, pa.Table)  # a pyarrow Table (tabular files): registered as it is
         columns = list(runs.column_names if arrow else runs.columns)
         for col in columns:
             if col in derived.DERIVED:
@@ -555,10 +563,11 @@ class Store:
                         )
             if append_to and not first_row(self.con.execute("SELECT 1 FROM imports WHERE import_id = ?", [append_to])):
                 raise StoreError(f"No import batch '{append_to}' to add runs to.")
-            cols = self._stage(runs, source)
+            cols, md5 = self._stage(runs, source)
             try:
                 total = len(runs)
-                self.con.execute("DELETE FROM _staged WHERE run_id IN (SELECT run_id FROM runs)")
+                known = " OR md5_id IN (SELECT run_id FROM runs)" if md5 else ""
+                self.con.execute(f"DELETE FROM _staged WHERE run_id IN (SELECT run_id FROM runs){known}")
                 left, new = first_row(self.con.execute("SELECT count(*), count(DISTINCT run_id) FROM _staged"))
                 if not new and not append_to:
                     return ImportResult(None, 0, total)
@@ -573,27 +582,39 @@ class Store:
                 self.drop_temp("_staged")
         return ImportResult(import_id, added, total - added)
 
-    def _stage(self, runs: pd.DataFrame | pa.Table, source: str) -> list[str]:
-        """Copy the incoming runs into the temp table ``_staged`` with their run ids; returns the
-        content columns to insert beside run_id, source and status."""
-        cols = list(runs.columns) if isinstance(runs, pd.DataFrame) else list(runs.column_names)
+    def _stage(self, runs: pd.DataFrame | pa.Table, source: str) -> tuple[list[str], bool]:
+        """Copy the incoming runs into the temp table ``_staged`` with their run ids (a run's own,
+        else engine.run_ids' hash of its content); returns the content columns to insert beside
+        run_id, source and status, and whether ``_staged.md5_id`` was made: in a store that holds
+        md5-keyed runs, the older key of each run without an id of its own."""
+        if not isinstance(runs, pa.Table):  # as DuckDB reads it: the types the hash sees are the stored ones
+            with self.registered("_incoming", runs):
+                runs = self.con.sql("SELECT * FROM _incoming").to_arrow_table()
+        cols = list(runs.column_names)
         content = [c for c in cols if c not in _PROVENANCE]
-        hash_expr = "md5(concat_ws('|', " + ", ".join(
-            f"'{c}=' || coalesce(CAST({quote(c)} AS VARCHAR), '')" for c in sorted(content)
-        ) + "))" if content else "md5(CAST(random() AS VARCHAR))"
-        run_id = f"coalesce(CAST(run_id AS VARCHAR), {hash_expr})" if "run_id" in cols else hash_expr
+        if content:
+            runs = runs.append_column("_content_id", run_ids.content_ids(runs.select(content)))
+            hashed = "_content_id"
+        else:
+            hashed = "md5(CAST(random() AS VARCHAR))"
+        own = "CAST(run_id AS VARCHAR)" if "run_id" in cols else "NULL"
+        md5 = (f", CASE WHEN {own} IS NULL THEN {run_ids.legacy_sql(content)} END AS md5_id"
+               if content and self._md5_ids() else "")
         src = "coalesce(CAST(source AS VARCHAR), $src)" if "source" in cols else "$src"
         status = "coalesce(status, 'ok')" if "status" in cols else "'ok'"
         select_cols = [c for c in content if c != "status"]
         with self.registered("_incoming", runs):
             self.con.execute(
                 f"""CREATE TEMP TABLE _staged AS
-                    SELECT {run_id} AS run_id, {src} AS source, {status} AS status
+                    SELECT coalesce({own}, {hashed}) AS run_id, {src} AS source, {status} AS status {md5}
                            {''.join(', ' + quote(c) for c in select_cols)}
                     FROM _incoming""",
                 {"src": source},
             )
-        return select_cols
+        return select_cols, bool(md5)
+
+    def _md5_ids(self) -> bool:
+        return bool(first_row(self.con.execute("SELECT 1 FROM meta WHERE key = 'md5_run_ids'")))
 
     def _insert_staged(self, select_cols: list[str], import_id: str, now: datetime, distinct: bool = False) -> int:
         """Insert the staged runs, one per run id; ``distinct``: the caller counted no run id twice,

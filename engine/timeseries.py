@@ -10,9 +10,12 @@ runs' series.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MAX_POINTS = 300
 UNITS = {"gpu_power_w": "W", "gpu_util_pct": "%", "cpu_util_pct": "%", "rss_mb": "MB", "gpu_memory_mb": "MB",
@@ -22,6 +25,7 @@ DDL = "CREATE TABLE IF NOT EXISTS timeseries (run_id VARCHAR NOT NULL, t_s DOUBL
 
 def thin(t: Sequence[float], series: Mapping[str, Sequence[float]], max_points: int = MAX_POINTS) -> pd.DataFrame:
     """Long rows (t_s, name, value) of the series sampled at times ``t``, at most ``max_points`` per series."""
+    import pandas as pd
     t = np.asarray(t, float)
     keep = np.unique(np.linspace(0, len(t) - 1, max_points).round().astype(int)) if len(t) > max_points else np.arange(len(t))
     parts = [pd.DataFrame({"t_s": t[keep], "name": name, "value": np.asarray(v, float)[keep]})
@@ -49,6 +53,7 @@ def has_table(store) -> bool:
 
 def read(store, run_ids: Sequence[str]) -> pd.DataFrame:
     """The series of ``run_ids`` as long rows (run_id, t_s, name, value), in time order."""
+    import pandas as pd
     if not run_ids or not has_table(store):
         return pd.DataFrame(columns=["run_id", "t_s", "name", "value"])
     marks = ", ".join("?" for _ in run_ids)

@@ -474,3 +474,24 @@ def test_cli_import_list_delete(tmp_path):
     assert r.returncode == 0, r.stderr
     with Store(db) as s:
         assert s.field("gpu_temp_c").direction == "min" and s.count() == 6
+
+
+def test_cli_import_of_a_table_loads_no_pandas(tmp_path):
+    """`python -m engine import` of a CSV goes file -> DuckDB -> Arrow -> store without pandas,
+    whose import alone is about a second of the command's time (make bench import); the runs land
+    with their content ids, and the same rows from another file add nothing."""
+    db = tmp_path / "cli.duckdb"
+    code = ("import sys; from engine.cli import main; rc = main(sys.argv[1:]); "
+            "print('pandas loaded' if 'pandas' in sys.modules else 'no pandas'); sys.exit(rc)")
+    run = lambda f: subprocess.run([sys.executable, "-c", code, "import", "--db", str(db), str(f)],  # noqa: E731
+                                   capture_output=True, text=True, cwd=ROOT)
+    r = run(FX / "sweep.csv")
+    assert r.returncode == 0, r.stderr
+    assert "4 runs added" in r.stdout and "no pandas" in r.stdout
+    copy = tmp_path / "copy.csv"
+    lines = (FX / "sweep.csv").read_text().splitlines()
+    copy.write_text("\n".join([lines[0], *reversed(lines[1:])]) + "\n")  # the same runs, other order, other file
+    r = run(copy)
+    assert r.returncode == 0 and "nothing added; its 4 runs are already in the store" in r.stdout, r.stdout + r.stderr
+    with Store(db) as s:
+        assert s.count() == 4 and all(len(i) == 20 for (i,) in s.execute("SELECT run_id FROM runs").fetchall())

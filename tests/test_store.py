@@ -6,8 +6,10 @@ from __future__ import annotations
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
+from engine import run_ids
 from engine import store as store_mod
 from engine.derived import Settings
 from engine.fields import CANONICAL_NAMES, Field
@@ -162,6 +164,60 @@ def test_dedupe_by_content_run_id_and_file_hash(empty_db):
         res = s.add_runs(runs_df(1, run_id=["r2"], energy_j=[5.0]), source="e", kind="test")
         assert res.added == 0
         assert s.count() == 8
+
+
+def test_content_ids_depend_on_values_and_columns_not_on_order(empty_db):
+    """The same run gets the same id from a DataFrame or an Arrow table, in any column or row
+    order; a changed value, a missing value, a number written as text or a value moved to another
+    column gives another id; -0.0 is 0.0."""
+    base = runs_df(3)
+    with Store(empty_db) as s:
+        s.add_runs(base, source="a", kind="test")
+        ids = dict(s.execute("SELECT energy_j, run_id FROM runs").fetchall())
+        assert all(len(i) == run_ids.HEX_DIGITS and int(i, 16) >= 0 for i in ids.values())
+        shuffled = pa.Table.from_pandas(base.iloc[::-1, ::-1], preserve_index=False)
+        assert (s.add_runs(shuffled, source="b", kind="test").added, s.count()) == (0, 3)
+        variants = [base.assign(energy_j=[0.5, 0.4, 0.30000000000000004]),  # one value, the last bit
+                    base.assign(energy_j=[0.5, 0.4, None]),
+                    base.assign(model=["m0", "m1", "M2"]),
+                    base.assign(work_unit=[None, "token", "token"]),
+                    base.assign(precision=["", None, None]).iloc[:1]]
+        for v in variants:
+            assert s.add_runs(v, source="v", kind="test").added == 1
+    zero = pd.DataFrame({"a": [0.0, -0.0, 1.0, None], "b": ["x", "x", "x", "x"]})
+    ids = run_ids.content_ids(pa.Table.from_pandas(zero, preserve_index=False)).to_pylist()
+    assert ids[0] == ids[1] and len(set(ids)) == 3
+    as_text = run_ids.content_ids(pa.table({"a": ["0.0", "1.0"], "b": ["x", "x"]})).to_pylist()
+    swapped = run_ids.content_ids(pa.table({"a": ["x", "x"], "b": [0.0, 1.0]})).to_pylist()
+    assert not set(as_text + swapped) & set(ids)
+
+
+def test_content_ids_are_the_same_in_every_release():
+    """Ids are stored: a re-import finds its runs by them, so the hash may never change (these
+    values were computed when the scheme was made; a changed hash breaks every store's dedupe)."""
+    table = pa.table({"model": ["org/m", None], "batch_size": [8, None], "energy_j": [0.25, -0.0],
+                      "ok": [True, False]})
+    golden = ["5773c0ca6f72192a7c13", "73dabb3a3d9f9f7655f7"]
+    assert run_ids.content_ids(table).to_pylist() == golden
+    assert run_ids.content_ids(pa.concat_tables([table.slice(0, 1), table.slice(1)])).to_pylist() == golden  # chunks
+    assert run_ids.content_ids(table.slice(1)).to_pylist() == golden[1:]  # a slice (buffers read from an offset)
+
+
+def test_a_store_keyed_by_md5_still_finds_its_runs_after_the_upgrade(empty_db, monkeypatch):
+    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", 3)
+    with Store(empty_db) as s:  # a version-3 store: runs keyed by md5 of their values' text
+        s.add_runs(runs_df(), source="t", kind="test")
+        s.execute(f"UPDATE runs SET run_id = {run_ids.legacy_sql(list(runs_df().columns))}")
+    monkeypatch.undo()
+    with Store(empty_db) as s:
+        assert s.schema_version() == SCHEMA_VERSION
+        again = s.add_runs(runs_df(), source="another file", kind="test")
+        assert (again.added, again.duplicates, s.count()) == (0, 6, 6)
+        new = s.add_runs(runs_df(energy_j=[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]), source="new", kind="test")
+        assert (new.added, s.count()) == (6, 12)
+        assert s.add_runs(runs_df(energy_j=[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]), source="x", kind="test").added == 0
+    with Store(empty_db.parent / "new.duckdb") as s:  # a new store has no md5 keys to look for
+        assert not s.execute("SELECT * FROM meta WHERE key = 'md5_run_ids'").fetchall()
 
 
 def test_extra_fields_are_registered_with_unit_and_direction(empty_db):

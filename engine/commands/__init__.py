@@ -6,11 +6,13 @@ import json
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from engine import filters as filter_lang
 from engine.store import Store, default_db_path
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def add_db(p: argparse.ArgumentParser) -> None:
@@ -78,6 +80,7 @@ def parse_objectives(store: Store, specs: list[str]) -> tuple[list[str], list[bo
 def emit(df: pd.DataFrame, fmt: str, out=None, filters: Mapping | None = None) -> None:
     """Print runs as an aligned table, CSV, or JSON records; an empty table says which filters
     left nothing."""
+    import pandas as pd
     out = out or sys.stdout
     if fmt == "csv":
         df.to_csv(out, index=False)

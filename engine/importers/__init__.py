@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+import pyarrow as pa
 
 from engine.fields import Field
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass
@@ -33,7 +36,7 @@ class Parsed:
 
     @property
     def runs(self) -> pd.DataFrame:
-        if not isinstance(self.data, pd.DataFrame):
+        if isinstance(self.data, pa.Table):
             self.data = frame(self.data)
         return self.data
 
@@ -43,7 +46,7 @@ class Parsed:
 
     @property
     def columns(self) -> list[str]:
-        return list(self.data.columns) if isinstance(self.data, pd.DataFrame) else list(self.data.column_names)
+        return list(self.data.column_names) if isinstance(self.data, pa.Table) else list(self.data.columns)
 
     @property
     def n_runs(self) -> int:

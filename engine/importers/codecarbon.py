@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from engine.fields import CPU_ENERGY_J, Field
 from engine.importers import Importer, Parsed
 from engine.importers.tabular import check_size, check_text
+
+if TYPE_CHECKING:
+    pass
 
 REQUIRED = {"energy_consumed", "emissions", "duration"}
 _KWH_J = 3.6e6
@@ -49,6 +51,7 @@ def looks_like(header: list[str]) -> bool:
 
 
 def parse_file(path: str | Path, name: str | None = None) -> Parsed:
+    import pandas as pd
     path = Path(path)
     name = name or path.name
     check_size(path, name)

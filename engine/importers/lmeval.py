@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from engine.fields import Field, normalize_name
 from engine.importers import Importer, Parsed
 from engine.store import environment_json
+
+if TYPE_CHECKING:
+    pass
 
 _MAIN = ("acc", "exact_match", "acc_norm", "f1", "mcc", "bleu")
 _PRECISION = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": "float32", "float": "float32",
@@ -43,6 +45,7 @@ def model_args(text) -> dict:
 
 
 def parse_file(path: str | Path, name: str | None = None) -> Parsed:
+    import pandas as pd
     path = Path(path)
     name = name or path.name
     data = json.loads(path.read_text(encoding="utf-8"))

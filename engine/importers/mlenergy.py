@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from engine.fields import Field
 from engine.importers import Importer, Parsed
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # source key -> (canonical name, factor)
 _CANONICAL = {
@@ -71,6 +73,7 @@ def looks_like(data) -> bool:
 
 def parse(data: dict, file_name: str = "") -> Parsed:
     """Map one task file onto canonical runs; unknown numeric keys become extra metrics."""
+    import pandas as pd
     if not looks_like(data):
         raise ValueError(f"{file_name or 'file'}: not an ML.ENERGY result file (needs 'task' and 'configurations').")
     task = str(data["task"])
@@ -111,6 +114,7 @@ def parse(data: dict, file_name: str = "") -> Parsed:
 def _integers(values: pd.Series):
     """Whole numbers as an integer column; anything else left as it is, for the import's checks to
     refuse with its configuration and column (never rounded)."""
+    import pandas as pd
     try:
         return pd.array(values, dtype="Int64")
     except (TypeError, ValueError, OverflowError):

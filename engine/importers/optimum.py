@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from engine.fields import BACKEND, Field
 from engine.importers import Importer, Parsed
 from engine.store import environment_json
+
+if TYPE_CHECKING:
+    pass
 
 SECTIONS = ("load", "prefill", "decode", "per_token", "forward", "call", "train", "overall", "warmup")
 _MEASURES = {"memory", "latency", "throughput", "energy", "efficiency"}
@@ -57,6 +59,7 @@ def looks_like(data) -> bool:
 
 
 def parse_file(path: str | Path, name: str | None = None) -> Parsed:
+    import pandas as pd
     path = Path(path)
     name = name or path.name
     data = json.loads(path.read_text(encoding="utf-8"))

@@ -14,13 +14,15 @@ import hashlib
 import json
 import re
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from engine.fields import GPU_UTIL, Field
 from engine.importers import Importer, Parsed
 from engine.importers.tabular import check_text
 from engine.timeseries import thin
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 TASK = "power-log"
 EXTRA = {f.name: f for f in (
@@ -67,6 +69,7 @@ def _run(run_id: str, hardware, power: pd.Series, t: pd.Series, extra: dict) -> 
 
 
 def parse_nvidia_smi(path: str | Path, name: str) -> Parsed:
+    import pandas as pd
     path = Path(path)
     check_text(path, name)
     raw = pd.read_csv(path, dtype=str, skipinitialspace=True, keep_default_na=False)
@@ -102,6 +105,7 @@ def parse_nvidia_smi(path: str | Path, name: str) -> Parsed:
 
 
 def parse_zeus(path: str | Path, name: str) -> Parsed:
+    import pandas as pd
     path = Path(path)
     data = json.loads(path.read_text(encoding="utf-8"))
     if not looks_like_zeus(data):
@@ -127,6 +131,7 @@ def parse_zeus(path: str | Path, name: str) -> Parsed:
 
 
 def _parsed(runs: list[dict], parts: list[pd.DataFrame], name: str) -> Parsed:
+    import pandas as pd
     if not runs:
         raise ValueError(f"{name}: the power log holds no samples.")
     df = pd.DataFrame(runs)

@@ -18,9 +18,9 @@ import math
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
-import pandas as pd
 
 from engine import duck
 from engine.fields import (
@@ -35,6 +35,9 @@ from engine.fields import (
     refusal,
 )
 from engine.importers import Parsed
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # Same limit as .streamlit/config.toml [server] maxUploadSize (Streamlit counts MB as 2**20 bytes).
 MAX_UPLOAD_MB = 200
@@ -486,6 +489,7 @@ def _propose(col: str, dtype: str, used: set) -> ColumnMap:
 
 def mapping_from_records(records) -> list[ColumnMap]:
     """Rebuild a mapping from edited rows (a list of dicts, or a DataFrame from st.data_editor)."""
+    import pandas as pd
     if isinstance(records, pd.DataFrame):
         records = records.to_dict("records")
     out = []
@@ -664,6 +668,7 @@ def intervals_from_std(df: pd.DataFrame, fields: list[Field]) -> list[Field]:
     """Add ``<metric>_ci_lo`` / ``_ci_hi`` to ``df`` where a metric comes with ``<metric>_std`` and
     the table has a repeat count (n, repeats, ...): the 95 % t-interval of a mean of n repeats.
     Rows with n < 2 get none; an interval the file states itself is kept as it is."""
+    import pandas as pd
     by_name = {f.name: f for f in fields}
     n_col = next((c for c in REPEAT_NAMES if c in df.columns), None)
     if n_col is None:

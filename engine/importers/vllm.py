@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from engine.fields import BACKEND, TTFT_MS, Field
 from engine.importers import Importer, Parsed
+
+if TYPE_CHECKING:
+    pass
 
 # source key -> canonical or extra name (all milliseconds or per-second already)
 _METRICS = {
@@ -76,6 +78,7 @@ def _row(data: dict) -> dict:
 
 
 def parse_file(path: str | Path, name: str) -> Parsed:
+    import pandas as pd
     records = _records(path, name)
     if not records or not all(looks_like(r) for r in records):
         raise ValueError(f"{name}: not a vLLM benchmark_serving result (needs model_id, completed, output_throughput).")
