@@ -61,11 +61,21 @@ def _fixed(arr: pa.Array, dtype) -> np.ndarray:
     return np.frombuffer(arr.buffers()[1], dtype=dtype, count=len(arr), offset=arr.offset * dtype.itemsize)
 
 
+def _text(col: pa.ChunkedArray) -> pa.Array:
+    """A column as text: Arrow's cast where it has one, else Python's str of each value (lists,
+    structs, intervals: rare in a run's content, and slow only there)."""
+    try:
+        return pc.cast(col, pa.large_string()).combine_chunks()
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
+        return pa.array([None if v is None else str(v) for v in col.to_pylist()], pa.large_string())
+
+
 def _column(col: pa.ChunkedArray) -> tuple[str, np.ndarray, np.ndarray, np.ndarray | None]:
     """(kind, two uint64 lanes of each value, which values are missing or None)."""
     t = col.type
     if pa.types.is_integer(t) or pa.types.is_boolean(t):
-        kind, arr = ("bool" if pa.types.is_boolean(t) else "int"), pc.cast(col, pa.int64()).combine_chunks()
+        # unsigned 64-bit values past 2^63 wrap (safe=False) rather than fail
+        kind, arr = ("bool" if pa.types.is_boolean(t) else "int"), pc.cast(col, pa.int64(), safe=False).combine_chunks()
         lo = _fixed(arr, np.int64).view(np.uint64)
         hi = lo
     elif pa.types.is_floating(t) or pa.types.is_decimal(t):
@@ -74,7 +84,7 @@ def _column(col: pa.ChunkedArray) -> tuple[str, np.ndarray, np.ndarray, np.ndarr
         x[np.isnan(x)] = np.nan  # one NaN
         lo = hi = x.view(np.uint64)
     else:  # text, and anything else as the text Arrow writes for it
-        kind, arr = "text", pc.dictionary_encode(pc.cast(col, pa.large_string()).combine_chunks())
+        kind, arr = "text", pc.dictionary_encode(_text(col))
         words = np.array([_words(s) for s in arr.dictionary.to_pylist()], dtype=np.uint64).reshape(-1, 2)
         if len(words):
             idx = np.clip(_fixed(arr.indices, np.int32), 0, len(words) - 1)  # a null's slot holds any index
