@@ -606,14 +606,17 @@ class Store:
                 runs = self.con.sql("SELECT * FROM _incoming").to_arrow_table()
         cols = list(runs.column_names)
         content = [c for c in cols if c not in _PROVENANCE]
-        if content:
+        every_own = "run_id" in cols and runs.column("run_id").null_count == 0  # nothing to hash (seed, profiler)
+        if every_own:
+            hashed = "NULL"
+        elif content:
             runs = runs.append_column("_content_id", run_ids.content_ids(runs.select(content)))
             hashed = "_content_id"
         else:
             hashed = "md5(CAST(random() AS VARCHAR))"
         own = "CAST(run_id AS VARCHAR)" if "run_id" in cols else "NULL"
         md5 = (f", CASE WHEN {own} IS NULL THEN {run_ids.legacy_sql(content)} END AS md5_id"
-               if content and self._md5_ids() else "")
+               if content and not every_own and self._md5_ids() else "")
         src = "coalesce(CAST(source AS VARCHAR), $src)" if "source" in cols else "$src"
         status = "coalesce(status, 'ok')" if "status" in cols else "'ok'"
         select_cols = [c for c in content if c != "status"]
