@@ -409,7 +409,7 @@ class Store:
         return self.con.execute(sql, params)
 
     @contextmanager
-    def registered(self, name: str, df: pd.DataFrame) -> Iterator[str]:
+    def registered(self, name: str, df: pd.DataFrame | pa.Table) -> Iterator[str]:
         """``df`` readable by SQL as the view ``name`` for the block. A registered view outlives the
         statement that read it, so it is always unregistered, error or not."""
         self.con.register(name, df)
