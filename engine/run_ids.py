@@ -7,10 +7,11 @@ columns, whatever the order of the columns or of the rows.
 
 The hash is ours, in numpy over the Arrow buffers, because neither library at hand has a fast one
 that stays the same from release to release: DuckDB's ``hash()`` changed between 1.2 and 1.3
-(duckdb/duckdb#17596, "not suitable to be used for persistence"), and md5 over the values' text,
-which keyed stores before schema version 4, spent 1.2 s of a 1,000,000-row import casting numbers
-to text (``make bench import``); this takes under 0.1 s there. Stores keyed by md5 keep their ids:
-``legacy_sql`` rebuilds that key, so a re-import still finds its runs in them.
+(duckdb/duckdb#17596, closed as not a bug: it is DuckDB's internal hash), and md5 over the values'
+text, which keyed stores before schema version 4, spent 1.2 s of a 1,000,000-row import casting
+numbers to text (``make bench import``); this takes 0.2 s there on 2 cores (0.4-0.6 s on one).
+Stores keyed by md5 keep their ids: ``legacy_sql`` rebuilds that key, so a re-import still finds
+its runs in them.
 
 80 bits: two runs of a store of a hundred million collide with a chance of about 4 in 10^9 (the
 birthday bound n^2 / 2^81); each hex digit stored costs time on a large import, so not 128.
