@@ -122,10 +122,10 @@ def _ids(table: pa.Table) -> pa.Array:
             if missing is not None:
                 h[missing] ^= v[missing] ^ null  # a missing value counts as the marker, not its slot's bits
             _mix(h, tmp)
-    raw = np.empty((n, 16), dtype=np.uint8)  # big-endian bytes of both lanes, then the first 10 as hex
+    raw = np.empty((n, HEX_DIGITS // 2), dtype=np.uint8)  # lane 1's 8 big-endian bytes, then lane 2's first 2
     raw[:, :8] = h1.astype(">u8").view(np.uint8).reshape(n, 8)
-    raw[:, 8:] = h2.astype(">u8").view(np.uint8).reshape(n, 8)
-    data = np.take(_HEX, raw[:, :HEX_DIGITS // 2]).view(np.uint8).reshape(-1)
+    raw[:, 8:] = h2.astype(">u8").view(np.uint8).reshape(n, 8)[:, :HEX_DIGITS // 2 - 8]
+    data = np.take(_HEX, raw).view(np.uint8).reshape(-1)
     offsets = np.arange(0, n * HEX_DIGITS + 1, HEX_DIGITS, dtype=np.int32)
     return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
 

@@ -566,14 +566,14 @@ class Store:
             runs, staged, cols, md5 = self._staged(runs)
             with self.registered("_incoming", runs):
                 try:
+                    params = {"src": source}  # $src: where a run names no source of its own
                     if md5:  # the md5 key is costly: worked out once, not in both statements below
-                        self.con.execute(f"CREATE TEMP TABLE _staged AS {staged}", {"src": source})
-                        staged = "SELECT * FROM _staged"
+                        self.con.execute(f"CREATE TEMP TABLE _staged AS {staged}", params)
+                        staged, params = "SELECT * FROM _staged", {}
                     total = len(runs)
                     known = " AND (md5_id IS NULL OR md5_id NOT IN (SELECT run_id FROM runs))" if md5 else ""
                     fresh = f"FROM ({staged}) s WHERE run_id NOT IN (SELECT run_id FROM runs){known}"
-                    left, new = first_row(self.con.execute(f"SELECT count(*), count(DISTINCT run_id) {fresh}",
-                                                           {"src": source} if not md5 else {}))
+                    left, new = first_row(self.con.execute(f"SELECT count(*), count(DISTINCT run_id) {fresh}", params))
                     if not new and not append_to:
                         return ImportResult(None, 0, total)
                     self.add_fields(list(extra.values()))
@@ -587,7 +587,7 @@ class Store:
                         f"""INSERT INTO runs ({', '.join(quote(c) for c in target)})
                             SELECT s.run_id, s.source, s.status, $iid, $now {''.join(', s.' + quote(c) for c in cols)}
                             {fresh} {once}""",
-                        {"iid": import_id, "now": now} | ({"src": source} if not md5 else {})))[0]
+                        {"iid": import_id, "now": now} | params))[0]
                     self.con.execute("UPDATE imports SET rows_added = rows_added + ? WHERE import_id = ?",
                                      [added, import_id])
                 finally:
