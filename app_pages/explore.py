@@ -2,6 +2,8 @@
 engine.explore, draws. The view state lives in the URL query string (engine.explore.ViewState)."""
 from __future__ import annotations
 
+from dataclasses import astuple
+
 import pandas as pd
 import streamlit as st
 
@@ -27,7 +29,7 @@ from engine.fields import CI_LO, CONFIG_COLUMNS, SOURCE_SUFFIX
 from engine.filters import describe
 from engine.quality import headline
 from ui.figures import curve_figure, front_figure, parcoords_figure
-from ui.state import open_store, read_params, store_stamp, write_params
+from ui.state import open_store, read_params, settings, store_stamp, write_params
 from ui.text import literal
 
 NONE = "(none)"
@@ -41,6 +43,16 @@ def cached_options(stamp: tuple) -> dict:
     """Filter option lists, recomputed only when the store file changes."""
     with open_store(show_wait=False) as store:  # no element inside a cached function
         return filter_options(store)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def cached_view(stamp: tuple, settings: tuple, view_params: tuple, _store, _state: ViewState):
+    """The front, the work units and the task's headline quality metric of one view, kept per
+    store file (``stamp``), derived-metric ``settings`` and view (its URL form, ``view_params``):
+    a rerun that changes none of them (a selection on the plot or in the table, a return to the
+    page) does not query the store again (build_view takes 0.3-0.4 s at 1,000,000 runs)."""
+    view = build_view(_store, _state)
+    return view, work_units(_store, _state.filters), headline(_store, _state.filters)
 
 
 def selected_runs(plot, table_event, table) -> list[str]:
@@ -212,11 +224,11 @@ with open_store() as store:
         st.warning("Pick different metrics for the objectives.")
         st.stop()
     try:
-        view = build_view(store, state)
+        view, units, quality_axis = cached_view(store_stamp(), astuple(settings()),
+                                                tuple(sorted(state_to_params(state).items())), store, state)
     except MixedWorkUnits as e:
         st.warning(literal(f"{e} Choose a task in the sidebar's filters."))
         st.stop()
-    units = work_units(store, state.filters)
     unit = units[0] if len(units) == 1 else None
 
     def label(name: str) -> str:
@@ -228,12 +240,11 @@ with open_store() as store:
         st.stop()
     if view.front.empty:
         gone = missing_objectives(store, state.objectives, state.filters)
-        head = headline(store, state.filters)
-        hint = f" These runs' quality metric is {head}." if head and head not in state.objectives else ""
+        hint = (f" These runs' quality metric is {quality_axis}."
+                if quality_axis and quality_axis not in state.objectives else "")
         st.warning(literal(f"None of the {view.n_runs:,} matching runs has a value for {' or '.join(gone or state.objectives)}; "
                            f"pick another objective or change the filters.{hint}"))
         st.stop()
-    quality_axis = headline(store, state.filters)
 
 n_tied = 0 if view.tied is None else len(view.tied)
 st.caption(f"{view.n_runs:,} runs match · **{len(view.front):,} on the front** · "

@@ -7,6 +7,7 @@ import json
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from engine.derived import Settings
 from engine.explore import ViewState, build_view
 from engine.store import Store
 from tests.conftest import ROOT, plotly_values, shown
@@ -124,6 +125,29 @@ def test_clearing_the_task_asks_for_one_instead_of_mixing_work_units(app):
     at.selectbox(key="x").set_value("power_w").run()
     at.selectbox(key="y").set_value("latency_ms").run()
     assert len(at.warning) == 0 and len(at.dataframe[0].value) > 0
+
+
+def test_the_front_follows_the_store_and_the_settings_between_reruns(app):
+    """The page keeps each view's front per store file, derived-metric settings and view, so a
+    rerun that changes none of them does not query again; a run added to the file since shows on
+    the next rerun, and a new price per GPU-hour rescales cost_usd."""
+    at = app()
+    cols = ["model", "hardware", "precision", "batch_size", "num_gpus", "task", "work_unit", "energy_j", "accuracy"]
+    with Store(app.db) as s:
+        best = s.execute(f"SELECT {', '.join(cols)} FROM runs WHERE task = 'gpqa' AND energy_j IS NOT NULL "
+                         "ORDER BY accuracy DESC NULLS LAST LIMIT 1").df()
+        s.add_runs(best.assign(run_id="test-cheaper-best", energy_j=best["energy_j"] / 10), source="test", kind="test")
+    assert "test-cheaper-best" not in front_ids(at)
+    at.run()
+    assert front_ids(at) == expected_ids(app.db, ViewState(x="energy_j", y="accuracy", filters={"task": ["gpqa"]}))
+    assert "test-cheaper-best" in front_ids(at)
+
+    at = app({"x": "energy_j", "y": "cost_usd", "task": "gpqa"})
+    cost = at.dataframe[0].value.set_index("run_id")["cost_usd"]
+    at.number_input(key="price_per_gpu_hour").set_value(Settings().price_per_gpu_hour * 2).run()
+    again = at.dataframe[0].value.set_index("run_id")["cost_usd"]
+    assert len(cost) and list(again.index) == list(cost.index)
+    assert again.to_numpy() == pytest.approx(2 * cost.to_numpy())
 
 
 def figure_present(at: AppTest) -> bool:
