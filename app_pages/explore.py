@@ -46,9 +46,9 @@ def cached_options(stamp: tuple) -> dict:
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def cached_view(stamp: tuple, settings: tuple, view_params: tuple, _store, _state: ViewState):
+def cached_view(stamp: tuple, prices: tuple, view_params: tuple, _store, _state: ViewState):
     """The front, the work units and the task's headline quality metric of one view, kept per
-    store file (``stamp``), derived-metric ``settings`` and view (its URL form, ``view_params``):
+    store file (``stamp``), derived-metric settings (``prices``) and view (its URL form, ``view_params``):
     a rerun that changes none of them (a selection on the plot or in the table, a return to the
     page) does not query the store again (build_view takes 0.3-0.4 s at 1,000,000 runs)."""
     view = build_view(_store, _state)

@@ -345,16 +345,13 @@ def read_table(path: str | Path, name: str | None = None, fmt: str | None = None
         types = _detect_types(con, described, numbers, texts)
         digest = body.result() if body else None
         return Table(name, fmt, con, names, types, rows, label, offset, digest, numbers, text_sql)
-    except Exception:
+    except BaseException as e:
         con.close()
-        if body is not None:
+        if body is not None and isinstance(e, Exception):
             try:  # a file that is not UTF-8 text is said to be so, whatever the reader made of it
                 body.result()
             except ValueError as bad:
                 raise bad from None
-        raise
-    except BaseException:
-        con.close()
         raise
 
 
