@@ -137,7 +137,8 @@ st.title("Explore")
 st.caption("The Pareto-optimal runs for the objectives you pick, among the runs that pass the filters.")
 
 with open_store() as store:
-    options = cached_options(store_stamp())
+    stamp = store_stamp()  # the store file as this run found it: the key of both caches below
+    options = cached_options(stamp)
     metric_fields = {f.name: f for f in store.metrics()}
     metrics = list(metric_fields)
     if len(metrics) < 2:
@@ -224,7 +225,7 @@ with open_store() as store:
         st.warning("Pick different metrics for the objectives.")
         st.stop()
     try:
-        view, units, quality_axis = cached_view(store_stamp(), astuple(settings()),
+        view, units, quality_axis = cached_view(stamp, astuple(settings()),
                                                 tuple(sorted(state_to_params(state).items())), store, state)
     except MixedWorkUnits as e:
         st.warning(literal(f"{e} Choose a task in the sidebar's filters."))
