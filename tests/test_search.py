@@ -250,6 +250,22 @@ def test_bench_cell_scores_noisy_search_on_noise_free_values():
     assert np.mean(noisy) == pytest.approx(space.configs["energy_j"].iloc[0], rel=0.05)
 
 
+def test_bench_verdict_names_the_worst_task_and_the_spread_of_its_gap():
+    """The verdict says which task falls furthest behind the best peer, and how far apart the two
+    methods' scores there may land by the seeds' luck alone (two standard errors of the gap)."""
+    from bench import bench_search as B
+
+    a, b = ("task-a", 2, 0.0), ("task-b", 2, 0.0)
+    seeds = {(a, B.OURS): [0.9, 0.9, 0.9], (a, "random"): [0.8, 0.8, 0.8],
+             (b, B.OURS): [0.5, 0.6, 0.7], (b, "random"): [0.7, 0.7, 0.7]}
+    by = {k: [{f: v for f in B.FRACTIONS} for v in vals] for k, vals in seeds.items()}
+    share = {k: {f: float(np.mean(vals)) for f in B.FRACTIONS} for k, vals in seeds.items()}
+    [first, *_] = B._verdict(share, by, [a, b], [B.OURS, "random"], "2 obj")
+    # task-b: ours 0.6 against 0.7; the gap's standard error is sqrt(0.01 / 3): +-11.5 points at two
+    assert "worst task task-b gap -10.0 points (± 11.5 at two standard errors over 3 seeds): NOT met" in first
+    assert B.spread([0.5], [0.7]) == "one seed"
+
+
 def test_measure_evaluator_on_digits_mlp(empty_db):
     """The real profiler measures a 4-configuration digits-mlp space; a second search finds every
     configuration in the store and measures nothing again; again() measures one anew, and from then
