@@ -10,6 +10,7 @@ from engine.quality import headline
 from engine.recommend import Constraint, recommend
 from engine.recommend_link import RecommendLink, from_params, split_constraint
 from engine.store import default_db_path
+from ui.figures import scatter
 from ui.state import open_store, read_params, write_params
 from ui.text import literal, plain
 
@@ -208,13 +209,14 @@ with tab_rec:
                 x, y = objectives[0], objectives[1]
                 fig = go.Figure()
                 hover = [c for c in CONFIG_COLS if c in runs.columns]
+                trace_type = scatter(len(runs) + 2)  # every run, the pick and the runner-up drawn again
 
                 def trace(df, name, color, size=7, symbol="circle"):
                     text = df[hover].astype(str).map(plain).agg(" / ".join, axis=1) if len(df) else []
-                    fig.add_trace(go.Scattergl(x=df[x], y=df[y], mode="markers", name=name, text=text,
-                                               marker=dict(color=color, size=size, symbol=symbol),
-                                               hovertemplate=f"%{{text}}<br>{plain(x)} %{{x:.4g}}<br>{plain(y)} %{{y:.4g}}"
-                                                             f"<extra>{name}</extra>"))
+                    fig.add_trace(trace_type(x=df[x], y=df[y], mode="markers", name=name, text=text,
+                                             marker=dict(color=color, size=size, symbol=symbol),
+                                             hovertemplate=f"%{{text}}<br>{plain(x)} %{{x:.4g}}<br>{plain(y)} %{{y:.4g}}"
+                                                           f"<extra>{name}</extra>"))
                 trace(runs[~runs["feasible"]], "infeasible", "#d0d0d0", 6)
                 trace(runs[runs["feasible"] & ~runs["on_front"]], "feasible, dominated", "#8fb3d9", 6)
                 trace(runs[runs["on_front"]].sort_values(x), "feasible front", "#1f5fbf", 9)

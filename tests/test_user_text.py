@@ -11,6 +11,7 @@ import tomllib
 from pathlib import Path
 from urllib.parse import quote
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -53,6 +54,26 @@ def test_hover_legend_and_axis_titles_escape_html():
     fig = front_figure(view, ["energy_j", "accuracy"], lambda n: f"{n} <u>u</u>", group="model").to_dict()
     assert {t["name"] for t in fig["data"][1:]} == {"&lt;a href='http://evil.example'&gt;x&lt;/a&gt;", "&lt;img src=x&gt;"}
     assert fig["layout"]["xaxis"]["title"]["text"] == "energy_j &lt;u&gt;u&lt;/u&gt;"
+
+
+def test_a_figure_of_many_points_is_drawn_with_webgl_a_few_as_svg():
+    """WebGL only where SVG would be slower (ui.figures.SVG_MAX): a browser without a GPU draws
+    WebGL in software, so a few points go to SVG. One kind per figure: plotly draws WebGL over
+    SVG, so a front in SVG over a WebGL sample of dominated runs would be hidden."""
+    from engine.explore import FrontView
+    from ui.figures import SVG_MAX
+
+    def view(n_dominated: int) -> FrontView:
+        x = np.linspace(1.0, 2.0, n_dominated)
+        dom = pd.DataFrame({"run_id": [f"d{i}" for i in range(n_dominated)], "energy_j": x, "accuracy": 1.0 - x / 4})
+        front = pd.DataFrame({"run_id": ["f0", "f1"], "energy_j": [0.5, 0.9], "accuracy": [0.8, 0.9]})
+        return FrontView(front=front, dominated=dom, n_runs=n_dominated + 2, n_dominated=n_dominated, n_missing=0)
+
+    few = front_figure(view(SVG_MAX - 2), ["energy_j", "accuracy"], str).to_dict()
+    many = front_figure(view(SVG_MAX - 1), ["energy_j", "accuracy"], str).to_dict()  # with the front's two: one over
+    assert [t["type"] for t in few["data"]] == ["scatter", "scatter"]
+    assert [t["type"] for t in many["data"]] == ["scattergl", "scattergl"]  # the front's two runs too: drawn on top
+    assert len(many["data"][0]["customdata"]) == SVG_MAX - 1  # every dominated run drawn, still named on selection
 
 
 def test_browser_never_shows_error_details():

@@ -1,4 +1,4 @@
-"""Plotly figures of the Explore page, built from a FrontView (WebGL traces for large stores)."""
+"""Plotly figures of the Explore page, built from a FrontView (WebGL traces only for many points)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -15,6 +15,18 @@ from ui.text import plain
 DOMINATED = "rgba(140,140,140,0.28)"
 FRONT = "#d62728"
 TIED = "#ff7f0e"  # beaten by the point values only, not with 95 % confidence
+# A figure of more points than this is drawn with WebGL (Scattergl), a smaller one as SVG (Scatter).
+# A browser without a GPU (headless chromium here, a remote desktop) renders WebGL in software:
+# Plotly.newPlot of the Explore front at 10,000 runs (1,443 points) took 484 ms with WebGL and 199 ms
+# as SVG; SVG took 282 ms for 2,000 points, 497 for 3,000 and 590 for 4,000 (medians of 5, chromium,
+# plotly.min.js). One kind per figure: plotly draws its WebGL canvas over the SVG layer, so a front
+# in SVG over a WebGL sample of dominated runs would be hidden under it.
+SVG_MAX = 3000
+
+
+def scatter(n_points: int):
+    """The plotly scatter class for a figure of ``n_points`` in all: SVG where few, WebGL where many."""
+    return go.Scatter if n_points <= SVG_MAX else go.Scattergl
 
 
 def _short(text, limit: int = 110) -> str:
@@ -75,12 +87,13 @@ def front_figure(view: FrontView, objectives: Sequence[str], label: Callable[[st
     three_d = z is not None and z_mode == "3d"
     fig = go.Figure()
     dom = view.dominated
+    trace_type = scatter(len(dom) + len(view.front) + (0 if view.tied is None else len(view.tied)))
     if three_d:
         fig.add_trace(go.Scatter3d(x=dom[x], y=dom[y], z=dom[z], mode="markers", name="dominated",
                                    marker=dict(size=2, color="rgba(120,120,120,0.45)"), hovertemplate="%{text}<extra></extra>",
                                    text=hover_text(dom, objectives, label, also)))
     else:
-        fig.add_trace(go.Scattergl(x=dom[x], y=dom[y], mode="markers", name=f"dominated ({view.n_dominated:,})",
+        fig.add_trace(trace_type(x=dom[x], y=dom[y], mode="markers", name=f"dominated ({view.n_dominated:,})",
                                    marker=dict(size=5, color=DOMINATED), hovertemplate="%{text}<extra></extra>",
                                    customdata=run_ids(dom),
                                    text=hover_text(dom, objectives, label, also)))
@@ -103,7 +116,7 @@ def front_figure(view: FrontView, objectives: Sequence[str], label: Callable[[st
                 marker.update(color=part[z], colorscale="Viridis", showscale=True,
                               colorbar=dict(title=dict(text=plain(label(z)), side="right")))
             # a 3-objective front is a surface: a line through its 2-D shadow would mislead
-            fig.add_trace(go.Scattergl(x=part[x], y=part[y], mode="markers" if z else "lines+markers", name=trace_name,
+            fig.add_trace(trace_type(x=part[x], y=part[y], mode="markers" if z else "lines+markers", name=trace_name,
                                        line=dict(width=2, color=colour), marker=marker,
                                        customdata=run_ids(part), error_x=error_bars(part, x, view.intervals, colour),
                                        error_y=error_bars(part, y, view.intervals, colour),
@@ -117,7 +130,7 @@ def front_figure(view: FrontView, objectives: Sequence[str], label: Callable[[st
                                        marker=dict(size=5, color=TIED, symbol="circle-open"),
                                        hovertemplate="%{text}<extra>tied</extra>"))
         else:
-            fig.add_trace(go.Scattergl(x=tied[x], y=tied[y], mode="markers", name=name, text=text,
+            fig.add_trace(trace_type(x=tied[x], y=tied[y], mode="markers", name=name, text=text,
                                        marker=dict(size=9, color=TIED, symbol="circle-open", line=dict(width=2)),
                                        customdata=run_ids(tied), error_x=error_bars(tied, x, view.intervals, TIED),
                                        error_y=error_bars(tied, y, view.intervals, TIED),
