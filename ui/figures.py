@@ -94,9 +94,9 @@ def front_figure(view: FrontView, objectives: Sequence[str], label: Callable[[st
                                    text=hover_text(dom, objectives, label, also)))
     else:
         fig.add_trace(trace_type(x=dom[x], y=dom[y], mode="markers", name=f"dominated ({view.n_dominated:,})",
-                                   marker=dict(size=5, color=DOMINATED), hovertemplate="%{text}<extra></extra>",
-                                   customdata=run_ids(dom),
-                                   text=hover_text(dom, objectives, label, also)))
+                                 marker=dict(size=5, color=DOMINATED), hovertemplate="%{text}<extra></extra>",
+                                 customdata=run_ids(dom),
+                                 text=hover_text(dom, objectives, label, also)))
     groups = [(None, view.front)] if not group else [
         (plain(g), part) for g, part in view.front.groupby(view.front[group].astype("string").fillna("(none)"), sort=True)]
     palette = px_colors.qualitative.Dark24 + px_colors.qualitative.Light24
@@ -117,10 +117,10 @@ def front_figure(view: FrontView, objectives: Sequence[str], label: Callable[[st
                               colorbar=dict(title=dict(text=plain(label(z)), side="right")))
             # a 3-objective front is a surface: a line through its 2-D shadow would mislead
             fig.add_trace(trace_type(x=part[x], y=part[y], mode="markers" if z else "lines+markers", name=trace_name,
-                                       line=dict(width=2, color=colour), marker=marker,
-                                       customdata=run_ids(part), error_x=error_bars(part, x, view.intervals, colour),
-                                       error_y=error_bars(part, y, view.intervals, colour),
-                                       text=text, hovertemplate="%{text}<extra></extra>"))
+                                     line=dict(width=2, color=colour), marker=marker,
+                                     customdata=run_ids(part), error_x=error_bars(part, x, view.intervals, colour),
+                                     error_y=error_bars(part, y, view.intervals, colour),
+                                     text=text, hovertemplate="%{text}<extra></extra>"))
     tied = view.tied if view.tied is not None else pd.DataFrame()
     if len(tied):
         name = f"tied with the front ({len(tied)}): not beaten at 95 %"
@@ -131,10 +131,10 @@ def front_figure(view: FrontView, objectives: Sequence[str], label: Callable[[st
                                        hovertemplate="%{text}<extra>tied</extra>"))
         else:
             fig.add_trace(trace_type(x=tied[x], y=tied[y], mode="markers", name=name, text=text,
-                                       marker=dict(size=9, color=TIED, symbol="circle-open", line=dict(width=2)),
-                                       customdata=run_ids(tied), error_x=error_bars(tied, x, view.intervals, TIED),
-                                       error_y=error_bars(tied, y, view.intervals, TIED),
-                                       hovertemplate="%{text}<extra>tied</extra>"))
+                                     marker=dict(size=9, color=TIED, symbol="circle-open", line=dict(width=2)),
+                                     customdata=run_ids(tied), error_x=error_bars(tied, x, view.intervals, TIED),
+                                     error_y=error_bars(tied, y, view.intervals, TIED),
+                                     hovertemplate="%{text}<extra>tied</extra>"))
     legend = dict(itemsizing="constant")
     if z is not None and not group and not three_d:  # leave the right side to the colour bar
         legend.update(orientation="h", x=0, y=1.02, yanchor="bottom")
