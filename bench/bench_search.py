@@ -9,8 +9,8 @@ score at 5 %, 10 % and 25 % is the share of the true front's hypervolume that th
 evaluated so far reach with their noise-free values (objectives log-scaled to [0, 1] by the task's
 true min / max, reference point 1.1). Also printed: the wall time per proposal (median over runs).
 
-Cost decides the grid. Per proposal (medians of the default run on an idle 2-core machine, stop
-27) BoTorch's qLogNEHVI takes 0.37 s (model fit and its box decompositions per Monte Carlo sample),
+Cost decides the grid. Per proposal (medians of the default run on an idle 2-core machine)
+BoTorch's qLogNEHVI takes 0.37 s (model fit and its box decompositions per Monte Carlo sample),
 Optuna's GPSampler 0.19 s, ours 0.03 s; GPSampler's runs on the spaces of 300-640 configurations
 take 10-45 s each. The default run took 376 s of wall time over two processes. It holds:
 - the main table: every method but BoTorch on every space of at least MIN_CONFIGS configurations
@@ -265,6 +265,7 @@ def main(argv: list[str] | None = None) -> None:
 
     def seeds(cell) -> range:
         return range(SEEDS if full else CELL_SEEDS if len(_SPACES[(cell[0], cell[1])][0]) <= SEEDED_MAX else 1)
+
     main_methods = methods if (full or quick) else [m for m in methods if m != "botorch"]
     bt_cells = [] if (full or quick) else [c for c in BOTORCH_CELLS if (c[0], c[1]) in _SPACES]
     jobs = [(*c, s, m) for c in cells for s in seeds(c) for m in main_methods]
