@@ -87,7 +87,8 @@ def front_figure(view: FrontView, objectives: Sequence[str], label: Callable[[st
     three_d = z is not None and z_mode == "3d"
     fig = go.Figure()
     dom = view.dominated
-    trace_type = scatter(len(dom) + len(view.front) + (0 if view.tied is None else len(view.tied)))
+    tied = view.tied if view.tied is not None else pd.DataFrame()
+    trace_type = scatter(len(dom) + len(view.front) + len(tied))
     if three_d:
         fig.add_trace(go.Scatter3d(x=dom[x], y=dom[y], z=dom[z], mode="markers", name="dominated",
                                    marker=dict(size=2, color="rgba(120,120,120,0.45)"), hovertemplate="%{text}<extra></extra>",
@@ -121,7 +122,6 @@ def front_figure(view: FrontView, objectives: Sequence[str], label: Callable[[st
                                      customdata=run_ids(part), error_x=error_bars(part, x, view.intervals, colour),
                                      error_y=error_bars(part, y, view.intervals, colour),
                                      text=text, hovertemplate="%{text}<extra></extra>"))
-    tied = view.tied if view.tied is not None else pd.DataFrame()
     if len(tied):
         name = f"tied with the front ({len(tied)}): not beaten at 95 %"
         text = hover_text(tied, objectives, label, also, sources=True)
