@@ -11,6 +11,7 @@ import pytest
 
 from engine import pareto
 from engine import search as S
+from engine.fields import is_quality
 from engine.search import algorithms
 from engine.search import space as space_mod
 from engine.store import Store
@@ -110,6 +111,29 @@ def test_model_sizes_come_from_the_ids_where_the_store_has_none(seeded_db):
     assert sizes["Qwen/Qwen2-0.5B-Instruct"] == 0.5 and sizes["Qwen/Qwen2-72B-Instruct"] == 72
     assert set(space.configs.loc[algorithms._smallest_model(space), "model"]) == {"Qwen/Qwen2-0.5B-Instruct"}
     assert space_mod.sizes_from_names(pd.Series(["Qwen/Qwen2-7B", "my-model"])) is None  # all or none
+
+
+def test_with_a_quality_objective_the_first_proposal_after_the_smallest_model_is_the_middle_size(seeded_db):
+    """qwen2-quantization with accuracy: the design measures two runs of Qwen2-0.5B (sizes 0.25 to
+    144 GB read per token; the middle, 6 GB, is nearest Qwen2-7B's int8 7 GB). The next run is a
+    7B one, not the 72B model on the most GPUs that the expected improvement chose alone after a
+    single size (a third of the true front's hypervolume instead of more than half)."""
+    with Store(seeded_db) as store:
+        objectives, maximize = S.default_objectives(store, "qwen2-quantization")
+        space = S.task_space(store, "qwen2-quantization", objectives)
+    assert objectives == ["accuracy", "throughput", "peak_memory_mb"] and len(space) == 64
+    hv_true, bounds = S.true_front_hv(space, objectives, maximize)
+    middle = algorithms._from_middle_size(algorithms._sizes(space))
+    assert set(space.configs.loc[middle == middle.min(), "model"]) == {"Qwen/Qwen2-7B-Instruct"}
+    for seed in range(4):
+        seen = []
+        res = S.search(space, lambda i: seen.append(i) or S.LookupEvaluator(space)(i), objectives, maximize, 16,
+                       seed=seed, bounds=bounds, stop=lambda: len(seen) >= 3)
+        models = list(space.configs["model"].iloc[res.order[:3]])
+        assert models[:2] == ["Qwen/Qwen2-0.5B-Instruct"] * 2 and models[2] == "Qwen/Qwen2-7B-Instruct", (seed, models)
+        assert res.hypervolume[2] / hv_true >= 0.5, (seed, res.hypervolume[2] / hv_true)
+    # without a quality objective a smaller model is better on both: no pull towards the middle
+    assert not any(map(is_quality, ["throughput", "peak_memory_mb"])) and is_quality("accuracy") and is_quality("kl_div")
 
 
 def test_lookup_trace_is_a_share_of_the_true_front_that_reaches_one(seeded_db):
