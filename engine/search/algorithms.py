@@ -14,8 +14,9 @@ the one with the largest expected hypervolume improvement (Monte Carlo over the 
 distributions: 64 draws for two objectives, 16 for three, skipping candidates the front dominates
 even at mean - 3 sd) is evaluated next; once nothing promises a gain, the one nearest to the front (smallest additive
 epsilon) is. With a quality objective, the first proposal after a design on one model size is
-made among the configurations of the middle size (``_from_middle_size``). On a pool (a Ray cluster) it proposes as many as there are free workers, each
-counting the ones still being measured at the surrogate's mean (Kriging believer).
+made among the configurations of the middle size (``_from_middle_size``). On a pool (a Ray
+cluster) it proposes as many as there are free workers, each counting the ones still being
+measured at the surrogate's mean (Kriging believer).
 
 Measured runs carry 95 % intervals; where one evaluated point is behind the front by its values
 but its interval overlaps a front point's (``tied``), the front the next proposal is built on is
