@@ -231,3 +231,24 @@ def test_a_metric_against_a_knob_draws_one_line_per_model(app):
     # a text knob is a categorical axis
     at = app({"x": "precision", "y": "energy_j", "task": "gpqa", "hardware": "H100", "group": "model"})
     assert figure(at)["layout"]["xaxis"]["type"] == "category"
+
+
+def test_many_dominated_runs_are_drawn_as_an_svg_sample(tmp_path, monkeypatch):
+    """Past 2,000 dominated runs the figure draws a random sample of them, said in a caption, and
+    stays SVG: WebGL, which a browser without a GPU renders in software, made Explore at 1e6 runs
+    0.45 s slower (engine.explore.DRAWN_DOMINATED)."""
+    from bench.bench_explore import TOKEN_TASKS, build_store
+    db = tmp_path / "runs.duckdb"
+    build_store(db, 10_000)
+    monkeypatch.setenv("PARETOSCOPE_DB", str(db))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.query_params.update({"x": "energy_j", "y": "itl_p90_ms", "task": ",".join(TOKEN_TASKS)})
+    at.run()
+    assert not at.exception, at.exception
+    fig = figure(at)
+    dominated, front = fig["data"]
+    assert [t["type"] for t in fig["data"]] == ["scatter", "scatter"]
+    assert len(plotly_values(dominated["x"])) == 2000 and len(plotly_values(front["x"])) == len(at.dataframe[0].value)
+    n = int(dominated["name"].split("(")[1].rstrip(")").replace(",", ""))
+    assert n > 2000
+    assert f"a random sample of 2,000 of {n:,} dominated runs" in " ".join(c.value for c in at.caption)
