@@ -303,8 +303,8 @@ def _describe(run: Mapping, objectives: Sequence[str], unit) -> str:
 
 def _reason(rec: Recommendation, how: str, weights, unit) -> str:
     n_front = len(rec.front)
-    head = (f"{rec.n_feasible} of {rec.n_runs} runs meet the constraints"
-            if rec.constraints else f"{rec.n_runs} runs")
+    head = (f"{rec.n_feasible:,} of {rec.n_runs:,} runs meet the constraints"
+            if rec.constraints else f"{rec.n_runs:,} runs")
     head += f"; {n_front} {'is' if n_front == 1 else 'are'} Pareto-optimal."
     pick = _describe(rec.pick, rec.objectives, unit)
     if how == "best":

@@ -192,3 +192,28 @@ def test_a_recommend_link_reproduces_the_recommendation(monkeypatch, seeded_db):
     assert third.toggle(key="r_q1_gpqa").value is True and third.number_input(key="r_ncons").value == 0
     assert third.checkbox(key="r_use_w").value is True and third.slider(key="r_w_accuracy").value == 0.8
     assert _param(third, "w") == "0.8,0.2" and _param(third, "con") == "accuracy>=best-1%"
+
+
+def test_many_runs_are_drawn_as_a_sample_beside_the_whole_front(monkeypatch, tmp_path):
+    """Past 2,000 runs off the front, the figure draws a random sample of them, said in a caption,
+    and the whole front (it drew every run: 24 s in chromium at 1e6 runs); the reason counts them all."""
+    from bench.bench_explore import build_store
+    from tests.conftest import plotly_values
+    db = tmp_path / "runs.duckdb"
+    build_store(db, 20_000)
+    monkeypatch.setenv("PARETOSCOPE_DB", str(db))
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.query_params.update({"task": "gpqa", "obj": "energy_j:min,itl_p90_ms:min"})
+    at.run()
+    assert not at.exception, at.exception
+    fig = json.loads(at.get("plotly_chart")[0].proto.spec)
+    drawn = {t["name"]: len(plotly_values(t["x"])) for t in fig["data"]}
+    assert {t["type"] for t in fig["data"]} == {"scatter"}  # SVG, not WebGL
+    assert drawn["infeasible"] + drawn["feasible, dominated"] == 2000
+    with Store(db) as s:
+        n = s.count({"task": ["gpqa"]})
+    reason = shown(at.success[0].value)
+    front = int(re.search(r"; ([\d,]+) (?:is|are) Pareto-optimal", reason).group(1))
+    assert drawn["feasible front"] == front and reason.startswith(f"{n:,} runs; ")
+    caption = " ".join(c.value for c in at.caption)
+    assert f"a random sample of 2,000 of the other {n - front:,} runs" in caption
