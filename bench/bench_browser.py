@@ -89,9 +89,9 @@ def main(argv: list[str] | None = None) -> None:
     ratios = {p: [t / m for t, m in zip(times[p], times[pages[0]])] for p in pages}
     print(f"headless chromium, navigation to the front drawn (median of {TIMES} warm loads, in {ROUNDS} rounds "
           "taken in turns; the ratio is each round's against the minimal page of the same round)")
-    print(f"{'page':36s} {'seconds':>8s} {'ratio':>7s}   ratio per round")
+    print(f"{'page':44s} {'seconds':>8s} {'ratio':>7s}   ratio per round")
     for p in pages:
-        print(f"{p:36s} {statistics.median(times[p]):8.2f} {statistics.median(ratios[p]):6.2f}x   "
+        print(f"{p:44s} {statistics.median(times[p]):8.2f} {statistics.median(ratios[p]):6.2f}x   "
               + ", ".join(f"{r:.2f}x" for r in ratios[p]))
     worst = max(statistics.median(ratios[p]) for p in pages[1:] if p.startswith("Explore"))
     print(f"target Explore <= 1.5x the minimal page: {'met' if worst <= 1.5 else 'NOT met'} ({worst:.2f}x)")
