@@ -34,9 +34,9 @@ class FileImport:
         if r.already_imported:
             return f"{self.name}: already imported (batch {r.import_id}); nothing added."
         if r.import_id is None:
-            return f"{self.name}: nothing added; its {r.duplicates} runs are already in the store."
-        dup = f", {r.duplicates} already in the store" if r.duplicates else ""
-        return f"{self.name} ({self.format}): {r.added} runs added as batch {r.import_id}{dup}."
+            return f"{self.name}: nothing added; its {r.duplicates:,} runs are already in the store."
+        dup = f", {r.duplicates:,} already in the store" if r.duplicates else ""
+        return f"{self.name} ({self.format}): {r.added:,} runs added as batch {r.import_id}{dup}."
 
 
 def file_hash(path: str | Path) -> str:

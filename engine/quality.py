@@ -56,8 +56,8 @@ class QualityResult:
 
     def message(self) -> str:
         rows = len(self.matched)
-        return (f"{self.metric}: {self.runs_updated} run{'s' * (self.runs_updated != 1)} updated from {rows} "
-                f"quality row{'s' * (rows != 1)}; {len(self.unmatched)} row{'s' * (len(self.unmatched) != 1)} matched no run.")
+        return (f"{self.metric}: {self.runs_updated:,} run{'s' * (self.runs_updated != 1)} updated from {rows:,} "
+                f"quality row{'s' * (rows != 1)}; {len(self.unmatched):,} row{'s' * (len(self.unmatched) != 1)} matched no run.")
 
 
 def read_table(path: str | Path, name: str | None = None, task: str | None = None) -> pd.DataFrame:

@@ -35,8 +35,8 @@ class Loaded:
     quality: list[quality.QualityResult] = field(default_factory=list)
 
     def message(self, store: Store) -> str:
-        lines = [f"Loaded {self.runs_added} bundled runs into {store.path}." if self.runs_added else
-                 f"{store.path} holds {store.count()} runs; no new bundled runs."]
+        lines = [f"Loaded {self.runs_added:,} bundled runs into {store.path}." if self.runs_added else
+                 f"{store.path} holds {store.count():,} runs; no new bundled runs."]
         lines += [f"Published quality: {r.message()}" for r in self.quality]
         return "\n".join(lines)
 

@@ -37,7 +37,7 @@ def test_init_builds_the_store_once(tmp_path):
     db = tmp_path / "new.duckdb"
     first = engine("init", env_db=db)
     assert first.returncode == 0, first.stderr
-    assert "Loaded 2017 bundled runs" in first.stdout  # 1,858 ML.ENERGY + 159 Qwen2 quantization runs
+    assert "Loaded 2,017 bundled runs" in first.stdout  # 1,858 ML.ENERGY + 159 Qwen2 quantization runs
     assert "Published quality: gpqa_diamond: 152 runs updated from 10 quality rows; 0 rows matched no run." in first.stdout
     again = engine("init", db=db)
     assert again.returncode == 0 and "no new bundled runs" in again.stdout and "Published quality" not in again.stdout

@@ -111,7 +111,7 @@ def test_two_processes_importing_one_file_import_it_once(empty_db, tmp_path):
     procs = [subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     outs = [p.communicate(timeout=300) for p in procs]
     said = " ".join(o for o, _ in outs) + " ".join(e for _, e in outs)
-    assert "20000 runs added" in said
+    assert "20,000 runs added" in said
     for p, (out, err) in zip(procs, outs):  # the other waited its turn and found it done, or said busy
         assert p.returncode == 0 or ("is busy" in err and one_sentence(err)), err
     with Store(empty_db) as s:
