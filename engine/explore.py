@@ -305,7 +305,6 @@ def landing_view(store: Store) -> ViewState:
     return ViewState(x=x, y=y, log_x=True, log_y=y != head, filters=filters)
 
 
-
 def build_view(store: Store, state: ViewState, sample_size: int = DRAWN_DOMINATED, columns: Sequence[str] | None = None) -> FrontView:
     """pareto_view for a ViewState (raises MixedWorkUnits; ValueError for a repeated objective)."""
     if len(set(state.objectives)) != len(state.objectives):
