@@ -157,13 +157,6 @@ KNOWN = {f.name: f for f in (*CANONICAL, CPU_ENERGY_J, BACKEND, QUANT, PROMPT_LE
                              *QUALITY_FIELDS)}
 
 
-def is_quality(name: str) -> bool:
-    """Whether a metric says how good the output is (accuracy, a named benchmark, fidelity to a
-    reference): one a bigger model tends to improve, where energy and latency get worse."""
-    f = KNOWN.get(name)
-    return bool(f and f.quality)
-
-
 def limits(f: Field) -> tuple[float, float]:
     """The allowed range of a numeric field: a known field's own (by name), else the field's stated
     one, else its dtype's default."""

@@ -57,7 +57,7 @@ from collections.abc import Callable
 import numpy as np
 
 from engine import pareto
-from engine.fields import CI_HI, CI_LO, is_quality
+from engine.fields import CI_HI, CI_LO
 from engine.search import gp
 from engine.search.indicator import hv_improvement
 from engine.search.space import Space
@@ -100,7 +100,7 @@ def _surrogate_loop(space: Space, run, st, budget: int, rng, n_obj: int, beta: f
     num = space.numeric_columns()
     start = list(_initial(X, n_initial(budget), rng, _smallest_model(space)))
     sizes = _sizes(space)
-    middle = _from_middle_size(sizes) if sizes is not None and any(map(is_quality, st.objectives)) else None
+    middle = _from_middle_size(sizes) if sizes is not None and space.quality & set(st.objectives) else None
     hypers = None
     while len(st.order) < budget:
         while len(run.pending) < run.slots and len(st.order) + len(run.pending) < budget:

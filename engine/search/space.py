@@ -43,6 +43,7 @@ class Space:
     numeric: dict[str, bool]  # knob -> treated as an ordered number (log2-scaled)
     side: pd.DataFrame | None = None  # per-configuration numeric side features (model size)
     fixed: dict = field(default_factory=dict)  # knobs held at one value (a workload grid's defaults)
+    quality: frozenset[str] = frozenset()  # the metrics the store's registry calls quality (a task's space)
 
     def __len__(self) -> int:
         return len(self.configs)
@@ -165,7 +166,7 @@ def task_space(store: Store, task: str, objectives: Sequence[str], filters: Mapp
                 side_df = side_df.drop(columns=["active_params_b"], errors="ignore").assign(weight_gb=weight)
         side_df = side_df.loc[:, side_df.notna().any()]
         side_df = side_df if len(side_df.columns) else None
-    return Space(task, knobs, df, numeric, side_df)
+    return Space(task, knobs, df, numeric, side_df, quality=frozenset(f.name for f in store.metrics() if f.quality))
 
 
 def size_from_name(model: str) -> tuple[float, float] | None:
