@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from engine.compare import MAX_RUNS
+from engine.counts import counted
 from engine.explore import (
     CHOICE_FILTERS,
     KNOB_AXES,
@@ -68,9 +69,9 @@ def selected_runs(plot, table_event, table) -> list[str]:
 
 def show_curves(cv, x: str, y: str, label, y_dir: str, log_x: bool, log_y: bool) -> None:
     """The metric-against-knob view: a line per model / GPU (or one), the best run per knob value."""
-    st.caption(f"{cv.n_runs:,} runs match · the {'lowest' if y_dir == 'min' else 'highest'} {y} at each {x}"
+    st.caption(f"{counted(cv.n_runs, 'run')} match · the {'lowest' if y_dir == 'min' else 'highest'} {y} at each {x}"
                + (f", one line per {cv.line}" if cv.line else " (pick 'front per model' or 'per hardware' for a line each)")
-               + (f" · {cv.n_missing:,} runs lack {x} or {y}" if cv.n_missing else ""))
+               + (f" · {counted(cv.n_missing, 'run')} lack {x} or {y}" if cv.n_missing else ""))
     if cv.points.empty:
         st.warning(literal(f"None of the matching runs has both {x} and {y}."))
         return
@@ -248,7 +249,7 @@ with open_store() as store:
         st.stop()
 
 n_tied = 0 if view.tied is None else len(view.tied)
-st.caption(f"{view.n_runs:,} runs match · **{len(view.front):,} on the front** · "
+st.caption(f"{counted(view.n_runs, 'run')} match · **{len(view.front):,} on the front** · "
            + (f"{n_tied:,} tied with it (not beaten at 95 %) · " if view.intervals else "")
            + f"{view.n_dominated:,} dominated" + (f" · {view.n_missing:,} lack an objective" if view.n_missing else ""))
 for gap in view.lacking:  # named, not dropped silently

@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from engine import quality
+from engine.counts import counted
 from engine.fields import CANONICAL_NAMES
 from engine.importers.detect import detect
 from engine.importers.registry import LISTED
@@ -116,7 +117,7 @@ else:
                     st.error(literal(e))
                     ok = False
                     continue
-                st.caption(literal(f"{len(parsed.runs)} runs; extra fields: "
+                st.caption(literal(f"{counted(len(parsed.runs), 'run')}; extra fields: "
                                    + (", ".join(f.name for f in parsed.extra_fields) or "none")))
                 st.dataframe(parsed.runs.drop(columns=["environment"], errors="ignore").head(10), hide_index=True,
                              width="stretch")
@@ -176,8 +177,8 @@ if doomed:
         with open_store() as store:
             kind = store.batch_kind(doomed)
             n = store.delete_import(doomed)
-        st.success(f"Undid quality batch {doomed}: the earlier values are back on {n} runs." if kind == "quality"
-                   else f"Deleted batch {doomed} and its {n} runs.")
+        st.success(f"Undid quality batch {doomed}: the earlier values are back on {counted(n, 'run')}." if kind == "quality"
+                   else f"Deleted batch {doomed} and its {counted(n, 'run')}.")
     except StoreError as e:
         st.error(literal(e))
 with open_store() as store:
@@ -201,7 +202,7 @@ else:
     elif asked:
         b = by_id.loc[asked]
         what = ("undo the quality scores it attached" if b["kind"] == "quality"
-                else f"remove its {int(b['rows_added']):,} runs")
+                else f"remove its {counted(int(b['rows_added']), 'run')}")
         with st.container(border=True):
             st.warning(literal(f"Delete batch {asked} ({b['kind']}, {b['source']}) and {what}? This cannot be undone."))
             c1, c2 = st.columns(2)

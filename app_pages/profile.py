@@ -2,6 +2,7 @@
 import pandas as pd
 import streamlit as st
 
+from engine.counts import counted
 from engine.profiler import knobs, launch
 from engine.profiler.hardware import detect
 from engine.profiler.hf import HFWorkload as HFWorkloadClass
@@ -112,8 +113,8 @@ with c3:
     ready = bool(grid.get("precision")) and bool(grid.get("batch_size")) and (name != HF or w is not HFWorkloadClass)
     with open_store() as store:
         est = launch.estimate_s(store, w, configs) + len(configs) * max(min_time - 1.0, 0)
-    st.markdown((f"**{len(configs)} configurations** · spread over the cluster's nodes" if on_ray else
-                 f"**{len(configs)} configurations** · about **{est:.0f} s**") if ready
+    st.markdown((f"**{counted(len(configs), 'configuration')}** · spread over the cluster's nodes" if on_ray else
+                 f"**{counted(len(configs), 'configuration')}** · about **{est:.0f} s**") if ready
                 else "Name a model above." if name == HF else "Pick at least one precision and one batch size.")
     if st.button("Start", type="primary", disabled=bool(busy) or not ready or (on_ray and not ray_at)):
         target = f"hf:{spec}" if name == HF else name
@@ -169,7 +170,7 @@ else:
         state, n, i = info["state"], info.get("n") or 0, len(info.get("results", []))
         st.subheader(literal(f"Sweep {mine} · {info.get('task', '')}"))
         elapsed, remaining = info.get("elapsed_s") or 0, info.get("remaining_s")
-        st.progress(min(i / n, 1.0) if n else 0.0, text=f"{i} of {n} configurations · {state}")
+        st.progress(min(i / n, 1.0) if n else 0.0, text=f"{i} of {counted(n, 'configuration')} · {state}")
         if state not in launch.TERMINAL:
             cur = info.get("current")
             what = ", ".join(_knob(k, v) for k, v in (cur or {}).items() if v is not None) or "starting…"
@@ -187,7 +188,7 @@ else:
                 st.rerun(scope="fragment")
         else:
             msg = {"done": st.success, "cancelled": st.warning}.get(state, st.error)
-            msg(literal(f"Sweep {state} after {elapsed:.0f} s: {i} of {n} configurations measured and stored."
+            msg(literal(f"Sweep {state} after {elapsed:.0f} s: {i} of {counted(n, 'configuration')} measured and stored."
                         + (f" {info['error']}" if info.get("error") else "")))
             if i:
                 x, y = launch.explore_axes(info)

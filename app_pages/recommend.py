@@ -6,6 +6,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from engine import search as S
+from engine.counts import counted
 from engine.explore import DRAWN_DOMINATED
 from engine.fields import CONFIG_COLUMNS
 from engine.profiler import catalog, launch
@@ -109,11 +110,11 @@ def _follow_search(sid: str) -> None:
             st.success(literal(f"Search done: {len(steps)} evaluations in {info.get('elapsed_s') or 0:.0f} s, "
                                "each run stored."))
         elif state == "cancelled":
-            st.warning(literal(f"Search cancelled after {len(steps)} evaluations; the runs it measured stay stored."))
+            st.warning(literal(f"Search cancelled after {counted(len(steps), 'evaluation')}; the runs it measured stay stored."))
         else:
             st.error(literal(_search_failure(info)))
         if info.get("cluster"):
-            st.markdown(literal(f"On {info['cluster']}: {info['slots']} configurations measured at a time"))
+            st.markdown(literal(f"On {info['cluster']}: {counted(info['slots'], 'configuration')} measured at a time"))
         if steps:
             with st.expander(f"Evaluations ({len(steps)})", expanded=not done):
                 for s_ in steps:
@@ -257,7 +258,7 @@ with tab_rec:
                 if len(others) < len(runs) - len(front):
                     st.caption(f"Drawn: the whole feasible front and a random sample of {len(others):,} of the other "
                                f"{len(runs) - len(front):,} runs.")
-            st.markdown(f"**Feasible Pareto front** ({len(rec.front)} runs, in order of preference)")
+            st.markdown(f"**Feasible Pareto front** ({counted(len(rec.front), 'run')}, in order of preference)")
             show = [c for c in CONFIG_COLS if c in rec.front.columns] + objectives + \
                 [c.name for c in map(Constraint.parse, constraints) if c.name not in objectives]
             st.dataframe(rec.front[list(dict.fromkeys(show))], hide_index=True)
@@ -306,7 +307,7 @@ with tab_search:
                                     "--head` started here; HOST:PORT: a cluster's head (its GCS port). The search "
                                     "proposes as many configurations at a time as the cluster has free workers.").strip()
     busy = launch.running(db) if evaluator == "measure" else []  # a sweep or search measuring here now
-    st.caption(f"{evaluator} evaluator: {space_n} configurations in the space"
+    st.caption(f"{evaluator} evaluator: {counted(space_n, 'configuration')} in the space"
                + ((" (each evaluation runs the profiler on the Ray cluster and this machine stores the run)" if on_ray
                    else " (each evaluation runs the profiler on this machine and stores the run)")
                   + "; the search runs in its own process" if evaluator == "measure" else ""))
@@ -341,7 +342,7 @@ with tab_search:
 
             res = S.search(space, S.LookupEvaluator(space), objectives, maximize, int(budget), seed=int(seed), on_step=step)
             chart.empty()
-            status.update(label=f"Done: {len(res.evaluated)} of {len(space)} configurations evaluated", state="complete",
+            status.update(label=f"Done: {len(res.evaluated)} of {counted(len(space), 'configuration')} evaluated", state="complete",
                           expanded=False)
             st.session_state.pop("search_id", None)
             st.session_state["search_result"] = (name, res.summary(), res.trace_label, res.trace, res.notes,
@@ -358,5 +359,5 @@ with tab_search:
                       x="evaluations", y="hypervolume", y_label=label, height=260)
         for note in notes:  # configurations measured again to settle a tie with the front
             st.caption(literal(note))
-        st.markdown(f"**Front found** ({len(front)} configurations)")
+        st.markdown(f"**Front found** ({counted(len(front), 'configuration')})")
         st.dataframe(front, hide_index=True)

@@ -11,6 +11,7 @@ import pandas as pd
 
 from engine import filters as filter_lang
 from engine import pareto, quality
+from engine.counts import counted
 from engine.fields import CI_HI, CI_LO, PER_WORK_UNIT, SOURCE_SUFFIX
 from engine.store import Store, first_row
 
@@ -124,7 +125,7 @@ def pareto_view(
     tied = _rows(store, cols, rowid[tied_mask]) if intervals else None
     warnings, lacking = [], []
     if missing.any():
-        warnings.append(f"{int(missing.sum())} runs lack {' or '.join(objectives)} and are left out.")
+        warnings.append(f"{counted(int(missing.sum()), 'run')} lack {' or '.join(objectives)} and are left out.")
         lacking = [gap for o in objectives if (gap := quality.lacking(store, o, filters)).runs]
     if sample_size and n_dominated > len(dominated_idx):
         warnings.append(f"Showing the whole front and a random sample of {len(dominated_idx):,} of "

@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 
 from engine import timeseries
+from engine.counts import counted
 from engine.fields import CANONICAL_BY_NAME, Field, limits, outside, refusal, whole
 from engine.importers import Parsed, frame
 from engine.importers.detect import detect, parse
@@ -34,9 +35,10 @@ class FileImport:
         if r.already_imported:
             return f"{self.name}: already imported (batch {r.import_id}); nothing added."
         if r.import_id is None:
-            return f"{self.name}: nothing added; its {r.duplicates:,} runs are already in the store."
+            held = "its run is" if r.duplicates == 1 else f"its {r.duplicates:,} runs are"
+            return f"{self.name}: nothing added; {held} already in the store."
         dup = f", {r.duplicates:,} already in the store" if r.duplicates else ""
-        return f"{self.name} ({self.format}): {r.added:,} runs added as batch {r.import_id}{dup}."
+        return f"{self.name} ({self.format}): {counted(r.added, 'run')} added as batch {r.import_id}{dup}."
 
 
 def file_hash(path: str | Path) -> str:

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from engine import pareto, picks
+from engine.counts import counted
 from engine.explore import HOVER_COLUMNS, check_work_units
 from engine.fields import CI_HI, CI_LO, CONFIG_COLUMNS
 from engine.quality import Lacking, lacking
@@ -303,8 +304,8 @@ def _describe(run: Mapping, objectives: Sequence[str], unit) -> str:
 
 def _reason(rec: Recommendation, how: str, weights, unit) -> str:
     n_front = len(rec.front)
-    head = (f"{rec.n_feasible:,} of {rec.n_runs:,} runs meet the constraints"
-            if rec.constraints else f"{rec.n_runs:,} runs")
+    head = (f"{rec.n_feasible:,} of {counted(rec.n_runs, 'run')} meet the constraints"
+            if rec.constraints else counted(rec.n_runs, "run"))
     head += f"; {n_front} {'is' if n_front == 1 else 'are'} Pareto-optimal."
     pick = _describe(rec.pick, rec.objectives, unit)
     if how == "best":

@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from engine import exchange, quality
+from engine.counts import counted
 from engine.fields import QUALITY_BY_NAME
 from engine.importers import mlenergy
 from engine.ingest import file_hash
@@ -35,8 +36,8 @@ class Loaded:
     quality: list[quality.QualityResult] = field(default_factory=list)
 
     def message(self, store: Store) -> str:
-        lines = [f"Loaded {self.runs_added:,} bundled runs into {store.path}." if self.runs_added else
-                 f"{store.path} holds {store.count():,} runs; no new bundled runs."]
+        lines = [f"Loaded {counted(self.runs_added, 'bundled run')} into {store.path}." if self.runs_added else
+                 f"{store.path} holds {counted(store.count(), 'run')}; no new bundled runs."]
         lines += [f"Published quality: {r.message()}" for r in self.quality]
         return "\n".join(lines)
 

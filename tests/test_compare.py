@@ -120,7 +120,7 @@ def test_nvidia_smi_and_zeus_power_logs_import_with_their_timelines(empty_db):
     fixtures = ROOT / "tests" / "fixtures"
     res = engine("import", str(fixtures / "nvidia-smi-query.csv"), str(fixtures / "zeus-power-timeline.json"), db=empty_db)
     assert res.returncode == 0, res.stderr
-    assert "(nvidia-smi): 2 runs added" in res.stdout and "(zeus-power): 1 runs added" in res.stdout
+    assert "(nvidia-smi): 2 runs added" in res.stdout and "(zeus-power): 1 run added" in res.stdout
     with Store(empty_db) as s:
         runs = s.query().set_index("run_id")
         series = timeseries.read(s, list(runs.index))

@@ -147,7 +147,7 @@ def test_vllm_serving_result_through_the_cli(tmp_path):
     assert detect(src) == "vllm-serving"
     r = subprocess.run([sys.executable, "-m", "engine", "import", str(src), "--db", db],
                        capture_output=True, text=True, cwd=FX.parent.parent)
-    assert r.returncode == 0 and "1 runs added" in r.stdout, r.stderr
+    assert r.returncode == 0 and "1 run added" in r.stdout, r.stderr
     with Store(db, read_only=True) as store:
         run = store.query().iloc[0]
         assert store.field("ttft_ms").direction == "min"

@@ -11,7 +11,7 @@ def test_profile_page_runs_a_sweep(empty_db):
     with streamlit_server(empty_db) as url, chromium_page() as page:
         page.goto(url + "/profile")
         page.get_by_role("heading", name="Profile").wait_for()
-        page.get_by_text("1 configurations").wait_for()
+        page.get_by_text("1 configuration", exact=True).wait_for()  # one, in the singular
         group = page.locator('[data-testid="stButtonGroup"]').filter(has=page.get_by_text("Precision", exact=True))
         group.get_by_role("button", name="int8", exact=True).click()
         page.get_by_text("2 configurations").wait_for()

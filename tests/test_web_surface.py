@@ -161,7 +161,7 @@ def test_no_page_imports_python_code_named_in_the_browser(served):
             page.locator('[data-testid="stMain"] h1').first.wait_for()
             assert page.locator('[data-testid="stException"]').count() == 0, path
         # the Profile page (the last one opened) offers the registry's workloads and the hf: field, nothing else
-        page.get_by_text("configurations").first.wait_for()
+        page.get_by_text("configuration").first.wait_for()  # "1 configuration", or more
         page.get_by_role("combobox", name="Workload").click()
         offered = {o.strip() for o in page.get_by_role("option").all_inner_texts()}
         assert offered - set(BUILTIN) == {"hf: a Hugging Face model"}

@@ -8,6 +8,7 @@ import sys
 from engine import quality
 from engine.cli import CliError
 from engine.commands import add_db, emit, existing_store
+from engine.counts import counted
 from engine.importers.detect import detect
 from engine.importers.registry import FORMATS, LISTED
 from engine.importers.tabular import FORMATS as TABLES
@@ -127,8 +128,8 @@ def _manage(args, store: Store, table) -> int:
     if args.delete:
         kind = store.batch_kind(args.delete)
         n = store.delete_import(args.delete)
-        print(f"Undid quality batch {args.delete}: the earlier values are back on {n} runs." if kind == "quality"
-              else f"Deleted import batch {args.delete} and its {n} runs.")
+        print(f"Undid quality batch {args.delete}: the earlier values are back on {counted(n, 'run')}." if kind == "quality"
+              else f"Deleted import batch {args.delete} and its {counted(n, 'run')}.")
         return 0
     res = quality.attach(store, table, args.metric, name=args.quality)
     print(res.message() + (f" Undo: python -m engine import --delete {res.batch}" if res.batch else ""))

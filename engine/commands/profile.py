@@ -6,6 +6,7 @@ import contextlib
 import sys
 
 from engine.commands import add_db
+from engine.counts import counted
 from engine.profiler import catalog
 
 
@@ -89,7 +90,7 @@ def run(args) -> int:
                       progress_file=args.progress_file, cancel_file=args.cancel_file,
                       log=lambda msg: print(msg, flush=True), cluster=cluster,
                       spec={"name": args.workload, "model": args.model, "params": params}, retries=args.ray_retries)
-        print(f"sweep {sweep.sweep_id}: {workload.name} ({workload.model_name}), {len(configs)} configurations "
+        print(f"sweep {sweep.sweep_id}: {workload.name} ({workload.model_name}), {counted(len(configs), 'configuration')} "
               f"on {sweep.where} ({sweep.device})", flush=True)
         for note in sweep.hw.notes if cluster is None else ():
             print(f"  note: {note}", flush=True)
@@ -109,7 +110,7 @@ def summary(rows, sweep, out) -> None:
     df = pd.DataFrame(rows)
     df = df[[c for c in cols if c in df.columns and df[c].notna().any()]]
     counts = df["status"].value_counts().to_dict() if len(df) else {}
-    out.write(f"\n{len(rows)} of {len(sweep.configs)} configurations stored as source '{sweep.source}' "
+    out.write(f"\n{len(rows)} of {counted(len(sweep.configs), 'configuration')} stored as source '{sweep.source}' "
               f"({', '.join(f'{v} {k}' for k, v in counts.items())})\n")
     if len(df):
         with pd.option_context("display.max_rows", None, "display.width", 200, "display.float_format", "{:.4g}".format):

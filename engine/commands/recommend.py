@@ -18,6 +18,7 @@ from engine.commands import (
     parse_objectives,
     records,
 )
+from engine.counts import counted
 from engine.derived import Settings
 from engine.fields import CONFIG_COLUMNS
 from engine.filters import describe
@@ -96,7 +97,7 @@ def run(args) -> int:
     with pd.option_context("display.max_rows", None, "display.max_columns", None, "display.width", 200):
         print(rec.reason)
         among = f" of the runs where {said}" if (said := describe(filters)) else ""
-        print(f"\nFeasible Pareto front{among} ({len(rec.front)} runs, in order of preference):")
+        print(f"\nFeasible Pareto front{among} ({counted(len(rec.front), 'run')}, in order of preference):")
         print(show.to_string(index=False))
         if rec.costs:
             print("\nWhat each constraint costs:")

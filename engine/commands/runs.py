@@ -9,6 +9,7 @@ import duckdb
 
 from engine.cli import CliError
 from engine.commands import add_db, add_filter, add_format, emit, existing_store, parse_filters
+from engine.counts import counted
 
 OUT_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".json": "json"}
 
@@ -32,7 +33,7 @@ def run(args) -> int:
         filters = parse_filters(store, args.filter)
         if out:
             n = _write(store, out, kind, filters, args.include_failed)
-            print(f"Wrote {n} runs to {out}.")
+            print(f"Wrote {counted(n, 'run')} to {out}.")
             return 0
         cols = store.non_empty_columns(filters)
         emit(store.query(cols, filters, include_failed=args.include_failed, order_by="run_id"), args.format,

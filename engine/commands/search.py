@@ -14,6 +14,7 @@ import pandas as pd
 from engine import search as S
 from engine.cli import CliError
 from engine.commands import add_db, add_format, existing_store, parse_objectives, records
+from engine.counts import counted
 from engine.profiler import catalog
 from engine.store import Store, default_db_path
 
@@ -129,7 +130,7 @@ def _run(args, progress: Progress) -> int:
             stack.callback(pool.close)
             where = f"; on {c.describe()}, {pool.slots} at a time"
             on = {"cluster": c.describe(), "slots": pool.slots}
-        print(f"search {space.name}: {len(space)} configurations over {', '.join(space.knobs)}; "
+        print(f"search {space.name}: {counted(len(space), 'configuration')} over {', '.join(space.knobs)}; "
               f"budget {budget}; {evaluator} evaluator; objectives {', '.join(names)}{where}", file=sys.stderr, flush=True)
 
         known = space.values(names) is not None  # the trace is a share of the true front's hypervolume
@@ -156,7 +157,7 @@ def _run(args, progress: Progress) -> int:
         "notes": res.notes, "front": records(res.front[cols]), "columns": cols, "evaluated": len(res.evaluated),
         "space_size": len(space)})
     if res.stopped:
-        print(f"Cancelled after {len(res.evaluated)} evaluations; the runs measured stay stored.", file=sys.stderr, flush=True)
+        print(f"Cancelled after {counted(len(res.evaluated), 'evaluation')}; the runs measured stay stored.", file=sys.stderr, flush=True)
     if args.format == "json":
         out = {"evaluated": records(_clean(res.evaluated)), "front": records(_clean(res.front)),
                "hypervolume": [round(h, 6) for h in res.hypervolume], "hv_true": res.hv_true,
@@ -164,7 +165,7 @@ def _run(args, progress: Progress) -> int:
                "notes": res.notes, "space_size": len(space), "knobs": space.knobs, "objectives": names}
         sys.stdout.write(json.dumps(out, indent=1, default=str) + "\n")
         return 0
-    print(f"Evaluated {len(res.evaluated)} of {len(space)} configurations; {res.summary()}.")
+    print(f"Evaluated {len(res.evaluated)} of {counted(len(space), 'configuration')}; {res.summary()}.")
     print(f"Pareto front found ({len(res.front)}):")
     with pd.option_context("display.max_rows", None, "display.width", 200):
         print(res.front[cols].to_string(index=False))

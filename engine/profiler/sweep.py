@@ -30,6 +30,7 @@ import psutil
 import torch
 
 from engine import timeseries
+from engine.counts import counted
 from engine.profiler import energy, hardware, knobs, memory, results
 from engine.profiler.energy import EnergyMonitor
 from engine.profiler.measure import measure
@@ -167,7 +168,7 @@ class Sweep:
         for k, i in ((k, i) for k in range(rounds) for i in range(n)):
             cfg = self.configs[i]
             if self.cancelled():
-                self.log(f"cancelled after {len(self.rows)} of {n} configurations")
+                self.log(f"cancelled after {len(self.rows)} of {counted(n, 'configuration')}")
                 return "cancelled"
             step = f"{i + 1}/{n}" + (f" round {k + 1}/{rounds}" if rounds > 1 else "")
             self._progress("running", i, cfg, t0)
@@ -196,7 +197,7 @@ class Sweep:
                     for _, r in tasks.wait(0):  # what finished before the cancel stays
                         self.keep(r)
                     tasks.cancel()
-                    self.log(f"cancelled after {len(self.rows)} of {len(self.configs)} configurations")
+                    self.log(f"cancelled after {len(self.rows)} of {counted(len(self.configs), 'configuration')}")
                     return "cancelled"
                 done = tasks.wait(0.5)
                 for _, r in done:
@@ -236,7 +237,7 @@ class Sweep:
                 with Store(self.db, timeout_s=self.write_wait_s) as s, s.transaction():  # the run and its timeline
                     res = s.add_runs(results.frame([r]), source=self.source, kind="profile",
                                      extra_fields=results.fields_for([r]), append_to=self.import_id,
-                                     note=f"{self.workload.name} sweep of {len(self.configs)} configurations on {self.where}")
+                                     note=f"{self.workload.name} sweep of {counted(len(self.configs), 'configuration')} on {self.where}")
                     timeseries.write(s, r["run_id"], r.get(results.SERIES))
                 break
             except StoreBusy as e:
