@@ -6,7 +6,7 @@ import streamlit as st
 
 from engine.derived import Settings
 from engine.store import StoreError, explain
-from ui.state import db_path, open_store
+from ui.state import db_path, gpu_prices, open_store, settings
 from ui.text import literal
 
 st.set_page_config(page_title="Paretoscope", page_icon="📈", layout="wide")
@@ -25,17 +25,31 @@ problem = None
 try:  # in the main area, so a wait for a busy store is shown where the person looks
     with open_store() as store:
         n_runs = store.count(include_failed=False)
+        priced = store.settings.gpu_prices and set(store.distinct("hardware"))  # to name a price no run uses
 except StoreError as e:  # damaged, not a store, newer, busy: one sentence, and the file is left alone
     problem = e
 with st.sidebar:
     if not problem:
         st.caption(f"Store `{db_path()}` · {n_runs:,} runs")
-    with st.expander("Derived-metric settings"):
+    with st.popover("Derived-metric settings", width="stretch"):  # drawn only when opened
         base = Settings()
         st.number_input("Price per GPU-hour ($)", min_value=0.0, value=base.price_per_gpu_hour, step=0.1,
                         key="price_per_gpu_hour", help="for cost_usd: $ per work unit")
+        st.text_input("Prices per hardware ($ per GPU-hour)", key="gpu_prices", placeholder="B200=5.5, H100=2.9",
+                      help="HARDWARE=PRICE, separated by commas: these GPUs at their own price, the others at the "
+                           "price above")
         st.number_input("Grid carbon intensity (gCO2/kWh)", min_value=0.0, value=base.carbon_g_per_kwh, step=10.0,
                         key="carbon_g_per_kwh", help="for carbon_g: gCO2 per work unit")
+    try:
+        now = settings()
+        gpu_prices()
+    except ValueError as e:
+        st.error(literal(f"{e} Prices per hardware are not applied until it is fixed."))
+    else:
+        absent = [hw for hw, _ in now.gpu_prices if not problem and hw not in priced]
+        if absent:
+            st.warning(literal(f"No runs on {', '.join(absent)}: check the name (as the hardware filter lists it)."))
+    st.caption(literal(f"cost_usd at {now.describe_prices()} · carbon_g at {now.carbon_g_per_kwh:,.0f} gCO2/kWh"))
 
 if problem:
     st.error(literal(problem))

@@ -1,10 +1,19 @@
 """Derived metrics: computed in SQL from stored columns and the person's settings, never stored.
 
-- cost_usd: dollars per work unit = num_gpus x price per GPU-hour / 3600 / throughput;
+- cost_usd: dollars per work unit = num_gpus x price per GPU-hour / 3600 / throughput, at the
+  price set for the run's hardware where one is (GPUs differ in price: at one price for all, the
+  faster GPU always looks cheaper), else at the one price;
 - carbon_g: grams of CO2 per work unit = energy_j / 3.6e6 (kWh) x grid intensity (gCO2/kWh).
+
+Prices per hardware are data, not SQL: the store registers them as a table (PRICES) on its
+connection, and the cost expression looks the run's hardware up there, so a hardware name a
+person types never becomes SQL text.
 """
 from __future__ import annotations
 
+import math
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from engine.fields import Field
@@ -14,6 +23,12 @@ from engine.fields import Field
 class Settings:
     price_per_gpu_hour: float = 2.5  # $ per accelerator-hour
     carbon_g_per_kwh: float = 400.0  # grid carbon intensity
+    gpu_prices: tuple[tuple[str, float], ...] = ()  # (hardware, $ per accelerator-hour) where it differs
+
+    def describe_prices(self) -> str:
+        """The prices cost_usd is computed at, for a caption: '$2.50 per GPU-hour; B200 $5.50'."""
+        own = "".join(f"; {hw} ${p:,.2f}" for hw, p in self.gpu_prices)
+        return f"${self.price_per_gpu_hour:,.2f} per GPU-hour{own}"
 
 
 DERIVED = {
@@ -22,14 +37,42 @@ DERIVED = {
     "carbon_g": Field("carbon_g", "metric", "double", "gCO2", "min",
                       "carbon per work unit at the set grid intensity (derived)"),
 }
+PRICES = "_gpu_prices"  # (gpu_name, usd_per_hour): registered by the store where prices are set
 
 
 def sql(name: str, settings: Settings) -> str:
-    """SQL expression of a derived metric. Settings are floats, rendered with repr (no user text)."""
+    """SQL expression of a derived metric. Settings are floats, rendered with repr (no user text);
+    prices per hardware are read from the PRICES table."""
     price = repr(float(settings.price_per_gpu_hour))
     grid = repr(float(settings.carbon_g_per_kwh))
     if name == "cost_usd":
+        if settings.gpu_prices:
+            price = f'coalesce((SELECT usd_per_hour FROM {PRICES} WHERE gpu_name = "hardware"), {price})'
         return f'(coalesce("num_gpus", 1) * {price} / 3600.0 / nullif("throughput", 0))'
     if name == "carbon_g":
         return f'("energy_j" / 3600000.0 * {grid})'
     raise KeyError(name)
+
+
+def parse_gpu_prices(specs: str | Iterable[str]) -> tuple[tuple[str, float], ...]:
+    """'B200=5.5, H100=2.9' (or one HARDWARE=PRICE per item or line) as Settings.gpu_prices;
+    a bad entry raises ValueError with one sentence naming it."""
+    items = re.split(r"[\n;,]", specs) if isinstance(specs, str) else list(specs)
+    out: dict[str, float] = {}
+    for raw in (s.strip() for s in items):
+        if not raw:
+            continue
+        hw, sep, value = raw.rpartition("=")
+        hw = hw.strip()
+        if not sep or not hw:
+            raise ValueError(f"GPU price '{raw}': write HARDWARE=PRICE, e.g. B200=5.5 ($ per GPU-hour).")
+        try:
+            price = float(value)
+        except ValueError:
+            price = math.nan
+        if not (math.isfinite(price) and price >= 0):
+            raise ValueError(f"GPU price '{raw}': '{value.strip()}' is not a number of dollars of at least 0.")
+        if hw in out:
+            raise ValueError(f"GPU price for '{hw}' is given twice.")
+        out[hw] = price
+    return tuple(out.items())

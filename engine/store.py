@@ -276,6 +276,9 @@ class Store:
         except BaseException:
             self._release()
             raise
+        if self.settings.gpu_prices:  # looked up by derived.sql's cost_usd: data, not SQL text
+            hw, usd = zip(*self.settings.gpu_prices)
+            self.con.register(derived.PRICES, pa.table({"gpu_name": list(hw), "usd_per_hour": list(usd)}))
         try:
             if first and not logged:
                 self._check_size()  # else replayed or unsaved blocks in memory make the count larger than the file

@@ -58,6 +58,26 @@ def test_done_when_command_prints_the_gpqa_front_as_csv(seeded_db):
     assert {"model", "hardware", "precision", "batch_size", "num_gpus"} <= set(front.columns)
 
 
+
+def test_pareto_prices_each_gpu_at_its_own_rate(seeded_db):
+    """At one price a B200 (faster) looks cheaper than an H100 per token; priced at its own rate,
+    the cost front is the brute-force front of the costs at those prices."""
+    args = ("pareto", "--objective", "accuracy:max", "--objective", "cost_usd:min", "--filter", "task=gpqa",
+            "--format", "csv", "--price-per-gpu-hour", "2", "--gpu-price", "B200=6")
+    res = engine(*args, env_db=seeded_db)
+    assert res.returncode == 0, res.stderr
+    front = pd.read_csv(io.StringIO(res.stdout))
+    with Store(seeded_db) as s:
+        runs = s.query(["run_id", "hardware", "num_gpus", "throughput", "accuracy"], {"task": ["gpqa"]}).dropna()
+    runs["cost_usd"] = runs.num_gpus * np.where(runs.hardware == "B200", 6.0, 2.0) / 3600 / runs.throughput
+    assert set(front["run_id"]) == brute_front(runs, ["accuracy", "cost_usd"], [True, False])
+    got = front.set_index("run_id")["cost_usd"]
+    np.testing.assert_allclose(got, runs.set_index("run_id").loc[got.index, "cost_usd"])
+    one_price = pd.read_csv(io.StringIO(engine(*args[:-2], env_db=seeded_db).stdout))
+    assert set(one_price["run_id"]) != set(front["run_id"])  # the prices change which runs are on the front
+    typo = engine(*args, "--gpu-price", "H10=1", env_db=seeded_db)
+    assert typo.returncode == 0 and "--gpu-price H10: no run in the store is on H10" in typo.stderr
+
 def test_pareto_json_and_table_with_max_direction_and_ranges(seeded_db):
     args = ["pareto", "--objective", "throughput:max", "--objective", "energy_j", "--filter", "task=lm-arena-chat",
             "--filter", "hardware=H100,B200", "--filter", "batch_size>=16"]

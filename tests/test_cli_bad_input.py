@@ -112,6 +112,8 @@ def small_db(tmp_path) -> Path:
     (["recommend", "--objective", "energy_j:min", "--objective", "latency_ms:min", "--weight", "energy_j=inf"],
      ["not a finite number"]),
     (["recommend", "--objective", "energy_j:min", "--price-per-gpu-hour", "nan"], ["--price-per-gpu-hour", "nan"]),
+    (["pareto", "--objective", "cost_usd:min", "--gpu-price", "B200=cheap"], ["--gpu-price", "'cheap' is not a number"]),
+    (["recommend", "--objective", "cost_usd:min", "--gpu-price", "B200"], ["--gpu-price", "HARDWARE=PRICE"]),
     (["runs", "--out", "/no/such/dir/x.parquet"], ["Cannot write /no/such/dir/x.parquet", "no folder"]),
     (["runs", "--out", "/no/such/dir/x.csv"], ["no folder"]),
 ])

@@ -150,6 +150,25 @@ def test_the_front_follows_the_store_and_the_settings_between_reruns(app):
     assert again.to_numpy() == pytest.approx(2 * cost.to_numpy())
 
 
+def test_prices_per_hardware_in_the_sidebar_reprice_only_that_hardware(app):
+    at = app({"x": "energy_j", "y": "cost_usd", "task": "gpqa", "group": "hardware"})  # a front per GPU
+    table = at.dataframe[0].value.set_index("run_id")
+    at.text_input(key="gpu_prices").set_value("B200=10, H10=1").run()
+    again = at.dataframe[0].value.set_index("run_id")
+    shared = table.index.intersection(again.index)
+    b200 = table.loc[shared, "hardware"] == "B200"
+    assert b200.any() and (~b200).any()
+    ratio = again.loc[shared, "cost_usd"] / table.loc[shared, "cost_usd"]
+    assert ratio[b200].to_numpy() == pytest.approx(10 / Settings().price_per_gpu_hour)
+    assert ratio[~b200].to_numpy() == pytest.approx(1.0)
+    assert any("No runs on H10" in w.value.replace("\\", "") for w in at.sidebar.warning)
+    assert any("B200 $10.00" in c.value.replace("\\", "") for c in at.sidebar.caption)  # as Markdown: escaped
+    at.text_input(key="gpu_prices").set_value("B200=ten").run()
+    assert any("'ten' is not a number" in e.value.replace("\\", "") for e in at.sidebar.error)
+    assert at.dataframe[0].value.set_index("run_id").loc[shared, "cost_usd"].to_numpy() == pytest.approx(
+        table.loc[shared, "cost_usd"].to_numpy())  # not applied while the text is wrong
+
+
 def figure_present(at: AppTest) -> bool:
     return len(at.get("plotly_chart")) > 0
 

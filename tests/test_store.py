@@ -11,7 +11,7 @@ import pytest
 
 from engine import run_ids
 from engine import store as store_mod
-from engine.derived import Settings
+from engine.derived import Settings, parse_gpu_prices
 from engine.fields import CANONICAL_NAMES, Field
 from engine.store import SCHEMA_VERSION, Store, StoreError
 
@@ -303,6 +303,34 @@ def test_derived_metrics_follow_the_settings(empty_db):
         doubled = s.query(["cost_usd"], order_by="energy_j")["cost_usd"]
         np.testing.assert_allclose(doubled, got["cost_usd"] * 2)
 
+
+
+def test_cost_is_computed_at_each_hardware_s_own_price_where_one_is_set(empty_db):
+    """One price for every GPU makes the faster GPU look cheaper whatever it costs: a B200 priced
+    at its own rate changes its runs' cost_usd, and only theirs. A crafted hardware name is data."""
+    df = runs_df()
+    crafted = "H100' OR 1=1; DROP TABLE runs; --"
+    prices = (("B200", 6.0), (crafted, 0.0))
+    with Store(empty_db) as s:
+        s.add_runs(df, source="t", kind="test")
+    with Store(empty_db, settings=Settings(price_per_gpu_hour=3.6, gpu_prices=prices)) as s:
+        got = s.query(["hardware", "num_gpus", "throughput", "energy_j", "cost_usd"], order_by="energy_j")
+        price = np.where(got["hardware"] == "B200", 6.0, 3.6)
+        np.testing.assert_allclose(got["cost_usd"], got.num_gpus * price / 3600 / got.throughput)
+        cheap = s.count({"cost_usd": {"max": float(got["cost_usd"].median())}})  # filters see the same prices
+        assert cheap == (got["cost_usd"] <= got["cost_usd"].median()).sum()
+        assert s.count() == len(df)
+
+
+def test_gpu_prices_are_read_from_text_with_one_sentence_per_mistake():
+    assert parse_gpu_prices("B200=5.5, H100 = 2.9\nA100=0") == (("B200", 5.5), ("H100", 2.9), ("A100", 0.0))
+    assert parse_gpu_prices(["NVIDIA H100 80GB HBM3=3"]) == (("NVIDIA H100 80GB HBM3", 3.0),)
+    assert parse_gpu_prices("") == ()
+    for text, words in (("B200", "write HARDWARE=PRICE"), ("=3", "write HARDWARE=PRICE"),
+                        ("B200=x", "'x' is not a number"), ("B200=-1", "'-1' is not a number"),
+                        ("B200=inf", "'inf'"), ("B200=1, B200=2", "given twice")):
+        with pytest.raises(ValueError, match=words):
+            parse_gpu_prices(text)
 
 def test_delete_import_removes_only_that_batch(empty_db):
     with Store(empty_db) as s:

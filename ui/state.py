@@ -5,18 +5,27 @@ from pathlib import Path
 
 import streamlit as st
 
-from engine.derived import Settings
+from engine.derived import Settings, parse_gpu_prices
 from engine.store import Store, default_db_path
 
-SETTING_KEYS = {"price_per_gpu_hour": "price_per_gpu_hour", "carbon_g_per_kwh": "carbon_g_per_kwh"}
+
+def gpu_prices() -> tuple[tuple[str, float], ...]:
+    """The sidebar's prices per hardware; raises ValueError (one sentence) on a bad entry."""
+    return parse_gpu_prices(st.session_state.get("gpu_prices") or "")
 
 
 def settings() -> Settings:
-    """The derived-metric settings chosen in the sidebar (defaults until changed)."""
+    """The derived-metric settings chosen in the sidebar (defaults until changed; prices per
+    hardware left out while their text has a mistake, which the sidebar names)."""
     base = Settings()
+    try:
+        prices = gpu_prices()
+    except ValueError:
+        prices = ()
     return Settings(
         price_per_gpu_hour=float(st.session_state.get("price_per_gpu_hour", base.price_per_gpu_hour)),
         carbon_g_per_kwh=float(st.session_state.get("carbon_g_per_kwh", base.carbon_g_per_kwh)),
+        gpu_prices=prices,
     )
 
 

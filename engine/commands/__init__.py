@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engine import filters as filter_lang
+from engine.derived import Settings, parse_gpu_prices
 from engine.store import Store, default_db_path
 
 if TYPE_CHECKING:
@@ -35,6 +36,43 @@ def add_filter(p: argparse.ArgumentParser) -> None:
                    help="keep runs where COL equals VALUE (V1,V2 for any of several; COL=LO..HI, COL>=X, COL<=X, "
                         "COL>X, COL<X for ranges); repeatable")
 
+
+def add_settings(p: argparse.ArgumentParser) -> None:
+    """The derived metrics' settings: cost_usd's prices, carbon_g's grid intensity."""
+    p.add_argument("--price-per-gpu-hour", type=float, default=None, help="$ per GPU-hour for the derived cost_usd")
+    p.add_argument("--gpu-price", action="append", default=[], metavar="HARDWARE=PRICE",
+                   help="$ per GPU-hour on one hardware (e.g. B200=5.5), in place of --price-per-gpu-hour there; "
+                        "repeatable")
+    p.add_argument("--carbon-intensity", type=float, default=None, help="grid gCO2/kWh for the derived carbon_g")
+
+
+def settings_from(args) -> Settings:
+    """Settings from add_settings' options (the defaults where not given); a bad value is a CliError."""
+    import math
+
+    from engine.cli import CliError
+
+    for flag, value in (("--price-per-gpu-hour", args.price_per_gpu_hour), ("--carbon-intensity", args.carbon_intensity)):
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise CliError(f"{flag} {value}: give a finite number of at least 0.")
+    try:
+        prices = parse_gpu_prices(args.gpu_price)
+    except ValueError as e:
+        raise CliError(f"--gpu-price: {e}") from None
+    base = Settings()
+    return Settings(args.price_per_gpu_hour if args.price_per_gpu_hour is not None else base.price_per_gpu_hour,
+                    args.carbon_intensity if args.carbon_intensity is not None else base.carbon_g_per_kwh, prices)
+
+
+
+def note_absent_prices(store: Store) -> None:
+    """A price for a hardware no run is on is most likely a typo: say so on stderr."""
+    if store.settings.gpu_prices:
+        known = set(store.distinct("hardware"))
+        for hw, _ in store.settings.gpu_prices:
+            if hw not in known:
+                print(f"note: --gpu-price {hw}: no run in the store is on {hw}; check the name (`runs` lists them).",
+                      file=sys.stderr)
 
 def add_format(p: argparse.ArgumentParser, choices=("table", "csv", "json")) -> None:
     p.add_argument("--format", choices=choices, default="table")

@@ -13,13 +13,15 @@ from engine.commands import (
     add_filter,
     add_format,
     add_objective,
+    add_settings,
     existing_store,
+    note_absent_prices,
     parse_filters,
     parse_objectives,
     records,
+    settings_from,
 )
 from engine.counts import counted
-from engine.derived import Settings
 from engine.fields import CONFIG_COLUMNS
 from engine.filters import describe
 from engine.recommend import recommend
@@ -32,8 +34,7 @@ def add_parser(sub):
                    help="a hard limit: NAME<=V, NAME>=V, or relative to the best run, e.g. accuracy>=best-1%%; repeatable")
     p.add_argument("--weight", action="append", default=[], metavar="NAME=W",
                    help="preference weight of an objective (pick the front point nearest the weights instead of the knee)")
-    p.add_argument("--price-per-gpu-hour", type=float, default=None, help="$ per GPU-hour for the derived cost_usd")
-    p.add_argument("--carbon-intensity", type=float, default=None, help="grid gCO2/kWh for the derived carbon_g")
+    add_settings(p)
     add_filter(p)
     add_db(p)
     add_format(p, choices=("table", "json"))
@@ -58,15 +59,8 @@ def _weights(specs: list[str], names: list[str]) -> list[float] | None:
 
 
 def run(args) -> int:
-    for flag, value in (("--price-per-gpu-hour", args.price_per_gpu_hour), ("--carbon-intensity", args.carbon_intensity)):
-        if value is not None and not (math.isfinite(value) and value >= 0):
-            raise CliError(f"{flag} {value}: give a finite number of at least 0.")
-    defaults = Settings()
-    settings = Settings(
-        args.price_per_gpu_hour if args.price_per_gpu_hour is not None else defaults.price_per_gpu_hour,
-        args.carbon_intensity if args.carbon_intensity is not None else defaults.carbon_g_per_kwh,
-    )
-    with existing_store(args.db, settings=settings) as store:
+    with existing_store(args.db, settings=settings_from(args)) as store:
+        note_absent_prices(store)
         filters = parse_filters(store, args.filter)
         names, maximize = parse_objectives(store, args.objective)
         rec = recommend(store, names, maximize, args.constraint, filters, _weights(args.weight, names))
