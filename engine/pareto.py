@@ -56,10 +56,12 @@ def non_dominated(points, maximize: bool | Sequence[bool] = False) -> np.ndarray
     if sub.shape[1] == 1:
         mask[finite] = sub[:, 0] == sub[:, 0].min()
         return mask
-    cand = np.flatnonzero(finite)
     keep = _not_dominated_by_pivot(sub)
-    cand, sub = cand[keep], sub[keep]
-    mask[cand] = moocore.is_nondominated(sub, keep_weakly=True)
+    if keep.all():  # nothing to drop (every point on one plane, say): no copy on the way to moocore
+        mask[finite] = moocore.is_nondominated(sub, keep_weakly=True)
+        return mask
+    cand = np.flatnonzero(finite)[keep]
+    mask[cand] = moocore.is_nondominated(sub[keep], keep_weakly=True)
     return mask
 
 
