@@ -55,9 +55,10 @@ def sql(name: str, settings: Settings) -> str:
 
 
 def parse_gpu_prices(specs: str | Iterable[str]) -> tuple[tuple[str, float], ...]:
-    """'B200=5.5, H100=2.9' (or one HARDWARE=PRICE per item or line) as Settings.gpu_prices;
-    a bad entry raises ValueError with one sentence naming it."""
-    items = re.split(r"[\n;,]", specs) if isinstance(specs, str) else list(specs)
+    """'B200=5.5, H100=2.9' (entries separated by commas, semicolons or lines; or a list of such
+    texts, one per --gpu-price) as Settings.gpu_prices; a bad entry raises ValueError with one
+    sentence naming it. A hardware name cannot hold a comma here."""
+    items = [e for text in ([specs] if isinstance(specs, str) else specs) for e in re.split(r"[\n;,]", text)]
     out: dict[str, float] = {}
     for raw in (s.strip() for s in items):
         if not raw:

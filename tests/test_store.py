@@ -325,6 +325,7 @@ def test_cost_is_computed_at_each_hardware_s_own_price_where_one_is_set(empty_db
 def test_gpu_prices_are_read_from_text_with_one_sentence_per_mistake():
     assert parse_gpu_prices("B200=5.5, H100 = 2.9\nA100=0") == (("B200", 5.5), ("H100", 2.9), ("A100", 0.0))
     assert parse_gpu_prices(["NVIDIA H100 80GB HBM3=3"]) == (("NVIDIA H100 80GB HBM3", 3.0),)
+    assert parse_gpu_prices(["B200=5.5,H100=3", "A100=1"]) == (("B200", 5.5), ("H100", 3.0), ("A100", 1.0))
     assert parse_gpu_prices("") == ()
     for text, words in (("B200", "write HARDWARE=PRICE"), ("=3", "write HARDWARE=PRICE"),
                         ("B200=x", "'x' is not a number"), ("B200=-1", "'-1' is not a number"),

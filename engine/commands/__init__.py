@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -42,14 +43,12 @@ def add_settings(p: argparse.ArgumentParser) -> None:
     p.add_argument("--price-per-gpu-hour", type=float, default=None, help="$ per GPU-hour for the derived cost_usd")
     p.add_argument("--gpu-price", action="append", default=[], metavar="HARDWARE=PRICE",
                    help="$ per GPU-hour on one hardware (e.g. B200=5.5), in place of --price-per-gpu-hour there; "
-                        "repeatable")
+                        "repeatable, or several at once: B200=5.5,H100=2.9")
     p.add_argument("--carbon-intensity", type=float, default=None, help="grid gCO2/kWh for the derived carbon_g")
 
 
 def settings_from(args) -> Settings:
     """Settings from add_settings' options (the defaults where not given); a bad value is a CliError."""
-    import math
-
     from engine.cli import CliError
 
     for flag, value in (("--price-per-gpu-hour", args.price_per_gpu_hour), ("--carbon-intensity", args.carbon_intensity)):
@@ -64,7 +63,6 @@ def settings_from(args) -> Settings:
                     args.carbon_intensity if args.carbon_intensity is not None else base.carbon_g_per_kwh, prices)
 
 
-
 def note_absent_prices(store: Store) -> None:
     """A price for a hardware no run is on is most likely a typo: say so on stderr."""
     if store.settings.gpu_prices:
@@ -73,6 +71,7 @@ def note_absent_prices(store: Store) -> None:
             if hw not in known:
                 print(f"note: --gpu-price {hw}: no run in the store is on {hw}; check the name (`runs` lists them).",
                       file=sys.stderr)
+
 
 def add_format(p: argparse.ArgumentParser, choices=("table", "csv", "json")) -> None:
     p.add_argument("--format", choices=choices, default="table")
