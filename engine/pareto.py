@@ -47,7 +47,15 @@ def _not_dominated_by_pivot(pts: np.ndarray) -> np.ndarray:
 
 def non_dominated(points, maximize: bool | Sequence[bool] = False) -> np.ndarray:
     """Boolean mask of the non-dominated rows (NaN rows are False)."""
-    pts = _as_min(points, maximize)
+    raw = np.asarray(points, dtype=float)
+    if raw.ndim == 2 and raw.shape[1] > 1 and not np.any(maximize) and _prefilter_is_idle(raw):
+        finite = _finite_rows(raw)  # most of the rows are on the front: moocore alone, on them as given
+        if finite is None:
+            return moocore.is_nondominated(raw, keep_weakly=True)
+        mask = np.zeros(len(raw), dtype=bool)
+        mask[finite] = moocore.is_nondominated(raw[finite], keep_weakly=True)
+        return mask
+    pts = _as_min(raw, maximize)
     mask = np.zeros(len(pts), dtype=bool)
     finite = ~np.isnan(pts).any(axis=1)
     if not finite.any():
@@ -57,12 +65,37 @@ def non_dominated(points, maximize: bool | Sequence[bool] = False) -> np.ndarray
         mask[finite] = sub[:, 0] == sub[:, 0].min()
         return mask
     keep = _not_dominated_by_pivot(sub)
-    if keep.all():  # nothing to drop (every point on one plane, say): no copy on the way to moocore
+    if keep.all():  # nothing to drop: no copy on the way to moocore
         mask[finite] = moocore.is_nondominated(sub, keep_weakly=True)
         return mask
     cand = np.flatnonzero(finite)[keep]
     mask[cand] = moocore.is_nondominated(sub[keep], keep_weakly=True)
     return mask
+
+
+def _finite_rows(pts: np.ndarray) -> np.ndarray | None:
+    """Mask of the rows without a NaN, None when that is every row. A row sum is NaN where the
+    row holds a NaN (or both infinities, checked again): one BLAS pass, 10x faster than isnan's."""
+    suspect = np.flatnonzero(np.isnan(pts @ np.ones(pts.shape[1])))
+    if not len(suspect):
+        return None
+    finite = np.ones(len(pts), dtype=bool)
+    finite[suspect] = ~np.isnan(pts[suspect]).any(axis=1)
+    return finite
+
+
+PROBE_ROWS = 4096  # rows, evenly spaced, on which the prefilter is tried before a large input is copied
+
+
+def _prefilter_is_idle(pts: np.ndarray) -> bool:
+    """Whether the pivot prefilter would keep most rows of a large minimized input (tried on
+    PROBE_ROWS of them): then the copy and passes it costs buy nothing (every point on a plane:
+    60-70 ms of 0.8 s at 1e6 x 3, make bench pareto), and moocore alone is as fast as it gets."""
+    if len(pts) < 50 * PROBE_ROWS:
+        return False
+    probe = pts[np.linspace(0, len(pts) - 1, PROBE_ROWS).astype(int)]
+    probe = probe[~np.isnan(probe).any(axis=1)]
+    return len(probe) > 0 and _not_dominated_by_pivot(np.asfortranarray(probe)).mean() > 0.5
 
 
 def ranks(points, maximize: bool | Sequence[bool] = False) -> np.ndarray:

@@ -91,6 +91,21 @@ def test_duplicates_of_a_front_point_are_all_on_the_front():
     assert pareto.non_dominated(pts).tolist() == [True, True, True, False]
 
 
+
+def test_a_large_input_mostly_on_its_front_goes_to_moocore_alone_with_the_same_mask():
+    """Every point on the plane x+y+z=1 is on the front, so the pivot prefilter would only cost
+    (make bench pareto's worst case): the input goes to moocore as given. The mask is the one the
+    prefiltered path gives (the same points maximized), NaN rows included."""
+    rng = np.random.default_rng(0)
+    pts = rng.dirichlet(np.ones(3), 250_000)
+    pts[:2000] += rng.random((2000, 3)) * 0.2  # some dominated
+    pts[5, 1] = np.nan
+    pts[7] = [np.inf, -np.inf, 0.5]  # its row sum is NaN too, but it holds no NaN
+    assert pareto._prefilter_is_idle(pts)
+    got = pareto.non_dominated(pts)
+    np.testing.assert_array_equal(got, pareto.non_dominated(-pts, maximize=True))  # the prefiltered path
+    assert not got[5] and 240_000 < got.sum() < 250_000
+
 def brute_hypervolume_2d(pts: np.ndarray, ref) -> float:
     """Area dominated by ``pts`` (minimization) inside the box up to ``ref``, by summing the
     union of rectangles on the grid of all distinct coordinates."""
