@@ -1,7 +1,8 @@
 """Non-dominated filter: engine.pareto.non_dominated (pivot prefilter + moocore) against moocore
 alone, pymoo's NonDominatedSorting and a plain numpy sweep, on the same random points in the same
 run; then the case the prefilter cannot help (every point on the front).
-Target (DESIGN.md): 1e6 points x 3 objectives in <= 0.3 s."""
+Targets (DESIGN.md): 1e6 points x 3 objectives in <= 0.3 s, and no slower than moocore when
+every point is on the front (median of per-round ratios, rounds taken in turns)."""
 from __future__ import annotations
 
 import time
@@ -12,6 +13,9 @@ import numpy as np
 from engine import pareto
 
 TARGET_S = 0.3
+WORST_ROUNDS = 7
+WORST_SLACK = 0.03  # both do the same sort (the engine adds a 4,096-row probe and a row sum, 3 ms);
+# a round's ratio still moves by 5-10 % on this shared 2-core machine
 PYMOO_LIMIT_S = 60.0
 
 
@@ -83,14 +87,24 @@ def main() -> None:
             if n == 1_000_000 and d == 3:
                 verdict = "met" if t_eng <= TARGET_S else "NOT met"
                 print(f"  target: 1e6 x 3 in <= {TARGET_S} s -> {t_eng:.3f} s, {verdict}", flush=True)
-    # Worst case for the prefilter: all points on the plane x+y+z=1, so nothing is dominated.
+    # Worst case for the prefilter: all points on the plane x+y+z=1, so nothing is dominated. The
+    # two are a few % apart, less than a busy machine moves one of them: timed in turns, best of each.
     pts = rng.dirichlet(np.ones(3), 1_000_000)
-    t_eng, m_eng = timed(pareto.non_dominated, pts)
-    t_mc, m_mc = timed(moocore_front, pts)
-    assert (m_eng == m_mc).all() and m_eng.all(), "every point of the plane is on its front"
-    print(f"{1_000_000:>9,} {3:>2} {int(m_eng.sum()):>7,} {t_eng:>9.4f} {t_mc:>9.4f} {'-':>9} {'-':>9} "
-          f"{t_mc / t_eng:>14.1f}x   (all on the front: the prefilter cannot help)", flush=True)
-
+    rounds = {"engine": [], "moocore": []}
+    for _ in range(WORST_ROUNDS):
+        for name, fn in (("engine", pareto.non_dominated), ("moocore", moocore_front)):
+            t, m = timed(fn, pts, repeats=1)
+            rounds[name].append(t)
+            assert m.all(), "every point of the plane is on its front"
+    t_eng, t_mc = min(rounds["engine"]), min(rounds["moocore"])
+    each = sorted(m / e for e, m in zip(rounds["engine"], rounds["moocore"]))  # neighbours in time: drift cancels
+    ratio = float(np.median(each))
+    print(f"{1_000_000:>9,} {3:>2} {1_000_000:>7,} {t_eng:>9.4f} {t_mc:>9.4f} {'-':>9} {'-':>9} "
+          f"{ratio:>14.2f}x   (all on the front: the prefilter cannot help; {WORST_ROUNDS} rounds in turns, "
+          f"median ratio; rounds {', '.join(f'{r:.2f}x' for r in each)})", flush=True)
+    verdict = "met" if ratio >= 1 - WORST_SLACK else "NOT met"
+    print(f"  target: no slower than moocore when every point is on the front (within {WORST_SLACK:.0%}): "
+          f"{ratio:.2f}x, {verdict}", flush=True)
 
 if __name__ == "__main__":
     main()
