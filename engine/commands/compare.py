@@ -6,7 +6,7 @@ import sys
 
 import pandas as pd
 
-from engine.commands import add_db, records
+from engine.commands import add_db, add_settings, note_absent_prices, records, settings_from
 from engine.compare import compare
 from engine.store import Store
 
@@ -14,6 +14,7 @@ from engine.store import Store
 def add_parser(sub):
     p = sub.add_parser("compare", help="put 2 to 8 runs side by side (ids or unique id prefixes)")
     p.add_argument("run_ids", nargs="+", metavar="RUN_ID")
+    add_settings(p)
     add_db(p)
     p.add_argument("--format", choices=("table", "json"), default="table")
     return p
@@ -26,7 +27,8 @@ def _cell(v) -> str:
 
 
 def run(args) -> int:
-    with Store(args.db, read_only=True) as store:
+    with Store(args.db, read_only=True, settings=settings_from(args)) as store:
+        note_absent_prices(store)
         cmp = compare(store, args.run_ids)
     if args.format == "json":
         out = {"runs": records(cmp.runs), "fields": records(cmp.rows)}

@@ -8,7 +8,17 @@ from pathlib import Path
 import duckdb
 
 from engine.cli import CliError
-from engine.commands import add_db, add_filter, add_format, emit, existing_store, parse_filters
+from engine.commands import (
+    add_db,
+    add_filter,
+    add_format,
+    add_settings,
+    emit,
+    existing_store,
+    note_absent_prices,
+    parse_filters,
+    settings_from,
+)
 from engine.counts import counted
 
 OUT_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".json": "json"}
@@ -17,6 +27,7 @@ OUT_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".json": 
 def add_parser(sub):
     p = sub.add_parser("runs", help="list runs, all columns")
     add_filter(p)
+    add_settings(p)
     add_db(p)
     add_format(p)
     p.add_argument("--include-failed", action="store_true", help="also list failed and skipped runs")
@@ -29,7 +40,8 @@ def add_parser(sub):
 def run(args) -> int:
     out = Path(args.out) if getattr(args, "out", None) else None
     kind = _out_kind(out) if out else None
-    with existing_store(args.db) as store:
+    with existing_store(args.db, settings=settings_from(args)) as store:
+        note_absent_prices(store)
         filters = parse_filters(store, args.filter)
         if out:
             n = _write(store, out, kind, filters, args.include_failed)

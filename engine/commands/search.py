@@ -13,7 +13,16 @@ import pandas as pd
 
 from engine import search as S
 from engine.cli import CliError
-from engine.commands import add_db, add_format, existing_store, parse_objectives, records
+from engine.commands import (
+    add_db,
+    add_format,
+    add_settings,
+    existing_store,
+    note_absent_prices,
+    parse_objectives,
+    records,
+    settings_from,
+)
 from engine.counts import counted
 from engine.profiler import catalog
 from engine.store import Store, default_db_path
@@ -45,6 +54,7 @@ def add_parser(sub):
     p.add_argument("--cancel-file", metavar="FILE",
                    help="the search stops before its next evaluation once this file exists; the runs it "
                         "measured stay stored and the result holds them")
+    add_settings(p)
     add_db(p)
     add_format(p, choices=("table", "json"))
     return p
@@ -103,7 +113,8 @@ def _run(args, progress: Progress) -> int:
     if args.task:
         if evaluator != "lookup":
             raise CliError("A task's space is evaluated by lookup; use --workload NAME to measure on this machine.")
-        with existing_store(db) as store:
+        with existing_store(db, settings=settings_from(args)) as store:
+            note_absent_prices(store)
             filters = parse_filters(store, args.filter)
             names, maximize = (parse_objectives(store, args.objective) if args.objective
                                else S.default_objectives(store, args.task))
