@@ -40,18 +40,24 @@ DERIVED = {
 PRICES = "_gpu_prices"  # (gpu_name, usd_per_hour): registered by the store where prices are set
 
 
+def _cost_sql(settings: Settings) -> str:
+    price = repr(float(settings.price_per_gpu_hour))
+    if settings.gpu_prices:
+        price = f'coalesce((SELECT usd_per_hour FROM {PRICES} WHERE gpu_name = "hardware"), {price})'
+    return f'(coalesce("num_gpus", 1) * {price} / 3600.0 / nullif("throughput", 0))'
+
+
+def _carbon_sql(settings: Settings) -> str:
+    return f'("energy_j" / 3600000.0 * {float(settings.carbon_g_per_kwh)!r})'
+
+
+_SQL = {"cost_usd": _cost_sql, "carbon_g": _carbon_sql}  # a new derived metric: its Field above, its SQL here
+
+
 def sql(name: str, settings: Settings) -> str:
     """SQL expression of a derived metric. Settings are floats, rendered with repr (no user text);
     prices per hardware are read from the PRICES table."""
-    price = repr(float(settings.price_per_gpu_hour))
-    grid = repr(float(settings.carbon_g_per_kwh))
-    if name == "cost_usd":
-        if settings.gpu_prices:
-            price = f'coalesce((SELECT usd_per_hour FROM {PRICES} WHERE gpu_name = "hardware"), {price})'
-        return f'(coalesce("num_gpus", 1) * {price} / 3600.0 / nullif("throughput", 0))'
-    if name == "carbon_g":
-        return f'("energy_j" / 3600000.0 * {grid})'
-    raise KeyError(name)
+    return _SQL[name](settings)
 
 
 def parse_gpu_prices(specs: str | Iterable[str]) -> tuple[tuple[str, float], ...]:
