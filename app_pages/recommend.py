@@ -225,7 +225,10 @@ with tab_rec:
             picks = [{"": "pick", **{k: rec.pick.get(k) for k in pick_cols}}]
             if rec.runner_up:
                 picks.append({"": "runner-up", **{k: rec.runner_up.get(k) for k in pick_cols}})
-            st.dataframe(pd.DataFrame(picks), hide_index=True)
+            # four significant digits, as on Explore: a cost per token reads 9.381e-08, not 0.00000009
+            numbers = {c: st.column_config.NumberColumn(format="%.4g")
+                       for c in [*objectives, *(c.name for c in map(Constraint.parse, constraints))]}
+            st.dataframe(pd.DataFrame(picks), hide_index=True, column_config=numbers)
             if len(objectives) >= 2:
                 runs = rec.runs
                 front, others = runs[runs["on_front"]], runs[~runs["on_front"]]
@@ -261,7 +264,7 @@ with tab_rec:
             st.markdown(f"**Feasible Pareto front** ({counted(len(rec.front), 'run')}, in order of preference)")
             show = [c for c in CONFIG_COLS if c in rec.front.columns] + objectives + \
                 [c.name for c in map(Constraint.parse, constraints) if c.name not in objectives]
-            st.dataframe(rec.front[list(dict.fromkeys(show))], hide_index=True)
+            st.dataframe(rec.front[list(dict.fromkeys(show))], hide_index=True, column_config=numbers)
             if rec.costs:
                 st.markdown("**What each constraint costs**")
                 for c in rec.costs:
@@ -272,7 +275,7 @@ with tab_rec:
                     st.markdown(f"**{title}** (the knee of its own feasible front, under the same constraints)"
                                 if not weights and len(objectives) > 1 else f"**{title}** (under the same constraints)")
                     cols = [key] + [c for c in CONFIG_COLS if c != key and c in table.columns] + objectives + ["feasible_runs"]
-                    st.dataframe(table[list(dict.fromkeys(cols))], hide_index=True)
+                    st.dataframe(table[list(dict.fromkeys(cols))], hide_index=True, column_config=numbers)
 
 
 with tab_search:
