@@ -41,14 +41,13 @@ with st.sidebar:
         st.number_input("Grid carbon intensity (gCO2/kWh)", min_value=0.0, value=base.carbon_g_per_kwh, step=10.0,
                         key="carbon_g_per_kwh", help="for carbon_g: gCO2 per work unit")
     try:
-        now = settings()
-        gpu_prices()
+        gpu_prices()  # settings() leaves a mistaken text out; here it is named
     except ValueError as e:
         st.error(literal(f"{e} Prices per hardware are not applied until it is fixed."))
-    else:
-        absent = [hw for hw, _ in now.gpu_prices if not problem and hw not in priced]
-        if absent:
-            st.warning(literal(f"No runs on {', '.join(absent)}: check the name (as the hardware filter lists it)."))
+    now = settings()
+    absent = [hw for hw, _ in now.gpu_prices if not problem and hw not in priced]
+    if absent:
+        st.warning(literal(f"No runs on {', '.join(absent)}: check the name (as the hardware filter lists it)."))
     st.caption(literal(f"cost_usd at {now.describe_prices()} · carbon_g at {now.carbon_g_per_kwh:,.0f} gCO2/kWh"))
 
 if problem:
