@@ -4,9 +4,8 @@ from __future__ import annotations
 import duckdb
 import streamlit as st
 
-from engine.derived import Settings
 from engine.store import StoreError, explain
-from ui.state import db_path, gpu_prices, open_store, settings
+from ui.state import db_path, gpu_prices, open_store, settings, settings_from_link
 from ui.text import literal
 
 st.set_page_config(page_title="Paretoscope", page_icon="📈", layout="wide")
@@ -21,6 +20,7 @@ PAGES = [
 
 page = st.navigation(PAGES)
 
+link_notes = settings_from_link()  # before anything reads the settings
 problem = None
 try:  # in the main area, so a wait for a busy store is shown where the person looks
     with open_store() as store:
@@ -31,15 +31,16 @@ except StoreError as e:  # damaged, not a store, newer, busy: one sentence, and 
 with st.sidebar:
     if not problem:
         st.caption(f"Store `{db_path()}` · {n_runs:,} runs")
-    with st.popover("Derived-metric settings", width="stretch"):  # drawn only when opened
-        base = Settings()
-        st.number_input("Price per GPU-hour ($)", min_value=0.0, value=base.price_per_gpu_hour, step=0.1,
+    with st.popover("Derived-metric settings", width="stretch"):  # drawn only when opened; values from the link
+        st.number_input("Price per GPU-hour ($)", min_value=0.0, step=0.1,
                         key="price_per_gpu_hour", help="for cost_usd: $ per work unit")
         st.text_input("Prices per hardware ($ per GPU-hour)", key="gpu_prices", placeholder="B200=5.5, H100=2.9",
                       help="HARDWARE=PRICE, separated by commas: these GPUs at their own price, the others at the "
                            "price above")
-        st.number_input("Grid carbon intensity (gCO2/kWh)", min_value=0.0, value=base.carbon_g_per_kwh, step=10.0,
+        st.number_input("Grid carbon intensity (gCO2/kWh)", min_value=0.0, step=10.0,
                         key="carbon_g_per_kwh", help="for carbon_g: gCO2 per work unit")
+    for note in link_notes:
+        st.info(literal(note))
     try:
         gpu_prices()  # settings() leaves a mistaken text out; here it is named
     except ValueError as e:

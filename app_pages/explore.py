@@ -9,6 +9,7 @@ import streamlit as st
 
 from engine.compare import MAX_RUNS
 from engine.counts import counted
+from engine.derived import settings_params
 from engine.explore import (
     CHOICE_FILTERS,
     KNOB_AXES,
@@ -206,7 +207,7 @@ with open_store() as store:
                 st.select_slider(name, vals, value=init, key=f"r_{name}", persist_state=PERSIST)
 
     state = state_from_widgets(store, options)
-    write_params(state_to_params(state))
+    write_params(state_to_params(state) | settings_params(settings()))  # a cost or carbon view needs its prices
 
     # -- a metric against a knob -------------------------------------------------------------
     if x in knobs:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from engine.fields import Field
@@ -83,3 +83,43 @@ def parse_gpu_prices(specs: str | Iterable[str]) -> tuple[tuple[str, float], ...
             raise ValueError(f"GPU price for '{hw}' is given twice.")
         out[hw] = price
     return tuple(out.items())
+
+
+# The settings in a link (only where they differ from the defaults): a view of cost_usd or carbon_g
+# depends on them, so a shared link carries them.
+PARAMS = {"price": "price_per_gpu_hour", "carbon": "carbon_g_per_kwh"}
+
+
+def settings_params(settings: Settings) -> dict[str, str]:
+    """Query params of the settings that differ from the defaults: price, carbon, gpu_prices."""
+    base, out = Settings(), {}
+    for key, attr in PARAMS.items():
+        if getattr(settings, attr) != getattr(base, attr):
+            out[key] = f"{getattr(settings, attr):g}"
+    if settings.gpu_prices:
+        out["gpu_prices"] = ",".join(f"{hw}={p:g}" for hw, p in settings.gpu_prices)
+    return out
+
+
+def settings_from_params(params: Mapping[str, str]) -> tuple[dict, list[str]]:
+    """The settings a link gives ({Settings field: value}, only those it names) and a note for each
+    value it gives that is not one (dropped)."""
+    out, notes = {}, []
+    for key, attr in PARAMS.items():
+        raw = params.get(key)
+        if raw is None:
+            continue
+        try:
+            value = float(raw)
+        except ValueError:
+            value = math.nan
+        if math.isfinite(value) and value >= 0:
+            out[attr] = value
+        else:
+            notes.append(f"The link's {key} '{raw}' is not a number of at least 0; ignored.")
+    if params.get("gpu_prices"):
+        try:
+            out["gpu_prices"] = parse_gpu_prices(params["gpu_prices"])
+        except ValueError as e:
+            notes.append(f"The link's gpu_prices: {e} Ignored.")
+    return out, notes

@@ -169,6 +169,30 @@ def test_prices_per_hardware_in_the_sidebar_reprice_only_that_hardware(app):
         table.loc[shared, "cost_usd"].to_numpy())  # not applied while the text is wrong
 
 
+def test_a_link_carries_the_prices_a_cost_view_was_drawn_at(app):
+    """The whole view lives in the URL: a view of cost_usd depends on the prices, so the link
+    written back holds them, and opening it draws the same costs in a fresh session."""
+    base = app({"x": "energy_j", "y": "cost_usd", "task": "gpqa", "group": "hardware"})
+    costs = base.dataframe[0].value.set_index("run_id")["cost_usd"]
+    base.text_input(key="gpu_prices").set_value("B200=10").run()
+    base.number_input(key="price_per_gpu_hour").set_value(5.0).run()
+    link = dict(base.query_params)
+    assert link["gpu_prices"] == "B200=10" and link["price"] == "5"
+    shared = app(link)  # a new session, as the person the link was sent to
+    again = shared.dataframe[0].value.set_index("run_id")
+    both = costs.index.intersection(again.index)
+    ratio = again.loc[both, "cost_usd"] / costs.loc[both]
+    b200 = again.loc[both, "hardware"] == "B200"
+    assert b200.any() and (~b200).any()
+    assert ratio[b200].to_numpy() == pytest.approx(10 / Settings().price_per_gpu_hour)
+    assert ratio[~b200].to_numpy() == pytest.approx(5 / Settings().price_per_gpu_hour)
+    assert shared.text_input(key="gpu_prices").value == "B200=10"
+    bad = app({"x": "energy_j", "y": "cost_usd", "task": "gpqa", "price": "-3", "gpu_prices": "B200=x"})
+    said = " ".join(i.value.replace("\\", "") for i in bad.sidebar.info)
+    assert "The link's price '-3' is not a number of at least 0" in said and "The link's gpu_prices" in said
+    assert bad.number_input(key="price_per_gpu_hour").value == Settings().price_per_gpu_hour
+
+
 def figure_present(at: AppTest) -> bool:
     return len(at.get("plotly_chart")) > 0
 

@@ -32,7 +32,7 @@ PROBES = [f"{PROBE_MODULE}:factory", f"--model={PROBE_MODULE}:factory", f"--mode
           str(ROOT / "tests" / "evil_probe.py"), "../tests/evil_probe", "digits-mlp --model tests.evil_probe:factory"]
 # the pages that read URL parameters or name workloads, with every parameter they read (and a few
 # they might) set to a probe; Import and Recommend read none
-PAGES = {"explore": ["task", "x", "y", "z", "source", "model", "workload"], "compare": ["runs"],
+PAGES = {"explore": ["task", "x", "y", "z", "source", "model", "workload", "price", "carbon", "gpu_prices"], "compare": ["runs"],
          "profile": ["workload", "model"]}
 
 

@@ -5,13 +5,27 @@ from pathlib import Path
 
 import streamlit as st
 
-from engine.derived import Settings, parse_gpu_prices
+from engine.derived import Settings, parse_gpu_prices, settings_from_params
 from engine.store import Store, default_db_path
 
 
 def gpu_prices() -> tuple[tuple[str, float], ...]:
     """The sidebar's prices per hardware; raises ValueError (one sentence) on a bad entry."""
     return parse_gpu_prices(st.session_state.get("gpu_prices") or "")
+
+
+def settings_from_link() -> list[str]:
+    """First run of a session: put the link's settings (price, carbon, gpu_prices) into the
+    sidebar's keys, and the defaults where it names none; returns a note per value dropped."""
+    if "_settings_loaded" in st.session_state:
+        return []
+    st.session_state["_settings_loaded"] = True
+    given, notes = settings_from_params(read_params())
+    base = Settings()
+    st.session_state["price_per_gpu_hour"] = given.get("price_per_gpu_hour", base.price_per_gpu_hour)
+    st.session_state["carbon_g_per_kwh"] = given.get("carbon_g_per_kwh", base.carbon_g_per_kwh)
+    st.session_state["gpu_prices"] = ", ".join(f"{hw}={p:g}" for hw, p in given.get("gpu_prices", ()))
+    return notes
 
 
 def settings() -> Settings:
