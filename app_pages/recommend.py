@@ -7,6 +7,7 @@ import streamlit as st
 
 from engine import search as S
 from engine.counts import counted
+from engine.derived import settings_params
 from engine.explore import DRAWN_DOMINATED
 from engine.fields import CONFIG_COLUMNS
 from engine.profiler import catalog, launch
@@ -203,7 +204,8 @@ with tab_rec:
                 constraints.append(f"{name}{op}{val.strip()}")
 
         write_params(RecommendLink(task, {k: v for k, v in (("hardware", hw), ("model", models), ("precision", precs)) if v},
-                                   objectives, maximize, weights, constraints).to_params())
+                                   objectives, maximize, weights, constraints).to_params()
+                     | settings_params(settings()))  # a cost or carbon recommendation needs its prices
         rec, error = None, None
         if not objectives:
             st.info("Pick at least one objective.")

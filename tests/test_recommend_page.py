@@ -194,6 +194,20 @@ def test_a_recommend_link_reproduces_the_recommendation(monkeypatch, seeded_db):
     assert _param(third, "w") == "0.8,0.2" and _param(third, "con") == "accuracy>=best-1%"
 
 
+def test_a_recommend_link_carries_the_prices_its_costs_were_computed_at(monkeypatch, seeded_db):
+    """Opened from a link with prices, the app puts them in the sidebar, and Recommend's own link
+    keeps them beside its question (a cost objective's pick depends on them)."""
+    monkeypatch.setenv("PARETOSCOPE_DB", str(seeded_db))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.query_params.update({"gpu_prices": "B200=6,H100=2.9", "price": "3"})
+    at.run()
+    at.switch_page("app_pages/recommend.py").run()
+    assert not at.exception, at.exception
+    assert _param(at, "gpu_prices") == "B200=6,H100=2.9" and _param(at, "price") == "3"
+    assert _param(at, "task") == "gpqa"
+    assert "B200 $6.00; H100 $2.90" in shown(" ".join(c.value for c in at.sidebar.caption))
+
+
 def test_many_runs_are_drawn_as_a_sample_beside_the_whole_front(monkeypatch, tmp_path):
     """Past 2,000 runs off the front, the figure draws a random sample of them, said in a caption,
     and the whole front (it drew every run: 24 s in chromium at 1e6 runs); the reason counts them all."""
