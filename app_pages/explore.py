@@ -286,7 +286,7 @@ if chosen:
     if n >= 2:
         st.page_link("app_pages/compare.py", label=f"Compare the {min(n, MAX_RUNS)} selected runs", icon=":material/compare_arrows:",
                      query_params={"runs": ",".join(chosen[:MAX_RUNS])})
-    st.caption(f"{n} run{'s' if n > 1 else ''} selected on the plot or in the table"
+    st.caption(f"{counted(n, 'run')} selected on the plot or in the table"
                + (f"; Compare takes the first {MAX_RUNS}." if n > MAX_RUNS else "." if n > 1 else "; select another to compare."))
 st.download_button("Download the front as CSV", table.to_csv(index=False).encode(), file_name="pareto_front.csv",
                    mime="text/csv", on_click="ignore")

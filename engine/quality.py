@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from engine.counts import counted
 from engine.fields import (
     QUALITY_BY_NAME,
     Field,
@@ -242,7 +243,7 @@ class Lacking:
         if not self.runs:
             return ""
         names = ", ".join(self.models[:limit]) + (f" and {len(self.models) - limit} more" if len(self.models) > limit else "")
-        return (f"{self.runs:,} run{'s' if self.runs != 1 else ''} lack{'' if self.runs != 1 else 's'} {self.metric} "
+        return (f"{counted(self.runs, 'run')} lack{'' if self.runs != 1 else 's'} {self.metric} "
                 f"(not measured): {names}.")
 
 

@@ -297,7 +297,7 @@ def _describe(run: Mapping, objectives: Sequence[str], unit) -> str:
     cfg = [str(run[k]) for k in ("model", "hardware", "precision") if k in run and pd.notna(run[k])]
     for k, label in (("num_gpus", "GPU"), ("batch_size", "batch")):
         if k in run and pd.notna(run[k]):
-            cfg.append(f"{label} {int(run[k])}" if label == "batch" else f"{int(run[k])} {label}{'s' if run[k] != 1 else ''}")
+            cfg.append(f"{label} {int(run[k])}" if label == "batch" else counted(int(run[k]), label))
     vals = ", ".join(f"{o} {_fmt(float(run[o]))}{unit[o]}" for o in objectives)
     return f"{' / '.join(cfg)} ({vals})"
 

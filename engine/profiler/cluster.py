@@ -32,6 +32,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
+from engine.counts import counted
 from engine.profiler import results
 
 RETRIES = 1  # default resubmissions of a configuration whose worker or node died
@@ -176,7 +177,7 @@ class Cluster:
             import ray
 
             where = f"the Ray cluster at {ray.get_runtime_context().gcs_address}"
-        return f"{where}: {len(nodes)} node{'s' if len(nodes) != 1 else ''}, {cpus:g} CPUs, {gpus:g} GPUs"
+        return f"{where}: {counted(len(nodes), 'node')}, {cpus:g} CPUs, {gpus:g} GPUs"
 
     def device(self, asked: str) -> str:
         """The device the tasks measure on: a GPU where one is asked for (or ``auto`` and the
@@ -369,7 +370,7 @@ class Tasks:
             f.attempt += 1
             self._launch(f)
             return
-        tries = f"{f.attempt} attempt{'s' if f.attempt > 1 else ''}"
+        tries = counted(f.attempt, "attempt")
         reason = (f"the worker died mid-configuration on {where} ({type(e).__name__}), on each of {tries} "
                   f"(retries allowed: {self.retries}): {_first_line(e)}")
         if type(e).__name__ == "OutOfMemoryError":
