@@ -60,6 +60,20 @@ def sql(name: str, settings: Settings) -> str:
     return _SQL[name](settings)
 
 
+def amount(raw) -> float | None:
+    """``raw`` as a price or an intensity: a finite number of at least 0, else None."""
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) and value >= 0 else None
+
+
+def gpu_prices_text(prices: tuple[tuple[str, float], ...], sep: str = ",") -> str:
+    """Settings.gpu_prices as parse_gpu_prices reads them: 'B200=5.5,H100=2.9'."""
+    return sep.join(f"{hw}={p:g}" for hw, p in prices)
+
+
 def parse_gpu_prices(specs: str | Iterable[str]) -> tuple[tuple[str, float], ...]:
     """'B200=5.5, H100=2.9' (entries separated by commas, semicolons or lines; or a list of such
     texts, one per --gpu-price) as Settings.gpu_prices; a bad entry raises ValueError with one
@@ -73,11 +87,8 @@ def parse_gpu_prices(specs: str | Iterable[str]) -> tuple[tuple[str, float], ...
         hw = hw.strip()
         if not sep or not hw:
             raise ValueError(f"GPU price '{raw}': write HARDWARE=PRICE, e.g. B200=5.5 ($ per GPU-hour).")
-        try:
-            price = float(value)
-        except ValueError:
-            price = math.nan
-        if not (math.isfinite(price) and price >= 0):
+        price = amount(value)
+        if price is None:
             raise ValueError(f"GPU price '{raw}': '{value.strip()}' is not a number of dollars of at least 0.")
         if hw in out:
             raise ValueError(f"GPU price for '{hw}' is given twice.")
@@ -97,7 +108,7 @@ def settings_params(settings: Settings) -> dict[str, str]:
         if getattr(settings, attr) != getattr(base, attr):
             out[key] = f"{getattr(settings, attr):g}"
     if settings.gpu_prices:
-        out["gpu_prices"] = ",".join(f"{hw}={p:g}" for hw, p in settings.gpu_prices)
+        out["gpu_prices"] = gpu_prices_text(settings.gpu_prices)
     return out
 
 
@@ -109,11 +120,7 @@ def settings_from_params(params: Mapping[str, str]) -> tuple[dict, list[str]]:
         raw = params.get(key)
         if raw is None:
             continue
-        try:
-            value = float(raw)
-        except ValueError:
-            value = math.nan
-        if math.isfinite(value) and value >= 0:
+        if (value := amount(raw)) is not None:
             out[attr] = value
         else:
             notes.append(f"The link's {key} '{raw}' is not a number of at least 0; ignored.")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from engine.derived import Settings, parse_gpu_prices, settings_from_params
+from engine.derived import Settings, gpu_prices_text, parse_gpu_prices, settings_from_params
 from engine.store import Store, default_db_path
 
 
@@ -24,7 +24,7 @@ def settings_from_link() -> list[str]:
     base = Settings()
     st.session_state["price_per_gpu_hour"] = given.get("price_per_gpu_hour", base.price_per_gpu_hour)
     st.session_state["carbon_g_per_kwh"] = given.get("carbon_g_per_kwh", base.carbon_g_per_kwh)
-    st.session_state["gpu_prices"] = ", ".join(f"{hw}={p:g}" for hw, p in given.get("gpu_prices", ()))
+    st.session_state["gpu_prices"] = gpu_prices_text(given.get("gpu_prices", ()), ", ")
     return notes
 
 

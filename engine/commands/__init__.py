@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engine import filters as filter_lang
-from engine.derived import Settings, parse_gpu_prices
+from engine.derived import Settings, amount, parse_gpu_prices
 from engine.store import Store, default_db_path
 
 if TYPE_CHECKING:
@@ -52,7 +51,7 @@ def settings_from(args) -> Settings:
     from engine.cli import CliError
 
     for flag, value in (("--price-per-gpu-hour", args.price_per_gpu_hour), ("--carbon-intensity", args.carbon_intensity)):
-        if value is not None and not (math.isfinite(value) and value >= 0):
+        if value is not None and amount(value) is None:
             raise CliError(f"{flag} {value}: give a finite number of at least 0.")
     try:
         prices = parse_gpu_prices(args.gpu_price)
