@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 
-def counted(n: int, noun: str, plural: str | None = None) -> str:
-    """``n`` with thousands separators and ``noun``, in the plural (``noun`` + s unless given)
-    for any count but one."""
-    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
+def counted(n: int, noun: str) -> str:
+    """``n`` with thousands separators and ``noun``, with an s for any count but one."""
+    return f"{n:,} {noun if n == 1 else noun + 's'}"
