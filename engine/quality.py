@@ -57,8 +57,8 @@ class QualityResult:
 
     def message(self) -> str:
         rows = len(self.matched)
-        return (f"{self.metric}: {self.runs_updated:,} run{'s' * (self.runs_updated != 1)} updated from {rows:,} "
-                f"quality row{'s' * (rows != 1)}; {len(self.unmatched):,} row{'s' * (len(self.unmatched) != 1)} matched no run.")
+        return (f"{self.metric}: {counted(self.runs_updated, 'run')} updated from {counted(rows, 'quality row')}; "
+                f"{counted(len(self.unmatched), 'row')} matched no run.")
 
 
 def read_table(path: str | Path, name: str | None = None, task: str | None = None) -> pd.DataFrame:
@@ -199,6 +199,7 @@ def _record_and_set(store: Store, iid: str, metric: str, source: str | None) -> 
     """Keep each matched run's current values (for undo; the first record of a run in a batch
     holds the value from before the batch), then set the new ones; returns runs set."""
     m, s = quote(metric), (quote(source) if source else None)
+    store.store_columns([metric] + ([source] if source else []))
     store.execute(
         f"""INSERT INTO quality_changes (import_id, run_id, metric, old_value, old_source, source_set)
             SELECT DISTINCT $iid, r.run_id, $metric, r.{m}, {f'r.{s}' if s else 'NULL'}, {bool(s)}

@@ -40,10 +40,12 @@ def empty_db(tmp_path) -> Path:
 
 def store_snapshot(db, store: Store | None = None) -> tuple[str, ...]:
     """Everything a store holds (runs, batches, registry, undo records, meta) as text, to compare
-    before and after something that must leave it unchanged."""
+    before and after something that must leave it unchanged. Columns in name order: a canonical
+    column that a write gave storage moves last in the table (engine.store._lean_runs), not in
+    what the store shows."""
     s = store or Store(db)
     try:
-        return tuple(s.execute(f"SELECT * FROM {t} ORDER BY ALL").df().to_csv()
+        return tuple(s.execute(f"SELECT * FROM {t} ORDER BY ALL").df().sort_index(axis=1).to_csv()
                      for t in ("runs", "imports", "fields", "quality_changes", "meta"))
     finally:
         if store is None:

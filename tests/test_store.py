@@ -57,6 +57,48 @@ def test_a_bare_duckdb_file_is_brought_to_the_current_version(empty_db):
         assert s.count() == 6
 
 
+def _stored(s: Store) -> set[str]:
+    return {r[0] for r in s.execute("SELECT column_name FROM information_schema.columns "
+                                    "WHERE table_name = 'runs' AND is_generated = 'NEVER'").fetchall()}
+
+
+def test_a_new_store_keeps_no_storage_for_the_columns_its_runs_leave_empty(empty_db):
+    """DuckDB writes every stored column for every row inserted, so the canonical columns no run
+    fills are virtual (read as NULL) until an import or a quality attach brings values; the
+    fields keep their order, and an undone attach leaves the column empty again."""
+    from engine import quality
+
+    written = {"run_id", "source", "status", "import_id", "imported_at"}
+    with Store(empty_db) as s:
+        order = [f.name for f in s.fields()]
+        assert _stored(s) == written
+        s.add_runs(runs_df(), source="a", kind="test")
+        assert _stored(s) == written | set(runs_df().columns)
+        assert s.query(["power_w", "accuracy"], include_failed=True).isna().all().all()
+        later = s.add_runs(runs_df(2, power_w=[300.0, 350.0], model=["p0", "p1"]), source="b", kind="test")
+        assert later.added == 2 and "power_w" in _stored(s)
+        assert sorted(s.query(["power_w"]).power_w.dropna()) == [300.0, 350.0] and s.count() == 8
+        res = quality.attach(s, pd.DataFrame({"model": ["m1"], "accuracy": [0.7]}))
+        assert "accuracy" in _stored(s) and res.runs_updated == 2
+        assert s.query(["model", "accuracy"], {"model": ["m1"]}).accuracy.tolist() == [0.7, 0.7]
+        assert [f.name for f in s.fields()] == order
+        s.delete_import(res.batch)
+        assert s.query(["accuracy"]).accuracy.isna().all()
+        assert s.execute("SELECT count(*) FROM runs WHERE power_w IS NULL AND energy_j IS NOT NULL").fetchall() == [(6,)]
+
+
+def test_a_store_with_runs_keeps_its_columns_at_the_upgrade(empty_db, monkeypatch):
+    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", 4)
+    with Store(empty_db) as s:  # a version-4 store: every canonical column stored
+        s.add_runs(runs_df(), source="t", kind="test")
+        before = _stored(s)
+    monkeypatch.undo()
+    with Store(empty_db) as s:
+        assert s.schema_version() == SCHEMA_VERSION and _stored(s) == before and "power_w" in before
+        assert s.add_runs(runs_df(2, power_w=[1.0, 2.0], model=["p0", "p1"]), source="b", kind="test").added == 2
+        assert s.count() == 8 and sorted(s.query(["power_w"]).power_w.dropna()) == [1.0, 2.0]
+
+
 def test_an_older_file_is_migrated_forward_keeping_its_runs(empty_db, monkeypatch):
     with Store(empty_db) as s:
         s.add_runs(runs_df(), source="t", kind="test")
