@@ -9,7 +9,7 @@ The hash is ours, in numpy over the Arrow buffers, because neither library at ha
 that stays the same from release to release: DuckDB's ``hash()`` changed between 1.2 and 1.3
 (duckdb/duckdb#17596, closed as not a bug: it is DuckDB's internal hash), and md5 over the values'
 text, which keyed stores before schema version 4, spent 1.2 s of a 1,000,000-row import casting
-numbers to text (``make bench import``); this takes 0.2 s there on 2 cores (0.4-0.6 s on one).
+numbers to text (``make bench import``); this takes 0.2 s there on 2 cores (0.3 s on one).
 Stores keyed by md5 keep their ids: ``legacy_sql`` rebuilds that key, so a re-import still finds
 its runs in them.
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -30,7 +31,9 @@ from engine.fields import quote
 
 HEX_DIGITS = 20
 _PARALLEL_ROWS = 100_000  # below this, threads cost more than they save
+_BLOCK_ROWS = 1 << 16  # rows hashed at a time, in buffers reused from block to block
 _M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+_LITTLE = sys.byteorder == "little"
 _HEX = np.frombuffer(b"".join(f"{i:02x}".encode() for i in range(256)), dtype=np.uint16)  # byte -> its two hex digits
 
 
@@ -49,6 +52,9 @@ def _words(text: str) -> tuple[int, int]:
     return int.from_bytes(d[:8], "little"), int.from_bytes(d[8:], "little")
 
 
+_NULL = tuple(np.uint64(w) for w in _words("\x00missing"))  # what a missing value counts as
+
+
 def _bits(arr: pa.Array) -> np.ndarray:
     """A boolean Arrow array (no nulls) as a numpy bool array, without pandas (pyarrow's
     to_numpy imports it, a second a process)."""
@@ -62,72 +68,120 @@ def _fixed(arr: pa.Array, dtype) -> np.ndarray:
     return np.frombuffer(arr.buffers()[1], dtype=dtype, count=len(arr), offset=arr.offset * dtype.itemsize)
 
 
-def _text(col: pa.ChunkedArray) -> pa.Array:
-    """A column as text: Arrow's cast where it has one, else Python's str of each value (lists,
-    structs, intervals: rare in a run's content, and slow only there)."""
+def _text(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A column as text: as it is when it is text, else Arrow's cast where it has one, else
+    Python's str of each value (lists, structs, intervals: rare in a run's content, and slow only there)."""
+    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        return col
     try:
-        return pc.cast(col, pa.large_string()).combine_chunks()
+        return pc.cast(col, pa.large_string())
     except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
-        return pa.array([None if v is None else str(v) for v in col.to_pylist()], pa.large_string())
+        return pa.chunked_array([pa.array([None if v is None else str(v) for v in col.to_pylist()], pa.large_string())])
 
 
-def _column(col: pa.ChunkedArray) -> tuple[str, np.ndarray, np.ndarray, np.ndarray | None]:
-    """(kind, two uint64 lanes of each value, which values are missing or None)."""
-    t = col.type
-    if pa.types.is_integer(t) or pa.types.is_boolean(t):
-        # unsigned 64-bit values past 2^63 wrap (safe=False) rather than fail
-        kind, arr = ("bool" if pa.types.is_boolean(t) else "int"), pc.cast(col, pa.int64(), safe=False).combine_chunks()
-        lo = _fixed(arr, np.int64).view(np.uint64)
-        hi = lo
-    elif pa.types.is_floating(t) or pa.types.is_decimal(t):
-        kind, arr = "float", pc.cast(col, pa.float64()).combine_chunks()
-        x = _fixed(arr, np.float64) + 0.0  # a copy with -0.0 made 0.0
-        x[np.isnan(x)] = np.nan  # one NaN
-        lo = hi = x.view(np.uint64)
-    else:  # text, and anything else as the text Arrow writes for it
-        kind, arr = "text", pc.dictionary_encode(_text(col))
-        words = np.array([_words(s) for s in arr.dictionary.to_pylist()], dtype=np.uint64).reshape(-1, 2)
-        if len(words):
-            idx = np.clip(_fixed(arr.indices, np.int32), 0, len(words) - 1)  # a null's slot holds any index
-            lo, hi = np.take(words[:, 0].copy(), idx), np.take(words[:, 1].copy(), idx)
-        else:  # every value missing
-            lo = hi = np.zeros(len(arr), dtype=np.uint64)
-    missing = _bits(pc.is_null(arr)) if arr.null_count else None
-    return kind, lo, hi, missing
+class _Column:
+    """One content column ready to hash: its kind, its values as Arrow int64 or float64, or for
+    text its dictionary codes and the two 64-bit words of each distinct value, and its salts."""
+
+    def __init__(self, name: str, col: pa.ChunkedArray):
+        t, self.words = col.type, None
+        if pa.types.is_integer(t) or pa.types.is_boolean(t):
+            # unsigned 64-bit values past 2^63 wrap (safe=False) rather than fail
+            self.kind, self.values = ("bool" if pa.types.is_boolean(t) else "int"), pc.cast(col, pa.int64(), safe=False)
+        elif pa.types.is_floating(t) or pa.types.is_decimal(t):
+            self.kind, self.values = "float", pc.cast(col, pa.float64())
+        else:  # text, and anything else as the text Arrow writes for it
+            self.kind, self.values = "text", pc.dictionary_encode(_text(col)).unify_dictionaries()
+            values = self.values.chunks[0].dictionary if self.values.num_chunks else pa.array([], pa.string())
+            words = np.array([_words(v) for v in values.to_pylist()], dtype=np.uint64).reshape(-1, 2)
+            self.words = (words[:, 0].copy(), words[:, 1].copy())
+        self.salts = tuple(np.uint64(w) for w in _words(f"{name}\x00{self.kind}"))
+
+
+class _Block:
+    """Buffers for hashing up to ``rows`` rows at a time, reused block after block: arrays made
+    afresh for every column and step were most of the hash's time in a new process (page faults:
+    0.25-0.9 s for 1,000,000 rows of 9 columns, against 0.15 s once they were warm)."""
+
+    def __init__(self, rows: int):
+        self.h1, self.h2, self.tmp = (np.empty(rows, dtype=np.uint64) for _ in range(3))
+        self.lo, self.hi = np.empty(rows, dtype=np.uint64), np.empty(rows, dtype=np.uint64)
+        self.missing = np.empty(rows, dtype=bool)
+        self.raw = np.empty((rows, HEX_DIGITS // 2), dtype=np.uint8)
+
+    def lanes(self, c: _Column, start: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """The two uint64 lanes of rows start..start+n of ``c``, and which of them are missing."""
+        part, at = c.values.slice(start, n), 0
+        lo, hi = self.lo[:n], (self.hi[:n] if c.kind == "text" else self.lo[:n])
+        for chunk in part.chunks:
+            k = len(chunk)
+            if c.kind == "float":
+                x = lo[at:at + k].view(np.float64)
+                np.add(_fixed(chunk, np.float64), 0.0, out=x)  # -0.0 made 0.0
+                x[np.isnan(x)] = np.nan  # one NaN
+            elif c.kind != "text":
+                lo[at:at + k] = _fixed(chunk, np.int64).view(np.uint64)
+            elif len(c.words[0]):
+                idx = np.clip(_fixed(chunk.indices, np.int32), 0, len(c.words[0]) - 1)  # a null's slot holds any index
+                np.take(c.words[0], idx, out=lo[at:at + k])
+                np.take(c.words[1], idx, out=hi[at:at + k])
+            else:  # every value missing
+                lo[at:at + k] = 0
+                hi[at:at + k] = 0
+            at += k
+        if not part.null_count:
+            return lo, hi, None
+        missing, at = self.missing[:n], 0
+        for chunk in part.chunks:
+            missing[at:at + len(chunk)] = _bits(pc.is_null(chunk)) if chunk.null_count else False
+            at += len(chunk)
+        return lo, hi, missing
+
+    def hash(self, columns: list[_Column], start: int, n: int, out: np.ndarray) -> None:
+        """Rows start..start+n as their hex digits, into ``out``."""
+        h1, h2, tmp = self.h1[:n], self.h2[:n], self.tmp[:n]
+        h1.fill(0x9E3779B97F4A7C15)
+        h2.fill(0x3C6EF372FE94F82B)
+        for c in columns:  # h = mix(h ^ salted value): a bijection of h for each column
+            lo, hi, missing = self.lanes(c, start, n)
+            for h, v, salt, null in ((h1, lo, c.salts[0], _NULL[0]), (h2, hi, c.salts[1], _NULL[1])):
+                h ^= v
+                h ^= salt
+                if missing is not None:
+                    h[missing] ^= v[missing] ^ null  # a missing value counts as the marker, not its slot's bits
+                _mix(h, tmp)
+        if _LITTLE:  # big-endian bytes, in place
+            h1.byteswap(inplace=True)
+            h2.byteswap(inplace=True)
+        raw = self.raw[:n]  # lane 1's 8 bytes, then lane 2's first 2
+        raw[:, :8] = h1.view(np.uint8).reshape(n, 8)
+        raw[:, 8:] = h2.view(np.uint8).reshape(n, 8)[:, :HEX_DIGITS // 2 - 8]
+        np.take(_HEX, raw, out=out.view(np.uint16).reshape(n, HEX_DIGITS // 2))
 
 
 def content_ids(table: pa.Table) -> pa.Array:
     """One id per row of ``table`` (its columns are the run's content): an Arrow string array.
-    A large table is hashed in slices on several threads (numpy and Arrow let go of the GIL):
-    1,000,000 rows on 2 cores, 0.2 s against 0.4-0.6 s on one."""
-    n, workers = table.num_rows, min(os.cpu_count() or 1, 4)
-    if n < _PARALLEL_ROWS or workers < 2:
-        return _ids(table)
-    step = -(-n // workers)
-    with ThreadPoolExecutor(workers) as pool:
-        return pa.concat_arrays(list(pool.map(_ids, [table.slice(i, step) for i in range(0, n, step)])))
-
-
-def _ids(table: pa.Table) -> pa.Array:
+    Rows are hashed in blocks; a large table's blocks on several threads (numpy and Arrow let go
+    of the GIL): 1,000,000 rows on 2 cores, 0.15-0.2 s against 0.3 s on one."""
     n = table.num_rows
-    h1, h2 = np.full(n, 0x9E3779B97F4A7C15, dtype=np.uint64), np.full(n, 0x3C6EF372FE94F82B, dtype=np.uint64)
-    null1, null2 = (np.uint64(w) for w in _words("\x00missing"))
-    tmp = np.empty(n, dtype=np.uint64)
-    for name in sorted(table.column_names):  # h = mix(h ^ salted value): a bijection of h for each column
-        kind, lo, hi, missing = _column(table.column(name))
-        s1, s2 = (np.uint64(w) for w in _words(f"{name}\x00{kind}"))
-        for h, v, s, null in ((h1, lo, s1, null1), (h2, hi, s2, null2)):
-            h ^= v
-            h ^= s
-            if missing is not None:
-                h[missing] ^= v[missing] ^ null  # a missing value counts as the marker, not its slot's bits
-            _mix(h, tmp)
-    raw = np.empty((n, HEX_DIGITS // 2), dtype=np.uint8)  # lane 1's 8 big-endian bytes, then lane 2's first 2
-    raw[:, :8] = h1.astype(">u8").view(np.uint8).reshape(n, 8)
-    raw[:, 8:] = h2.astype(">u8").view(np.uint8).reshape(n, 8)[:, :HEX_DIGITS // 2 - 8]
-    data = np.take(_HEX, raw).view(np.uint8).reshape(-1)
+    columns = [_Column(name, table.column(name)) for name in sorted(table.column_names)]
+    out = np.empty(n * HEX_DIGITS, dtype=np.uint8)
+    starts = range(0, n, _BLOCK_ROWS)
+    workers = min(os.cpu_count() or 1, 4, len(starts)) if n >= _PARALLEL_ROWS else 1
+
+    def run(mine: range) -> None:
+        block = _Block(min(n, _BLOCK_ROWS))
+        for i in mine:
+            k = min(_BLOCK_ROWS, n - i)
+            block.hash(columns, i, k, out[i * HEX_DIGITS:(i + k) * HEX_DIGITS])
+
+    if workers < 2:
+        run(starts)
+    else:
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(run, [starts[w::workers] for w in range(workers)]))
     offsets = np.arange(0, n * HEX_DIGITS + 1, HEX_DIGITS, dtype=np.int32)
-    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(out)])
 
 
 def legacy_sql(columns: list[str]) -> str:
