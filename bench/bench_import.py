@@ -9,8 +9,9 @@ in the same run, in turns (a busy machine slows whichever runs while it is busy)
   table holds every column the seed data brought (74 against a new store's 29): DuckDB writes
   each column for every row inserted, filled or not, so an import slows as the store gains fields.
 
-Each is run ``--rounds`` times (default 3); the table shows medians of wall seconds and of CPU
-seconds (all threads; steadier than wall time on a shared machine), and each round's ratio."""
+Each is run ``--rounds`` times (default 5: on this 2-core machine one busy spell moved a 3-round
+median by 0.4x); the table shows medians of wall seconds and of CPU seconds (all threads; steadier
+than wall time on a shared machine), and each round's ratio."""
 from __future__ import annotations
 
 import argparse
@@ -61,7 +62,7 @@ def _run(cmd: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="bench_import")
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5)
     rounds = ap.parse_known_args(argv or [])[0].rounds
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
