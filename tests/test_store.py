@@ -248,6 +248,30 @@ def test_content_ids_are_the_same_in_every_release():
     assert run_ids.content_ids(table.slice(1)).to_pylist() == golden[1:]  # a slice (buffers read from an offset)
 
 
+def test_a_run_s_id_does_not_depend_on_where_it_sits_in_a_large_table():
+    """A large table is hashed in blocks of rows on several threads, from Arrow chunks of any
+    size: each row's id is the id it gets alone, wherever the block, chunk and slice edges fall."""
+    rng = np.random.default_rng(7)
+    n = 150_001  # three blocks, hashed in parallel
+    energy = rng.normal(size=n)
+    energy[::97] = np.nan
+    energy[::89] = -0.0
+    table = pa.table({"energy_j": pa.array(energy, mask=rng.random(n) < 0.1),
+                      "batch_size": pa.array(rng.integers(1, 9, n), mask=rng.random(n) < 0.1),
+                      "ok": pa.array(rng.random(n) < 0.5),
+                      "model": pa.array([f"m{i}" for i in rng.integers(0, 50, n)], mask=rng.random(n) < 0.1)})
+    ids = run_ids.content_ids(table).to_pylist()
+    cuts = [0, 1, 65_535, 65_537, 100_000, 131_073, n]
+    chunked = pa.concat_tables([table.slice(a, b - a) for a, b in zip(cuts, cuts[1:])])
+    assert chunked.column("model").num_chunks == len(cuts) - 1
+    assert run_ids.content_ids(chunked).to_pylist() == ids
+    assert run_ids.content_ids(chunked.slice(30_000, 110_000)).to_pylist() == ids[30_000:140_000]
+    picked = [0, 65_535, 65_536, 131_072, n - 1]
+    assert [run_ids.content_ids(table.slice(i, 1)).to_pylist()[0] for i in picked] == [ids[i] for i in picked]
+    rows = {tuple("NaN" if v != v else v for v in r.values()) for r in table.to_pylist()}  # NaN is one value
+    assert len(set(ids)) == len(rows)  # distinct runs, distinct ids
+
+
 def test_a_store_keyed_by_md5_still_finds_its_runs_after_the_upgrade(empty_db, monkeypatch):
     monkeypatch.setattr(store_mod, "SCHEMA_VERSION", 3)
     with Store(empty_db) as s:  # a version-3 store: runs keyed by md5 of their values' text
