@@ -53,6 +53,7 @@ STATUSES = ("ok", "failed", "skipped")
 _SQL_TYPES = {"text": "VARCHAR", "integer": "BIGINT", "double": "DOUBLE", "timestamp": "TIMESTAMP"}
 # Columns that identify a run's content; everything else (provenance) is left out of the hash.
 _PROVENANCE = ("run_id", "source", "import_id", "imported_at")
+_WRITTEN = ("run_id", "source", "status", "import_id", "imported_at")  # every run has these: add_runs writes them first
 _CANONICAL_ORDER = {f.name: i for i, f in enumerate(CANONICAL)}
 
 
@@ -225,9 +226,6 @@ def _keep_md5_ids(con: duckdb.DuckDBPyConnection) -> None:
     its runs there by the old key too (engine.run_ids.legacy_sql)."""
     if first_row(con.execute("SELECT count(*) FROM runs"))[0]:
         con.execute("INSERT OR REPLACE INTO meta VALUES ('md5_run_ids', 'true')")
-
-
-_WRITTEN = ("run_id", "source", "status", "import_id", "imported_at")  # every run has these
 
 
 def _lean_runs(con: duckdb.DuckDBPyConnection) -> None:
@@ -629,7 +627,7 @@ class Store:
                     # a new batch's row goes in first: it claims the file's hash (a unique index)
                     import_id = append_to or self.new_batch(source=source, kind=kind, file_name=file_name,
                                                             file_hash=file_hash, note=note, at=now)
-                    target = ["run_id", "source", "status", "import_id", "imported_at"] + cols
+                    target = [*_WRITTEN, *cols]
                     once = "" if left == new else "QUALIFY row_number() OVER (PARTITION BY s.run_id) = 1"  # first of each id
                     added = first_row(self.con.execute(
                         f"""INSERT INTO runs ({', '.join(quote(c) for c in target)})
