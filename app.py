@@ -25,7 +25,7 @@ problem = None
 try:  # in the main area, so a wait for a busy store is shown where the person looks
     with open_store() as store:
         n_runs = store.count(include_failed=False)
-        priced = store.settings.gpu_prices and set(store.distinct("hardware"))  # to name a price no run uses
+        absent = store.unpriced_hardware()  # a price no run uses, named below
 except StoreError as e:  # damaged, not a store, newer, busy: one sentence, and the file is left alone
     problem = e
 with st.sidebar:
@@ -46,8 +46,7 @@ with st.sidebar:
     except ValueError as e:
         st.error(literal(f"{e} Prices per hardware are not applied until it is fixed."))
     now = settings()
-    absent = [hw for hw, _ in now.gpu_prices if not problem and hw not in priced]
-    if absent:
+    if not problem and absent:
         st.warning(literal(f"No runs on {', '.join(absent)}: check the name (as the hardware filter lists it)."))
     st.caption(literal(f"cost_usd at {now.describe_prices()} · carbon_g at {now.carbon_g_per_kwh:,.0f} gCO2/kWh"))
 

@@ -819,6 +819,11 @@ class Store:
         ).fetchall()
         return [r[0] for r in rows if r[0] is not None]
 
+    def unpriced_hardware(self) -> list[str]:
+        """Hardware the settings give a price that no run is on: most likely a typo, to name."""
+        known = set(self.distinct("hardware")) if self.settings.gpu_prices else set()
+        return [hw for hw, _ in self.settings.gpu_prices if hw not in known]
+
     def value_range(self, name: str, filters: Mapping | None = None) -> tuple[float | None, float | None]:
         col = self.column_sql(name)
         where, params = self.where(filters)

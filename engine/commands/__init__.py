@@ -64,12 +64,9 @@ def settings_from(args) -> Settings:
 
 def note_absent_prices(store: Store) -> None:
     """A price for a hardware no run is on is most likely a typo: say so on stderr."""
-    if store.settings.gpu_prices:
-        known = set(store.distinct("hardware"))
-        for hw, _ in store.settings.gpu_prices:
-            if hw not in known:
-                print(f"note: --gpu-price {hw}: no run in the store is on {hw}; check the name (`runs` lists them).",
-                      file=sys.stderr)
+    for hw in store.unpriced_hardware():
+        print(f"note: --gpu-price {hw}: no run in the store is on {hw}; check the name (`runs` lists them).",
+              file=sys.stderr)
 
 
 def add_format(p: argparse.ArgumentParser, choices=("table", "csv", "json")) -> None:
