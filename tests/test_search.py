@@ -224,6 +224,28 @@ def test_search_cli_json_and_table(seeded_db):
     assert out.returncode == 1 and "No runs of task 'nope'" in out.stderr
 
 
+def test_a_stop_ends_the_search_after_the_evaluation_not_after_the_next_proposal(seeded_db, monkeypatch):
+    """A cancel (or the bench's stop after the initial design) takes effect once an evaluation is
+    recorded: no proposal is made for an evaluation that will not happen (a peer's costs seconds).
+    A stop that comes with the last evaluation of the budget is no early end."""
+    proposed = []
+
+    def counting(space, run, st, budget, seed, n_obj):
+        for i in range(budget):
+            proposed.append(i)
+            run(i)
+
+    monkeypatch.setitem(algorithms.ALGORITHMS, "counting", counting)
+    with Store(seeded_db) as store:
+        space = S.task_space(store, "sourcegraph-fim", ["energy_j", "itl_p90_ms"])
+    for k, budget, stopped in ((2, 5, True), (5, 5, False)):
+        proposed.clear()
+        seen = []
+        res = S.search(space, lambda i: seen.append(i) or S.LookupEvaluator(space)(i), ["energy_j", "itl_p90_ms"],
+                       [False, False], budget, algorithm="counting", stop=lambda: len(seen) >= k)
+        assert proposed == list(range(k)) and res.order == list(range(k)) and res.stopped is stopped
+
+
 def test_search_cli_progress_and_cancel_files(seeded_db, tmp_path, capsys):
     """--progress-file: one entry per evaluation (the CLI's progress line, the trace value), the
     result at the end; --cancel-file: the search stops before its next evaluation, result kept."""

@@ -81,8 +81,9 @@ def search(
     objectives) fixes the hypervolume scale; without it the whole space's values set it where the
     space holds them, else the evaluated points (recomputed each step). ``on_step(n, row, value)``
     gets the trace's value (SearchResult.trace). ``pool`` evaluates several at once (see
-    Sequential, the default, for what it offers). ``stop()``, asked before each evaluation, ends
-    the search early (a cancel): the result holds what was evaluated, with ``stopped`` set."""
+    Sequential, the default, for what it offers). ``stop()``, asked before each evaluation and after
+    each one is recorded, ends the search early (a cancel): the result holds what was evaluated,
+    with ``stopped`` set where budget was left."""
     if budget < 1:
         raise ValueError("The budget must be at least one evaluation.")
     algorithm = algorithm or DEFAULT_ALGORITHM
@@ -139,7 +140,7 @@ def search(
     try:
         ALGORITHMS[algorithm](space, _Runner(pool or Sequential(evaluate), record, remeasure, stop), st, budget, seed, n_obj)
     except _Stopped:
-        stopped = True
+        stopped = len(st.order) < budget
     if not st.rows:
         empty = pd.DataFrame(columns=[*space.knobs, *objectives])
         return SearchResult(empty, empty, [], [], space, hv_true, [], stopped)
@@ -205,6 +206,8 @@ class _Runner:
         i, row = self.pool.next()
         self.pending.remove(i)
         self.record(i, row)
+        if self.stop and self.stop():  # at once, not after the next proposal (seconds for a peer's)
+            raise _Stopped
 
     def many(self, indices) -> None:
         """Evaluate every one of ``indices``, keeping up to ``slots`` in flight (a method whose
