@@ -305,11 +305,15 @@ def test_bench_verdict_names_the_worst_task_and_the_spread_of_its_gap():
     seeds = {(a, B.OURS): [0.9, 0.9, 0.9], (a, "random"): [0.8, 0.8, 0.8],
              (b, B.OURS): [0.5, 0.6, 0.7], (b, "random"): [0.7, 0.7, 0.7]}
     by = {k: [{f: v for f in B.FRACTIONS} for v in vals] for k, vals in seeds.items()}
-    share = {k: {f: float(np.mean(vals)) for f in B.FRACTIONS} for k, vals in seeds.items()}
-    [first, *_] = B._verdict(share, by, [a, b], [B.OURS, "random"], "2 obj")
+    [first, *_] = B._verdict(by, [a, b], [B.OURS, "random"], "2 obj", {})
     # task-b: ours 0.6 against 0.7; the gap's standard error is sqrt(0.01 / 3): +-11.5 points at two
     assert "worst task task-b gap -10.0 points (± 11.5 at two standard errors over 3 seeds): NOT met" in first
     assert B.spread([0.5], [0.7]) == "one seed"
+    # where task-b's budget at the first fraction is all initial design, the design table's seeds decide
+    design = {("task-b", 2, B.FRACTIONS[0]): {B.OURS: [0.7, 0.8, 0.7, 0.8], "random": [0.7, 0.7, 0.7, 0.7]}}
+    first, second, *_ = B._verdict(by, [a, b], [B.OURS, "random"], "2 obj", design)
+    assert "worst task task-b gap +5.0 points (± 5.8 at two standard errors over 4 seeds): met" in first
+    assert "worst task task-b gap -10.0 points" in second  # the other fractions: the main runs, as before
 
 
 def test_measure_evaluator_on_digits_mlp(empty_db):
