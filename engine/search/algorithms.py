@@ -8,16 +8,16 @@ would use instead (BoTorch, Optuna, NSGA-II, random) register in engine/search_p
 
 Ours, ``surrogate`` (the default): a small space-filling start among the configurations of the
 smallest model (where model sizes are known; without a quality objective, also of the model with
-the fewest parameters in all where the smallest is a mixture of experts), then at each step a Gaussian-process model per
-objective (engine/search/gp.py; on log values, one-hot categorical knobs, log2 numeric knobs, log
-model size, for token tasks as weights read per token) predicts every unevaluated configuration;
-the one with the largest expected hypervolume improvement (Monte Carlo over the predictive
-distributions: 64 draws for two objectives, 16 for three, skipping candidates the front dominates
-even at mean - 3 sd) is evaluated next; once nothing promises a gain, the one nearest to the front (smallest additive
-epsilon) is. With a quality objective, the first proposal after a design on one model size is
-made among the configurations of the middle size (``_from_middle_size``). On a pool (a Ray
-cluster) it proposes as many as there are free workers, each counting the ones still being
-measured at the surrogate's mean (Kriging believer).
+the fewest parameters in all where the smallest is a mixture of experts), then at each step a
+Gaussian-process model per objective (engine/search/gp.py; on log values, one-hot categorical
+knobs, log2 numeric knobs, log model size, for token tasks as weights read per token) predicts
+every unevaluated configuration; the one with the largest expected hypervolume improvement (Monte
+Carlo over the predictive distributions: 64 draws for two objectives, 16 for three, skipping
+candidates the front dominates even at mean - 3 sd) is evaluated next; once nothing promises a
+gain, the one nearest to the front (smallest additive epsilon) is. With a quality objective, the
+first proposal after a design on one model size is made among the configurations of the middle
+size (``_from_middle_size``). On a pool (a Ray cluster) it proposes as many as there are free
+workers, each counting the ones still being measured at the surrogate's mean (Kriging believer).
 
 Measured runs carry 95 % intervals; where one evaluated point is behind the front by its values
 but its interval overlaps a front point's (``tied``), the front the next proposal is built on is
