@@ -88,8 +88,8 @@ NOISY_SEEDS = 6
 # is recorded, before a proposal it would not measure), and one evaluation is a single draw whose
 # share varies from 0 to 0.6 of the front: on sourcegraph-fim with three objectives (one
 # evaluation) the gap to the best peer read -3.3 over 20 seeds, -1.3 over 100, +0.1 over 200, -0.2
-# over 300 and +0.2 over 400 (every method 18.0-18.9 there), so 200 seeds, which hold two standard
-# errors of that gap near 2 points.
+# over 300 and +0.2 over 400 (every method 18.0-18.7 over 400), so 200 seeds, which hold two
+# standard errors of that gap near 2 points.
 DESIGN_SEEDS = 200
 OURS = DEFAULT_ALGORITHM
 _SPACES: dict = {}
