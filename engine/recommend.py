@@ -27,7 +27,7 @@ import pandas as pd
 from engine import pareto, picks
 from engine.counts import counted
 from engine.explore import HOVER_COLUMNS, check_work_units
-from engine.fields import CI_HI, CI_LO, CONFIG_COLUMNS
+from engine.fields import CI_HI, CI_LO, CONFIG_COLUMNS, PER_WORK_UNIT
 from engine.quality import Lacking, lacking
 from engine.store import Store
 
@@ -108,6 +108,9 @@ class Recommendation:
     runs: pd.DataFrame | None = None  # every filtered run with a 'feasible' and 'on_front' column
     lacking: list[Lacking] = field(default_factory=list)  # filtered runs left out for want of a value
     indistinct: str | None = None  # when the pick and the runner-up overlap at 95 % in every objective
+
+
+PER_MILLION_BELOW = 1e-3  # a value per work unit below this is also said per million work units
 
 
 def _fmt(v: float) -> str:
@@ -293,12 +296,22 @@ def _binding_when_infeasible(df, cons, masks) -> list[str]:
     return out
 
 
+def _value(run: Mapping, o: str, unit) -> str:
+    """'cost_usd 3.91e-08 $ = 0.0391 $ per million tokens': a value per work unit too small to
+    read at a glance is also said per million of the run's work units, as serving prices are."""
+    v, per = float(run[o]), run.get("work_unit")
+    text = f"{o} {_fmt(v)}{unit[o]}"
+    if o in PER_WORK_UNIT and o != "throughput" and isinstance(per, str) and 0 < abs(v) < PER_MILLION_BELOW:
+        text += f" = {_fmt(v * 1e6)}{unit[o]} per million {per}s"
+    return text
+
+
 def _describe(run: Mapping, objectives: Sequence[str], unit) -> str:
     cfg = [str(run[k]) for k in ("model", "hardware", "precision") if k in run and pd.notna(run[k])]
     for k, label in (("num_gpus", "GPU"), ("batch_size", "batch")):
         if k in run and pd.notna(run[k]):
             cfg.append(f"{label} {int(run[k])}" if label == "batch" else counted(int(run[k]), label))
-    vals = ", ".join(f"{o} {_fmt(float(run[o]))}{unit[o]}" for o in objectives)
+    vals = ", ".join(_value(run, o, unit) for o in objectives)
     return f"{' / '.join(cfg)} ({vals})"
 
 

@@ -129,6 +129,18 @@ def test_done_when_question_via_cli(seeded_db):
     assert "What each constraint costs" in out.stdout and "Best configuration per hardware" in out.stdout
 
 
+def test_a_cost_per_token_is_also_said_per_million_tokens(seeded_db):
+    """A person reads serving cost per million tokens: the reason gives the pick's cost per work unit
+    and, where it is that small, per million of them; a value readable as it is stays alone."""
+    with Store(seeded_db) as s:
+        rec = recommend(s, ["accuracy", "cost_usd"], [True, False], filters={"task": ["gpqa"]})
+        energy = recommend(s, ["energy_j", "itl_p90_ms"], [False, False], filters={"task": ["gpqa"]})
+    cost = float(rec.pick["cost_usd"])
+    assert cost < 1e-3 and rec.pick["work_unit"] == "token"
+    assert f"cost_usd {cost:.3g} $ = {cost * 1e6:.3g} $ per million tokens" in rec.reason
+    assert float(energy.pick["energy_j"]) > 1e-3 and "per million" not in energy.reason
+
+
 def test_cli_infeasible_and_bad_input(seeded_db):
     out = _cli("--objective", "energy_j:min", "--constraint", "itl_p90_ms<=1", "--filter", "task=gpqa", "--db", str(seeded_db))
     assert out.returncode == 2 and "Nothing is feasible: no run meets itl_p90_ms <= 1: the lowest is" in out.stdout
