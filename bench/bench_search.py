@@ -186,9 +186,9 @@ def design_table(shares: dict, methods: list[str]) -> list[str]:
     out = []
     for cell, by in shares.items():
         task, n_obj, f = cell
-        row = {m: 100 * float(np.mean(by[m])) if m in by else np.nan for m in methods}
+        row = {m: 100 * float(np.mean(by[m])) for m in by}
         print(f"  {task:<20}{n_obj:>4}{int(f * 100):>4}{_at(f, len(_SPACES[(task, n_obj)][0])):>3}"
-              + "".join(f"{row[m]:>14.1f}" for m in methods))
+              + "".join(f"{row[m]:>14.1f}" if m in row else f"{'-':>14}" for m in methods))  # '-': not run there
         best = max((m for m in by if m != OURS), key=row.get)
         gap = row[OURS] - row[best]
         out.append(f"initial design, {task} {n_obj} obj {int(f * 100)} % ({DESIGN_SEEDS} seeds): {OURS} {row[OURS]:.1f}"
