@@ -184,6 +184,31 @@ def content_ids(table: pa.Table) -> pa.Array:
     return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(out)])
 
 
+def surely_distinct(ids: pa.Array) -> bool:
+    """True when no two of ``ids`` (content_ids' output: 20 hex digits each, end to end) are
+    equal; False when two may be. Each id's digits fold into one 64-bit number and the numbers are
+    sorted (numpy sorts integers by radix): ids that differ fold alike with a chance of about
+    n^2 / 2^65, and then this says False and the caller counts the ids as it would without it.
+    1,000,000 ids: 0.02 s, against 0.1 s for DuckDB's count(DISTINCT) over them."""
+    n = len(ids)
+    if n < 2:
+        return True
+    offsets, data = ids.buffers()[1:3]
+    if ids.offset or ids.null_count or not pa.types.is_string(ids.type) or not np.array_equal(
+            np.frombuffer(offsets, dtype=np.int32, count=n + 1), np.arange(0, (n + 1) * HEX_DIGITS, HEX_DIGITS)):
+        return False  # not laid out as content_ids writes them
+
+    def word(at: int) -> np.ndarray:  # digits at..at+8 of every id, as a number (read in place)
+        return np.ndarray((n,), dtype=np.uint64, buffer=data, offset=at, strides=(HEX_DIGITS,))
+
+    folded = word(0) * _M1  # digits 1-8, then 9-16 and 13-20
+    folded ^= word(8)
+    folded *= _M1
+    folded ^= word(HEX_DIGITS - 8)
+    folded.sort()
+    return not (folded[1:] == folded[:-1]).any()
+
+
 def legacy_sql(columns: list[str]) -> str:
     """SQL for the id stores of schema version 3 and before gave a run of these content columns:
     md5 of 'name=value' pairs in name order, joined by '|'."""

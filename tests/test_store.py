@@ -208,6 +208,23 @@ def test_dedupe_by_content_run_id_and_file_hash(empty_db):
         assert s.count() == 8
 
 
+def test_a_first_import_stores_a_run_the_file_holds_twice_once(empty_db):
+    """A new store skips counting the ids of a first import when none are alike
+    (run_ids.surely_distinct); a file that holds one run twice still stores it once."""
+    df = runs_df(3)
+    twice = pa.Table.from_pandas(pd.concat([df, df.iloc[[0]]]), preserve_index=False)  # the first run again, last
+    ids = run_ids.content_ids(twice)
+    assert ids[0] == ids[3] and not run_ids.surely_distinct(ids)
+    assert run_ids.surely_distinct(ids.take([0, 1, 2]))
+    assert not run_ids.surely_distinct(pa.array(["a" * 10 + "b" * 10, "a" * 10 + "b" * 10]))  # not content_ids': counted
+    assert not run_ids.surely_distinct(ids.slice(1))  # read from an offset: counted
+    with Store(empty_db) as s:
+        res = s.add_runs(twice, source="a", kind="test")
+        assert (res.added, res.duplicates, s.count()) == (3, 1, 3)
+        res = s.add_runs(twice.slice(1), source="b", kind="test")
+        assert (res.added, res.duplicates, s.count()) == (0, 3, 3)
+
+
 def test_content_ids_depend_on_values_and_columns_not_on_order(empty_db):
     """The same run gets the same id from a DataFrame or an Arrow table, in any column or row
     order; a changed value, a missing value, a number written as text or a value moved to another
