@@ -201,6 +201,30 @@ def test_csv_numbers_parsed_by_the_reader_read_as_their_text(tmp_path):
     assert parsed.checked.keys() == {"batch_size", "energy_j"} and parsed.file_hash
 
 
+def test_a_csv_read_as_numbers_maps_in_arrow_to_what_the_sql_gives(tmp_path):
+    """A CSV read with numbers parsed is mapped in Arrow (tabular._mapped_in_arrow), not by a
+    SELECT: units converted, NaN and empty cells missing, whole numbers as integers, -0.0 kept,
+    text as written; the same values, types and names as the SELECT's, which maps every other read."""
+    f = tmp_path / "t.csv"
+    f.write_text("model,bs,Energy (kWh),latency_s,note,power_w\n"
+                 "m,8,1e-06,0.5,a,300\nn,16,nan,,b,-0.0\no,,2.5e-07,1.25,,NaN\n")
+    with tabular.read_table(f) as t:
+        assert t.data is not None and t.parsed_numbers == {"bs", "Energy (kWh)", "latency_s", "power_w"}
+        mapping = tabular.propose_mapping(t)
+        kept = [(m, tabular._target_field(t, m)) for m in mapping if m.kind != "skip"]
+        tabular._check_values(t, kept)
+        in_arrow, in_sql = tabular._mapped_in_arrow(t, kept), tabular._mapped_in_sql(t, kept)
+        parsed = tabular.apply_mapping(t, mapping)
+    assert in_arrow.schema == in_sql.schema and in_arrow.to_pylist() == in_sql.to_pylist()
+    assert parsed.data.to_pylist() == in_sql.to_pylist()
+    assert in_arrow.column_names == ["model", "batch_size", "energy_j", "latency_ms", "note", "power_w"]
+    assert in_arrow.column("batch_size").to_pylist() == [8, 16, None]
+    assert in_arrow.column("energy_j").to_pylist() == pytest.approx([3.6, None, 0.9])
+    assert in_arrow.column("latency_ms").to_pylist() == [500.0, None, 1250.0]
+    assert str(in_arrow.column("power_w")[1]) == "-0.0" and in_arrow.column("power_w")[2].as_py() is None
+    assert in_arrow.column("note").to_pylist() == ["a", "b", None]
+
+
 def test_csv_column_that_turns_to_text_after_the_first_lines(tmp_path, monkeypatch):
     """A column of numbers in the lines the reader samples and text further on is read as text,
     and a value out of range past those lines is refused with its own line."""
