@@ -1,12 +1,13 @@
 """Generic tables (CSV, TSV, Parquet, JSON array of records, JSONL) read with DuckDB.
 
-A file is read into an in-memory DuckDB table (CSV as text, with the header parsed here and
-every parser option explicit, strict mode on, so a ragged row fails with its line number).
+A file is read into the table ``raw`` of a private in-memory DuckDB connection (CSV with the
+header parsed here and every parser option explicit, strict mode on, so a ragged row fails with
+its line number; a CSV with columns of numbers is held as the Arrow table DuckDB reads it into).
 Column types are detected over the whole column in SQL. ``propose_mapping`` suggests, from
 names and units, where each column goes: a canonical name (DESIGN.md) with a conversion factor,
 an extra metric, a configuration field, or nowhere. The mapping is a list of plain
 ``ColumnMap`` records a person can edit before ``apply_mapping`` turns the table into runs.
-Everything stays in DuckDB: no per-row Python, so a million rows take about a second.
+Everything stays in DuckDB and Arrow: no per-row Python, so a million rows take about a second.
 """
 from __future__ import annotations
 
