@@ -4,7 +4,8 @@ A Llama-style model built from a config with random weights (51.6 M parameters: 
 layers, intermediate 1536, 8 heads / 2 KV heads, a 32,000-row vocabulary), saved like a real
 checkpoint and profiled through `hf:FOLDER` over precision x quant x batch x prompt. For each
 configuration: memory.predict's peak (before it runs) against the measured peak_memory_mb (on
-the CPU: peak RSS above the level before the model was built; on a GPU: torch's peak allocated).
+the CPU: the model's tensor bytes plus the rise of RSS from then to its peak, as measure.py
+says; on a GPU: torch's peak allocated).
 Prints every configuration and the median and worst absolute error in % (target: median <= 15 %,
 worst <= 30 %). Nothing is written to a store.
 """

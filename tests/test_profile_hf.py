@@ -133,6 +133,7 @@ def test_predicted_weight_bytes_are_the_stored_bytes(tiny_qwen, q):
                 seen.add(leaf.untyped_storage().data_ptr())
                 held += leaf.untyped_storage().nbytes()
     assert memory.weight_bytes(w.shape, "float32", q, "cpu") == pytest.approx(held, rel=0.01)
+    assert memory.tensor_bytes(model) == held  # what the CPU measurement counts as the weights
 
 
 def _leaves(t):

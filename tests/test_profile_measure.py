@@ -51,6 +51,30 @@ def test_peak_memory_sees_an_allocation_inside_the_window():
     assert m.reading.peak_memory_mb >= 50
 
 
+def test_cpu_peak_memory_catches_a_short_spike_in_a_process_that_was_larger_before():
+    """A spike shorter than the sampler's interval, in a process whose lifetime peak is higher
+    (ru_maxrss does not rise), still counts: the kernel's high-water mark, reset when the
+    measurement starts (warm-up included), is read at its end."""
+    from engine.profiler.measure import peak_rss_since_reset, reset_peak_rss
+    from engine.profiler.sweep import _release_memory
+
+    if not reset_peak_rss() or peak_rss_since_reset() is None:
+        pytest.skip("this kernel cannot reset the peak RSS (/proc/self/clear_refs)")
+    past = torch.ones(160 * 2**20 // 4)  # 160 MB, touched: the process's peak before the measurement
+    del past
+    _release_memory()
+
+    def spike():
+        t = torch.ones(80 * 2**20 // 4)  # 80 MB for a few ms
+        t.sum()
+
+    m = measure(spike, units_per_call=1, min_time_s=0.0, min_repeats=1, warmup=0, interval_s=5.0)
+    assert m.reading.peak_memory_mb >= 70
+    m = measure(spike, units_per_call=1, min_time_s=0.0, min_repeats=1, warmup=1, max_repeats=1, interval_s=5.0,
+                sample=False)
+    assert m.reading.peak_memory_mb >= 70  # the warm-up's spike, seen without a sampler
+
+
 def test_hardware_detection_without_gpu_says_what_it_could_not_read():
     hw = detect()
     assert hw.cpu_model and hw.cpu_cores_logical >= 1

@@ -17,9 +17,12 @@ of throughput and energy, once there are blocks enough) are within that percenta
 
 Peak memory means: on a GPU, ``torch.cuda.max_memory_allocated`` over the window (live weights
 plus the activations' high-water mark, as the caching allocator saw them); on the CPU, the
-process's resident set size at its highest during the window (sampled, and ru_maxrss where it
-rose) minus the RSS before the model was built: the configuration's own footprint, coarse
-(allocator caching and page reuse blur it by a few MB).
+process's resident set size at its highest from the warm-up on (the kernel's high-water mark,
+reset when measure() starts; where it cannot be reset, sampled during the window, and ru_maxrss
+where it rose) minus ``baseline_rss``: the configuration's own footprint. The sweep's baseline
+is the RSS once the model is built less the bytes of its tensors, so the peak counts the
+weights exactly and not the heap their loading or quantization left behind (that blurred a
+90 MB model's reading by up to 50 MB).
 """
 from __future__ import annotations
 
@@ -97,6 +100,31 @@ def _maxrss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KB
 
 
+def reset_peak_rss() -> bool:
+    """Set the kernel's high-water mark of this process's RSS (VmHWM) to its present RSS, so that
+    peak_rss_since_reset() is the exact peak from now on, however short (the 50 ms sampler misses a
+    forward pass's spike; ru_maxrss says nothing once the process has been larger before). Linux
+    4.0 and later (/proc/self/clear_refs); False where that cannot be done."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_since_reset() -> int | None:
+    """VmHWM in bytes (the peak RSS since reset_peak_rss()), None where the kernel does not say."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
 @dataclass
 class Reading:
     """What one window measured. Energies are totals over the window, in joules."""
@@ -125,6 +153,7 @@ class Window:
         self.baseline_rss = baseline_rss
         self.energy = energy if energy is not None else EnergyMonitor(device)
         self.reading: Reading | None = None
+        self._since_reset = False  # track_peak() reset the kernel's high-water mark
 
     def sync(self) -> None:
         if self.cuda:
@@ -132,7 +161,13 @@ class Window:
 
             torch.cuda.synchronize(self.device)
 
+    def track_peak(self) -> None:
+        """Count the CPU's peak RSS from now on (before the warm-up), not only from begin()."""
+        self._since_reset = not self.cuda and reset_peak_rss()
+
     def begin(self) -> None:
+        if not self._since_reset:
+            self.track_peak()
         if self.cuda:
             import torch
 
@@ -168,7 +203,10 @@ class Window:
 
             r.peak_memory_mb = torch.cuda.max_memory_allocated(self.device) / MB
         peak = max([self._rss0, _rss()] + (s.rss if s else []))
-        if _maxrss_bytes() > self._maxrss0:  # the process reached a new lifetime peak inside the window
+        hwm = peak_rss_since_reset() if self._since_reset else None
+        if hwm is not None:  # exact, from track_peak() on
+            peak = max(peak, hwm)
+        elif _maxrss_bytes() > self._maxrss0:  # the process reached a new lifetime peak inside the window
             peak = max(peak, _maxrss_bytes())
         r.process_peak_rss_mb = peak / MB
         if not self.cuda:
@@ -249,6 +287,7 @@ def measure(fn: Callable[[], dict | None], *, units_per_call: float, device: str
     """
     win = Window(device, sample=sample, interval_s=interval_s, baseline_rss=baseline_rss, energy=energy)
     block_s = block_s if block_s is not None else max(min_time_s / 5, 0.002)  # about 5 blocks in the minimum time
+    win.track_peak()  # the warm-up's first calls allocate what later calls reuse: their peak counts
     for _ in range(warmup):
         fn()
     win.sync()

@@ -26,8 +26,9 @@ batch x prompt of 256-2048 tokens). The hf workload copies file-backed (mmap) we
 on the CPU, so every weight counts as it does on a GPU.
 
 It predicts what the profiler measures (measure.py): torch's peak allocated memory on a GPU; on
-the CPU, the process's peak RSS above where it stood before the model was built. bench/ prints
-its error against the measurement over a sweep.
+the CPU, the bytes of the built model's tensors (tensor_bytes: the weights term predicts them to
+the byte) plus the rise of the process's RSS from then to its peak. bench/ prints its error
+against the measurement over a sweep.
 """
 from __future__ import annotations
 
@@ -95,6 +96,30 @@ def shape_of(config) -> Shape:
         shape.linears.append((m.out_features, m.in_features, m.bias is not None))
     shape.buffer_bytes = sum(b.numel() * b.element_size() for b in model.buffers())
     return shape
+
+
+def tensor_bytes(model) -> int:
+    """The bytes a built model's parameters and buffers hold: each storage once (a tied weight,
+    a view), a quantized weight (a torchao tensor subclass) as the tensors it is made of. What
+    ``weight_bytes`` predicts, and what the CPU measurement counts as the weights (measure.py).
+    torchao.utils.get_model_size_in_bytes counts a tied weight twice and skips the parameters of
+    the model's own module, hence this."""
+    import itertools
+
+    import torch
+
+    seen: set[int] = set()
+
+    def size(t) -> int:
+        if hasattr(t, "__tensor_flatten__") and type(t) not in (torch.Tensor, torch.nn.Parameter):
+            return sum(size(getattr(t, name)) for name in t.__tensor_flatten__()[0])
+        storage = t.untyped_storage()
+        if storage.data_ptr() in seen:
+            return 0
+        seen.add(storage.data_ptr())
+        return storage.nbytes()
+
+    return sum(size(t) for t in itertools.chain(model.parameters(), model.buffers()))
 
 
 def weight_bytes(shape: Shape, precision: str, quant: str, device: str) -> float:

@@ -42,8 +42,10 @@ PROGRESS_KEYS = ("precision", "quant", "batch_size", "seq_len", "prompt_len", "g
                  "peak_memory_mb", "predicted_memory_mb", "energy_j", "reason")
 
 MEMORY_METHOD = {
-    "cpu": "process RSS peak in the window (sampled + ru_maxrss) minus RSS before the configured model was built "
-           "(or, if lower, after it was freed), freed heap handed back to the OS (malloc_trim) at both ends",
+    "cpu": "the bytes of the model's tensors plus the rise of the process's RSS from once the model was built to "
+           "its peak from the warm-up on (the kernel's high-water mark, VmHWM; sampled + ru_maxrss where it cannot "
+           "be reset), freed heap handed back to the OS (malloc_trim) first; a model that is not a torch module: "
+           "the peak minus RSS before it was built (or, if lower, after it was freed)",
     "cuda": "torch.cuda.max_memory_allocated over the window (weights + activations, caching allocator)",
 }
 
@@ -311,6 +313,9 @@ class Sweep:
             baseline = psutil.Process().memory_info().rss
             model, how = w.configure(cfg, device)
             _release_memory()  # weights a quantization replaced
+            weights = memory.tensor_bytes(model) if device == "cpu" and isinstance(model, torch.nn.Module) else None
+            if weights is not None:  # the weights counted exactly, not the heap their loading left (measure.py)
+                baseline = psutil.Process().memory_info().rss - weights
             dtype = knobs.compute_dtype(cfg["precision"], device)
             sync = (lambda: torch.cuda.synchronize(device)) if device.startswith("cuda") else (lambda: None)
             fn = w.step(model, w.inputs(cfg, device, dtype), cfg, sync)
@@ -328,7 +333,7 @@ class Sweep:
                 except Exception as e:
                     self._flops[fkey] = None
                     env["notes"].append(f"FLOPs not counted: {_short(e)}")
-            if device == "cpu":  # the floor the process returns to without this configuration's model
+            if device == "cpu" and weights is None:  # the floor the process returns to without this model
                 del fn
                 model = None
                 _release_memory()
