@@ -123,21 +123,17 @@ def test_grid_keys_of_the_hf_workload(tiny_llama):
 
 @pytest.mark.parametrize("q", ["none", "int8-weight", "int8-dynamic", "int4-weight"])
 def test_predicted_weight_bytes_are_the_stored_bytes(tiny_qwen, q):
-    """The prediction's weight term against the bytes torchao really holds (tied embedding once)."""
+    """The prediction's weight term against the bytes torchao really holds (memory.tensor_bytes:
+    each storage once, so the tied embedding once; a quantized weight as the tensors it is made of)."""
     w = get_workload(f"hf:{tiny_qwen}")
     model, _ = w.configure({"precision": "float32", "quant": q}, "cpu")
-    held, seen = 0, set()
-    for t in list(model.parameters()) + list(model.buffers()):
-        for leaf in _leaves(t):
-            if leaf.untyped_storage().data_ptr() not in seen:
-                seen.add(leaf.untyped_storage().data_ptr())
-                held += leaf.untyped_storage().nbytes()
-    assert memory.weight_bytes(w.shape, "float32", q, "cpu") == pytest.approx(held, rel=0.01)
-    assert memory.tensor_bytes(model) == held  # what the CPU measurement counts as the weights
+    assert memory.weight_bytes(w.shape, "float32", q, "cpu") == pytest.approx(memory.tensor_bytes(model), rel=0.01)
 
 
-def _leaves(t):
-    if hasattr(t, "__tensor_flatten__") and type(t) not in (torch.Tensor, torch.nn.Parameter):
-        names, _ = t.__tensor_flatten__()
-        return [x for n in names for x in _leaves(getattr(t, n))]
-    return [t]
+def test_tensor_bytes_counts_each_storage_once():
+    embed, head = torch.nn.Embedding(100, 16), torch.nn.Linear(16, 100, bias=False)
+    model = torch.nn.Sequential(embed, head)
+    model.register_buffer("steps", torch.zeros(10, dtype=torch.int64))
+    assert memory.tensor_bytes(model) == 2 * 100 * 16 * 4 + 10 * 8
+    head.weight = embed.weight  # tied: one tensor
+    assert memory.tensor_bytes(model) == 100 * 16 * 4 + 10 * 8
