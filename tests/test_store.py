@@ -216,7 +216,7 @@ def test_a_first_import_stores_a_run_the_file_holds_twice_once(empty_db):
     ids = run_ids.content_ids(twice)
     assert ids[0] == ids[3] and not run_ids.surely_distinct(ids)
     assert run_ids.surely_distinct(ids.take([0, 1, 2]))
-    assert not run_ids.surely_distinct(pa.array(["a" * 10 + "b" * 10, "a" * 10 + "b" * 10]))  # not content_ids': counted
+    assert not run_ids.surely_distinct(pa.array(["a" * 10 + "b" * 10, "a" * 10 + "b" * 10]))  # two alike, 20 characters each
     assert not run_ids.surely_distinct(ids.slice(1))  # read from an offset: counted
     with Store(empty_db) as s:
         res = s.add_runs(twice, source="a", kind="test")
