@@ -12,6 +12,7 @@ import pandas as pd
 from engine import filters as filter_lang
 from engine import pareto, quality
 from engine.counts import counted
+from engine.density import DENSITY_FROM, Density, density
 from engine.fields import CI_HI, CI_LO, PER_WORK_UNIT, SOURCE_SUFFIX
 from engine.store import Store, first_row
 
@@ -40,6 +41,7 @@ class FrontView:
     lacking: list[quality.Lacking] = field(default_factory=list)  # per objective: runs without a value, and whose
     tied: pd.DataFrame | None = None  # runs dominated by the point values but not with 95 % confidence
     intervals: list[str] = field(default_factory=list)  # objectives whose runs carry confidence intervals
+    density: Density | None = None  # where all the dominated runs lie on the first two objectives, when many
 
 
 def work_units(store: Store, filters: Mapping | None) -> list[str]:
@@ -69,11 +71,14 @@ def pareto_view(
     sample_size: int = DRAWN_DOMINATED,
     seed: int = 0,
     use_intervals: bool = True,
+    density_axes: tuple[bool, bool] | None = None,
 ) -> FrontView:
     """The non-dominated runs for ``objectives`` among the filtered runs (per ``group_by`` value
     when given: a front per model or per hardware), with a sample of the dominated ones. Where the
     objectives carry confidence intervals (and ``use_intervals``), runs dominated by the point values
-    but not with 95 % confidence are kept apart as ``tied``."""
+    but not with 95 % confidence are kept apart as ``tied``. With ``density_axes`` (whether the x and
+    y axes are log), more than DENSITY_FROM dominated runs are also counted on a grid over the first
+    two objectives (engine.density), for drawing all of them at once."""
     if len(objectives) < 1:
         raise ValueError("Pick at least one objective.")
     check_work_units(store, objectives, filters)
@@ -111,6 +116,9 @@ def pareto_view(
             mask[sel] = pareto.non_dominated(pts[sel], maximize)
     dominated_idx = np.flatnonzero(~mask & ~tied_mask & ~missing)
     n_dominated = len(dominated_idx)
+    grid = None
+    if density_axes is not None and len(objectives) >= 2 and n_dominated > DENSITY_FROM:
+        grid = density(pts[dominated_idx, 0], pts[dominated_idx, 1], *density_axes)
     rng = np.random.default_rng(seed)
     if len(dominated_idx) > sample_size:
         dominated_idx = np.sort(rng.choice(dominated_idx, sample_size, replace=False))
@@ -127,11 +135,16 @@ def pareto_view(
     if missing.any():
         warnings.append(f"{counted(int(missing.sum()), 'run')} lack {' or '.join(objectives)} and are left out.")
         lacking = [gap for o in objectives if (gap := quality.lacking(store, o, filters)).runs]
-    if sample_size and n_dominated > len(dominated_idx):
+    if grid is not None:
+        warnings.append(f"The {n_dominated:,} dominated runs are drawn as a shaded density (darker: more runs; "
+                        "hover a cell for its count)"
+                        + (f"; {counted(grid.left_out, 'run')} with a value <= 0 cannot be placed on the log axis."
+                           if grid.left_out else "."))
+    elif sample_size and n_dominated > len(dominated_idx):
         warnings.append(f"Showing the whole front and a random sample of {len(dominated_idx):,} of "
                         f"{n_dominated:,} dominated runs.")
     return FrontView(front.reset_index(drop=True), dominated, len(rowid), n_dominated, int(missing.sum()), warnings,
-                     lacking, tied, intervals)
+                     lacking, tied, intervals, grid)
 
 
 def _rows(store: Store, cols: Sequence[str], rowids: np.ndarray) -> pd.DataFrame:
@@ -310,8 +323,10 @@ def build_view(store: Store, state: ViewState, sample_size: int = DRAWN_DOMINATE
     """pareto_view for a ViewState (raises MixedWorkUnits; ValueError for a repeated objective)."""
     if len(set(state.objectives)) != len(state.objectives):
         raise ValueError("Pick different metrics for the objectives.")
+    flat = len(state.objectives) < 3 or state.z_mode != "3d"  # a 3-D view draws its dominated runs as points
     return pareto_view(store, state.objectives, maximize_flags(store, state), state.filters,
-                       columns=columns, group_by=state.group, sample_size=sample_size, use_intervals=state.intervals)
+                       columns=columns, group_by=state.group, sample_size=sample_size, use_intervals=state.intervals,
+                       density_axes=(state.log_x, state.log_y) if flat else None)
 
 
 def knob_axes(store: Store, filters: Mapping | None = None) -> list[str]:

@@ -93,7 +93,8 @@ def plotly_values(v) -> list:
         import base64
 
         import numpy as np
-        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=v["dtype"]).tolist()
+        a = np.frombuffer(base64.b64decode(v["bdata"]), dtype=v["dtype"])
+        return (a.reshape([int(n) for n in str(v["shape"]).split(",")]) if "shape" in v else a).tolist()
     return list(v)
 
 

@@ -8,6 +8,7 @@ import pandas as pd
 import plotly.colors as px_colors
 import plotly.graph_objects as go
 
+from engine.density import Density
 from engine.explore import FrontView
 from engine.fields import CI_HI, CI_LO, CONFIG_COLUMNS, SOURCE_SUFFIX
 from ui.text import plain
@@ -75,10 +76,24 @@ def error_bars(df: pd.DataFrame, metric: str, intervals: Sequence[str], colour: 
                 thickness=1.2, width=3, color=colour)
 
 
+def density_trace(grid: Density, n_dominated: int) -> go.Heatmap:
+    """The dominated runs as one shaded layer (engine.density): grey, darker where more runs lie
+    (the shade follows log10 of the count, so a lone run still shows beside a thousand), a cell's
+    count on hover, empty cells clear. One image for the browser, however many runs."""
+    counts = grid.counts.astype(float)
+    shade = np.where(counts > 0, np.log10(np.maximum(counts, 1)) + 1, np.nan)
+    top = float(np.nanmax(shade)) if (counts > 0).any() else 1.0
+    return go.Heatmap(x=grid.x_edges, y=grid.y_edges, z=shade, customdata=grid.counts, zmin=1, zmax=max(top, 2.0),
+                      colorscale=[[0, "rgba(140,140,140,0.30)"], [1, "rgba(70,70,70,0.85)"]], showscale=False,
+                      hoverongaps=False, hovertemplate="%{customdata:,} dominated runs here<extra></extra>",
+                      name=f"dominated ({n_dominated:,}), as a density", showlegend=True)
+
+
 def front_figure(view: FrontView, objectives: Sequence[str], label: Callable[[str], str], *,
                  group: str | None = None, z_mode: str = "colour", log_x: bool = False,
                  log_y: bool = False, also: Sequence[str] = ()) -> go.Figure:
-    """The front as a line (per group when grouped) over faded dominated runs; a third
+    """The front as a line (per group when grouped) over faded dominated runs (a density where the
+    view carries one); a third
     objective as marker colour or as the third axis of a 3-D view. Where the view uses confidence
     intervals, the front carries error bars and the tied runs (beaten only by point values) are
     drawn apart, as open markers with their own bars."""
@@ -88,8 +103,11 @@ def front_figure(view: FrontView, objectives: Sequence[str], label: Callable[[st
     fig = go.Figure()
     dom = view.dominated
     tied = view.tied if view.tied is not None else pd.DataFrame()
-    trace_type = scatter(len(dom) + len(view.front) + len(tied))
-    if three_d:
+    dense = view.density is not None and not three_d
+    trace_type = scatter((0 if dense else len(dom)) + len(view.front) + len(tied))
+    if dense:
+        fig.add_trace(density_trace(view.density, view.n_dominated))
+    elif three_d:
         fig.add_trace(go.Scatter3d(x=dom[x], y=dom[y], z=dom[z], mode="markers", name="dominated",
                                    marker=dict(size=2, color="rgba(120,120,120,0.45)"), hovertemplate="%{text}<extra></extra>",
                                    text=hover_text(dom, objectives, label, also)))
