@@ -2,22 +2,20 @@
 from dataclasses import astuple
 
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
 from engine import search as S
 from engine.counts import counted
 from engine.derived import settings_params
-from engine.explore import DRAWN_DOMINATED
 from engine.fields import CONFIG_COLUMNS
 from engine.profiler import catalog, launch
 from engine.quality import headline
 from engine.recommend import Constraint, recommend
 from engine.recommend_link import RecommendLink, from_params, split_constraint
 from engine.store import default_db_path
-from ui.figures import scatter
+from ui.figures import recommend_figure
 from ui.state import open_store, read_params, settings, store_stamp, write_params
-from ui.text import literal, plain
+from ui.text import literal
 
 OPS = ["<=", ">=", "<", ">"]
 CONFIG_COLS = [c for c in CONFIG_COLUMNS if c != "task"]  # the task is chosen above
@@ -232,37 +230,10 @@ with tab_rec:
                        for c in [*objectives, *(c.name for c in map(Constraint.parse, constraints))]}
             st.dataframe(pd.DataFrame(picks), hide_index=True, column_config=numbers)
             if len(objectives) >= 2:
-                runs = rec.runs
-                front, others = runs[runs["on_front"]], runs[~runs["on_front"]]
-                if len(others) > DRAWN_DOMINATED:  # as on Explore: 142,489 runs drawn took 24 s in chromium
-                    others = others.sample(DRAWN_DOMINATED, random_state=0).sort_index()
-                x, y = objectives[0], objectives[1]
-                fig = go.Figure()
-                hover = [c for c in CONFIG_COLS if c in runs.columns]
-                trace_type = scatter(len(front) + len(others) + 2)  # the pick and the runner-up drawn again
-
-                def trace(df, name, color, size=7, symbol="circle"):
-                    cells = [df[c].astype(str).map(plain) for c in hover] if len(df) else []
-                    text = cells[0].str.cat(cells[1:], sep=" / ") if cells else []
-                    fig.add_trace(trace_type(x=df[x], y=df[y], mode="markers", name=name, text=text,
-                                             marker=dict(color=color, size=size, symbol=symbol),
-                                             hovertemplate=f"%{{text}}<br>{plain(x)} %{{x:.4g}}<br>{plain(y)} %{{y:.4g}}"
-                                                           f"<extra>{name}</extra>"))
-                trace(others[~others["feasible"]], "infeasible", "#d0d0d0", 6)
-                trace(others[others["feasible"]], "feasible, dominated", "#8fb3d9", 6)
-                trace(front.sort_values(x), "feasible front", "#1f5fbf", 9)
-                trace(pd.DataFrame([rec.pick]), "pick", "#e4572e", 16, "star")
-                if rec.runner_up:
-                    trace(pd.DataFrame([rec.runner_up]), "runner-up", "#f3a712", 12, "diamond")
-                logx = runs[x].gt(0).all() and runs[x].max() / runs[x].min() > 30
-                logy = runs[y].gt(0).all() and runs[y].max() / runs[y].min() > 30
-                fig.update_layout(height=460, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=1.08),
-                                  xaxis=dict(title=plain(x), type="log" if logx else "linear", dtick=1 if logx else None),
-                                  yaxis=dict(title=plain(y), type="log" if logy else "linear", dtick=1 if logy else None))
+                fig, said = recommend_figure(rec, objectives, [c for c in CONFIG_COLS if c in rec.runs.columns])
                 st.plotly_chart(fig, width="stretch")
-                if len(others) < len(runs) - len(front):
-                    st.caption(f"Drawn: the whole feasible front and a random sample of {len(others):,} of the other "
-                               f"{len(runs) - len(front):,} runs.")
+                if said:
+                    st.caption(said)
             st.markdown(f"**Feasible Pareto front** ({counted(len(rec.front), 'run')}, in order of preference)")
             show = [c for c in CONFIG_COLS if c in rec.front.columns] + objectives + \
                 [c.name for c in map(Constraint.parse, constraints) if c.name not in objectives]

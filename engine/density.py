@@ -16,10 +16,21 @@ BINS = (120, 60)  # cells along x and along y: about 8 pixels each on the page's
 
 @dataclass
 class Density:
-    x_edges: np.ndarray  # cell edges in the data's units (evenly spaced in log10 on a log axis)
-    y_edges: np.ndarray
-    counts: np.ndarray  # runs per cell, shape (len(y_edges) - 1, len(x_edges) - 1): a row per y cell
-    left_out: int  # runs a log axis cannot place (a value <= 0), as plotly leaves such points out
+    x_cuts: np.ndarray  # cell edges on the axis' own scale: the value, or its log10 on a log axis
+    y_cuts: np.ndarray
+    counts: np.ndarray  # runs per cell, shape (len(y_cuts) - 1, len(x_cuts) - 1): a row per y cell
+    left_out: int  # runs the plot cannot place (a value <= 0 on a log axis, as plotly leaves out; NaN)
+    log_x: bool = False
+    log_y: bool = False
+
+    @property
+    def x_edges(self) -> np.ndarray:
+        """Cell edges along x in the data's units (evenly spaced in log10 on a log axis)."""
+        return 10.0 ** self.x_cuts if self.log_x else self.x_cuts
+
+    @property
+    def y_edges(self) -> np.ndarray:
+        return 10.0 ** self.y_cuts if self.log_y else self.y_cuts
 
     @property
     def n_runs(self) -> int:
@@ -35,18 +46,25 @@ def _edges(v: np.ndarray, bins: int) -> np.ndarray:
 
 
 def density(x: np.ndarray, y: np.ndarray, log_x: bool = False, log_y: bool = False,
-            bins: tuple[int, int] = BINS) -> Density:
-    """Counts of the points (x, y) on a ``bins`` grid spanning them; a log axis is cut evenly in
-    log10, and its values <= 0 are left out and counted in ``left_out``. NaNs are not expected."""
+            bins: tuple[int, int] = BINS, like: Density | None = None) -> Density:
+    """Counts of the points (x, y) on a ``bins`` grid spanning them, or on the grid of ``like``
+    (layers drawn together share their cells); a log axis is cut evenly in log10. A point a plot
+    cannot place (a missing value, or one <= 0 on a log axis) is left out and counted in
+    ``left_out``, as is one outside ``like``'s grid."""
     x, y = np.asarray(x, float), np.asarray(y, float)
-    keep = np.ones(len(x), bool)
+    keep = np.isfinite(x) & np.isfinite(y)
     if log_x:
         keep &= x > 0
     if log_y:
         keep &= y > 0
     # counted on the axis' own scale, so each cell is as wide on the page as the next
     sx, sy = (np.log10(x[keep]) if log_x else x[keep]), (np.log10(y[keep]) if log_y else y[keep])
-    ex, ey = _edges(sx, bins[0]), _edges(sy, bins[1])
+    if like is None:
+        ex, ey = _edges(sx, bins[0]), _edges(sy, bins[1])
+    elif (like.log_x, like.log_y) != (log_x, log_y):
+        raise ValueError("A density counted on another's grid takes that grid's log axes.")
+    else:
+        ex, ey = like.x_cuts, like.y_cuts
     counts, _, _ = np.histogram2d(sx, sy, bins=[ex, ey])
-    return Density(10.0 ** ex if log_x else ex, 10.0 ** ey if log_y else ey, counts.T.astype(np.int64),
-                   int((~keep).sum()))
+    counts = counts.T.astype(np.int64)
+    return Density(ex, ey, counts, len(x) - int(counts.sum()), log_x, log_y)

@@ -34,6 +34,21 @@ def test_a_log_axis_is_cut_evenly_in_log_and_leaves_out_what_it_cannot_place():
     assert same.n_runs == 3 and same.x_edges[0] < 2.0 < same.x_edges[-1]
 
 
+def test_layers_drawn_together_are_counted_on_one_grid():
+    """Recommend's infeasible and feasible layers share their cells: a run counted on another
+    layer's grid lands in the same cell it would there, and one outside that grid is left out."""
+    rng = np.random.default_rng(2)
+    x, y = rng.lognormal(size=2000), rng.lognormal(size=2000)
+    whole = density(x, y, log_x=True, log_y=True)
+    part = x > np.median(x)
+    upper = density(x[part], y[part], log_x=True, log_y=True, like=whole)
+    lower = density(x[~part], y[~part], log_x=True, log_y=True, like=whole)
+    assert np.array_equal(upper.x_edges, whole.x_edges) and np.array_equal(upper.y_edges, whole.y_edges)
+    assert np.array_equal(upper.counts + lower.counts, whole.counts)
+    outside = density(np.array([x.max() * 10, 1.0]), np.array([1.0, 1.0]), True, True, like=whole)
+    assert outside.n_runs == 1 and outside.left_out == 1
+
+
 def _store(folder, n_dominated: int) -> Store:
     """A store of one front run and ``n_dominated`` runs it beats on energy, latency and throughput."""
     from engine.ingest import import_files

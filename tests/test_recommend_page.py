@@ -208,26 +208,32 @@ def test_a_recommend_link_carries_the_prices_its_costs_were_computed_at(monkeypa
     assert "B200 $6.00; H100 $2.90" in shown(" ".join(c.value for c in at.sidebar.caption))
 
 
-def test_many_runs_are_drawn_as_a_sample_beside_the_whole_front(monkeypatch, tmp_path):
-    """Past 2,000 runs off the front, the figure draws a random sample of them, said in a caption,
-    and the whole front (it drew every run: 24 s in chromium at 1e6 runs); the reason counts them all."""
+def test_many_runs_are_drawn_as_densities_beside_the_whole_front(monkeypatch, tmp_path):
+    """Past DENSITY_FROM runs off the front, the figure draws all of them as two shaded layers,
+    infeasible and feasible-but-dominated, each cell's count on hover, said in a caption, and the
+    whole front as points (it drew every run: 24 s in chromium at 1e6 runs); the reason counts them all."""
     from bench.bench_explore import build_store
+    from engine.density import DENSITY_FROM
     from tests.conftest import plotly_values
     db = tmp_path / "runs.duckdb"
     build_store(db, 20_000)
     monkeypatch.setenv("PARETOSCOPE_DB", str(db))
     at = AppTest.from_file(PAGE, default_timeout=120)
-    at.query_params.update({"task": "gpqa", "obj": "energy_j:min,itl_p90_ms:min"})
+    at.query_params.update({"task": "gpqa", "obj": "energy_j:min,itl_p90_ms:min", "con": "itl_p90_ms<=50"})
     at.run()
     assert not at.exception, at.exception
     fig = json.loads(at.get("plotly_chart")[0].proto.spec)
-    drawn = {t["name"]: len(plotly_values(t["x"])) for t in fig["data"]}
-    assert {t["type"] for t in fig["data"]} == {"scatter"}  # SVG, not WebGL
-    assert drawn["infeasible"] + drawn["feasible, dominated"] == 2000
+    kinds = {t["name"].split(" (")[0]: t["type"] for t in fig["data"]}
+    assert kinds == {"infeasible": "heatmap", "feasible, dominated": "heatmap", "feasible front": "scatter",
+                     "pick": "scatter", "runner-up": "scatter"}
+    counted_in = {t["name"].split(" (")[0]: sum(map(sum, plotly_values(t["customdata"])))
+                  for t in fig["data"] if t["type"] == "heatmap"}
+    assert all(n > 0 for n in counted_in.values())
     with Store(db) as s:
         n = s.count({"task": ["gpqa"]})
     reason = shown(at.success[0].value)
     front = int(re.search(r"; ([\d,]+) (?:is|are) Pareto-optimal", reason).group(1))
-    assert drawn["feasible front"] == front and reason.startswith(f"{n:,} runs; ")
+    assert len(plotly_values(fig["data"][2]["x"])) == front and re.match(rf"[\d,]+ of {n:,} runs meet", reason)
+    assert sum(counted_in.values()) == n - front > DENSITY_FROM  # every other run counted, none sampled away
     caption = " ".join(c.value for c in at.caption)
-    assert f"a random sample of 2,000 of the other {n - front:,} runs" in caption
+    assert f"The other {n - front:,} runs are drawn as shaded densities" in caption

@@ -8,7 +8,7 @@ import pandas as pd
 import plotly.colors as px_colors
 import plotly.graph_objects as go
 
-from engine.density import Density
+from engine.density import DENSITY_FROM, Density, density
 from engine.explore import FrontView
 from engine.fields import CI_HI, CI_LO, CONFIG_COLUMNS, SOURCE_SUFFIX
 from ui.text import plain
@@ -76,17 +76,20 @@ def error_bars(df: pd.DataFrame, metric: str, intervals: Sequence[str], colour: 
                 thickness=1.2, width=3, color=colour)
 
 
-def density_trace(grid: Density, n_dominated: int) -> go.Heatmap:
-    """The dominated runs as one shaded layer (engine.density): grey, darker where more runs lie
-    (the shade follows log10 of the count, so a lone run still shows beside a thousand), a cell's
-    count on hover, empty cells clear. One image for the browser, however many runs."""
+GREYS = ("rgba(140,140,140,0.30)", "rgba(70,70,70,0.85)")  # a density's lightest and darkest cell
+
+
+def density_trace(grid: Density, name: str, shades: tuple[str, str] = GREYS) -> go.Heatmap:
+    """Runs as one shaded layer (engine.density): darker where more runs lie (the shade follows
+    log10 of the count, so a lone run still shows beside a thousand), a cell's count on hover,
+    empty cells clear. One image for the browser, however many runs."""
     counts = grid.counts.astype(float)
     shade = np.where(counts > 0, np.log10(np.maximum(counts, 1)) + 1, np.nan)
     top = float(np.nanmax(shade)) if (counts > 0).any() else 1.0
     return go.Heatmap(x=grid.x_edges, y=grid.y_edges, z=shade, customdata=grid.counts, zmin=1, zmax=max(top, 2.0),
-                      colorscale=[[0, "rgba(140,140,140,0.30)"], [1, "rgba(70,70,70,0.85)"]], showscale=False,
-                      hoverongaps=False, hovertemplate="%{customdata:,} dominated runs here<extra></extra>",
-                      name=f"dominated ({n_dominated:,}), as a density", showlegend=True)
+                      colorscale=[[0, shades[0]], [1, shades[1]]], showscale=False, hoverongaps=False,
+                      hovertemplate=f"%{{customdata:,}} runs here<extra>{plain(name)}</extra>", name=name,
+                      showlegend=True)
 
 
 def front_figure(view: FrontView, objectives: Sequence[str], label: Callable[[str], str], *,
@@ -106,7 +109,7 @@ def front_figure(view: FrontView, objectives: Sequence[str], label: Callable[[st
     dense = view.density is not None and not three_d
     trace_type = scatter((0 if dense else len(dom)) + len(view.front) + len(tied))
     if dense:
-        fig.add_trace(density_trace(view.density, view.n_dominated))
+        fig.add_trace(density_trace(view.density, f"dominated ({view.n_dominated:,}), as a density"))
     elif three_d:
         fig.add_trace(go.Scatter3d(x=dom[x], y=dom[y], z=dom[z], mode="markers", name="dominated",
                                    marker=dict(size=2, color="rgba(120,120,120,0.45)"), hovertemplate="%{text}<extra></extra>",
@@ -165,6 +168,50 @@ def front_figure(view: FrontView, objectives: Sequence[str], label: Callable[[st
         fig.update_layout(xaxis=dict(title=dict(text=plain(label(x))), type="log" if log_x else "linear"),
                           yaxis=dict(title=dict(text=plain(label(y))), type="log" if log_y else "linear"), **layout)
     return fig
+
+
+def recommend_figure(rec, objectives: Sequence[str], hover: Sequence[str]) -> tuple[go.Figure, str | None]:
+    """Recommend's plot of a Recommendation (its ``runs``): the feasible front, the pick and the
+    runner-up over the other runs, infeasible and feasible-but-dominated apart; past DENSITY_FROM
+    other runs, those two as shaded densities of all of them (engine.density), where drawing each
+    took 24 s in chromium at 1e6 runs and a sample of 2,000 still most of the page. Returns the
+    figure and a caption for what is drawn other than point by point."""
+    runs, (x, y) = rec.runs, objectives[:2]
+    front, others = runs[runs["on_front"]], runs[~runs["on_front"]]
+    logx = bool(runs[x].gt(0).all() and runs[x].max() / runs[x].min() > 30)
+    logy = bool(runs[y].gt(0).all() and runs[y].max() / runs[y].min() > 30)
+    dense = len(others) > DENSITY_FROM
+    fig = go.Figure()
+    trace_type = scatter(len(front) + (0 if dense else len(others)) + 2)  # the pick and the runner-up drawn again
+
+    def trace(df, name, color, size=7, symbol="circle"):
+        cells = [df[c].astype(str).map(plain) for c in hover] if len(df) else []
+        text = cells[0].str.cat(cells[1:], sep=" / ") if cells else []
+        fig.add_trace(trace_type(x=df[x], y=df[y], mode="markers", name=name, text=text,
+                                 marker=dict(color=color, size=size, symbol=symbol),
+                                 hovertemplate=f"%{{text}}<br>{plain(x)} %{{x:.4g}}<br>{plain(y)} %{{y:.4g}}"
+                                               f"<extra>{name}</extra>"))
+
+    parts = [("infeasible", others[~others["feasible"]], "#d0d0d0", ("rgba(190,190,190,0.55)", "rgba(120,120,120,0.9)")),
+             ("feasible, dominated", others[others["feasible"]], "#8fb3d9",
+              ("rgba(143,179,217,0.6)", "rgba(40,90,160,0.9)"))]
+    cells = density(others[x].to_numpy(float), others[y].to_numpy(float), logx, logy) if dense else None
+    for name, part, colour, shades in parts:
+        if not dense:
+            trace(part, name, colour, 6)
+        elif len(part):  # both layers on one grid, so a cell of each lines up
+            grid = density(part[x].to_numpy(float), part[y].to_numpy(float), logx, logy, like=cells)
+            fig.add_trace(density_trace(grid, f"{name} ({len(part):,}), as a density", shades))
+    trace(front.sort_values(x), "feasible front", "#1f5fbf", 9)
+    trace(pd.DataFrame([rec.pick]), "pick", "#e4572e", 16, "star")
+    if rec.runner_up:
+        trace(pd.DataFrame([rec.runner_up]), "runner-up", "#f3a712", 12, "diamond")
+    fig.update_layout(height=460, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=1.08),
+                      xaxis=dict(title=plain(x), type="log" if logx else "linear", dtick=1 if logx else None),
+                      yaxis=dict(title=plain(y), type="log" if logy else "linear", dtick=1 if logy else None))
+    said = (f"The other {len(others):,} runs are drawn as shaded densities, infeasible in grey and feasible in blue "
+            "(darker: more runs; hover a cell for its count).") if dense else None
+    return fig, said
 
 
 def curve_figure(cv, x: str, y: str, label: Callable[[str], str], *, log_x: bool = False,
