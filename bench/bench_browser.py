@@ -47,7 +47,7 @@ def filter_change(page, url: str) -> float:
     page.wait_for_function(DRAWN, polling=50, timeout=120_000)
     times = []
     for hw in ["A100", "B200", "H100", "MI300X", "A100", "B200"]:
-        box = page.get_by_label("hardware").first  # the multiselect
+        box = page.get_by_label("hardware", exact=True)  # the multiselect (not the radio "front per hardware")
         box.click()
         t = time.perf_counter()
         page.get_by_role("option", name=hw, exact=True).click()
