@@ -1,16 +1,17 @@
-"""Where the dominated runs lie, counted on a grid over the plot's two axes: Explore draws this
-shaded layer behind the front in place of the runs one by one once there are more than
-DENSITY_FROM of them. It shows every dominated run, where a drawn sample showed 2,000 of
-1,000,000, and it costs the browser one image: each SVG marker costs 0.15-0.3 ms to draw in
-headless chromium, so 1,433 dominated runs added 0.2-0.45 s to the page (bench/bench_browser.py),
-and past about a thousand 5-pixel markers on a plot the runs hide one another anyway."""
+"""Where runs lie, counted on a grid over a plot's two axes: Explore draws the dominated runs as
+this shaded layer behind the front, in place of the runs one by one, once there are more than
+DENSITY_FROM of them (Recommend its infeasible and its feasible runs off the front, a layer each).
+It shows every run, where a drawn sample showed 2,000 of 1,000,000, and it costs the browser one
+image: each SVG marker costs 0.15-0.3 ms to draw in headless chromium, so 1,433 dominated runs
+added 0.2-0.45 s to the page (bench/bench_browser.py), and past about a thousand 5-pixel markers
+on a plot the runs hide one another anyway."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
 
-DENSITY_FROM = 1000  # more dominated runs than this are drawn as a density
+DENSITY_FROM = 1000  # more runs off the front than this are drawn as a density
 BINS = (120, 60)  # cells along x and along y: about 8 pixels each on the page's plot
 
 

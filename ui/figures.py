@@ -1,7 +1,9 @@
-"""Plotly figures of the Explore page, built from a FrontView (WebGL traces only for many points)."""
+"""Plotly figures of the Explore and Recommend pages (WebGL traces only for many points, a density
+for many runs off the front)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -12,6 +14,9 @@ from engine.density import DENSITY_FROM, Density, density
 from engine.explore import FrontView
 from engine.fields import CI_HI, CI_LO, CONFIG_COLUMNS, SOURCE_SUFFIX
 from ui.text import plain
+
+if TYPE_CHECKING:
+    from engine.recommend import Recommendation
 
 DOMINATED = "rgba(140,140,140,0.28)"
 FRONT = "#d62728"
@@ -95,9 +100,9 @@ def density_trace(grid: Density, name: str, shades: tuple[str, str] = GREYS) -> 
 def front_figure(view: FrontView, objectives: Sequence[str], label: Callable[[str], str], *,
                  group: str | None = None, z_mode: str = "colour", log_x: bool = False,
                  log_y: bool = False, also: Sequence[str] = ()) -> go.Figure:
-    """The front as a line (per group when grouped) over faded dominated runs (a density where the
-    view carries one); a third
-    objective as marker colour or as the third axis of a 3-D view. Where the view uses confidence
+    """The front as a line (per group when grouped) over faded dominated runs, or over their
+    density where the view carries one; a third objective as marker colour or as the third axis
+    of a 3-D view. Where the view uses confidence
     intervals, the front carries error bars and the tied runs (beaten only by point values) are
     drawn apart, as open markers with their own bars."""
     x, y = objectives[:2]
@@ -170,7 +175,7 @@ def front_figure(view: FrontView, objectives: Sequence[str], label: Callable[[st
     return fig
 
 
-def recommend_figure(rec, objectives: Sequence[str], hover: Sequence[str]) -> tuple[go.Figure, str | None]:
+def recommend_figure(rec: Recommendation, objectives: Sequence[str], hover: Sequence[str]) -> tuple[go.Figure, str | None]:
     """Recommend's plot of a Recommendation (its ``runs``): the feasible front, the pick and the
     runner-up over the other runs, infeasible and feasible-but-dominated apart; past DENSITY_FROM
     other runs, those two as shaded densities of all of them (engine.density), where drawing each
