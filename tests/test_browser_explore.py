@@ -1,6 +1,8 @@
 """End to end in a real browser: `streamlit run app.py` on a seeded store, driven by chromium."""
 from __future__ import annotations
 
+import re
+
 from tests.browser import chromium_page, streamlit_server
 
 
@@ -76,3 +78,28 @@ def test_select_runs_on_the_plot_and_compare_them(seeded_db):
         # no front, no parallel coordinates (the old ones stay on the page until the rerun ends)
         page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length === 1", timeout=30_000)
         assert page.get_by_text("one line per model").first.is_visible()
+
+
+def test_many_dominated_runs_are_drawn_as_one_image_whose_cells_say_their_count(tmp_path):
+    """At 10,000 runs chromium draws the dominated runs as the density's one image, not a marker
+    each, and hovering a shaded cell says how many runs it holds."""
+    from bench.bench_explore import build_store
+    db = tmp_path / "runs.duckdb"
+    build_store(db, 10_000)
+    with streamlit_server(db) as url, chromium_page() as page:
+        page.goto(url + "/?x=energy_j&y=itl_p90_ms&task=gpqa&log=x,y")
+        plot = page.locator(".js-plotly-plot").first
+        plot.locator(".hm image").wait_for(state="attached")  # plotly's heatmap layer: one image
+        assert plot.locator(".scatterlayer .point").count() < 100  # the front's few markers, no dominated ones
+        assert page.get_by_text("dominated runs are drawn as a shaded density").first.is_visible()
+        box = plot.locator(".nsewdrag").first.bounding_box()
+        said = ""
+        for i in range(1, 12):  # across the plot's middle band until a shaded cell answers
+            for j in range(2, 8):
+                page.mouse.move(box["x"] + box["width"] * i / 12, box["y"] + box["height"] * j / 10)
+                label = plot.locator(".hoverlayer .hovertext")
+                if label.count() and " here" in (said := label.first.text_content() or ""):
+                    break
+            if " here" in said:
+                break
+        assert re.search(r"(^|\D)(1 run|[\d,]+ runs) here", said) and "1 runs" not in said, said
