@@ -10,7 +10,6 @@ import pandas as pd
 import plotly.colors as px_colors
 import plotly.graph_objects as go
 
-from engine.counts import counted
 from engine.density import DENSITY_FROM, Density, density
 from engine.explore import FrontView
 from engine.fields import CI_HI, CI_LO, CONFIG_COLUMNS, SOURCE_SUFFIX
@@ -92,11 +91,12 @@ def density_trace(grid: Density, name: str, shades: tuple[str, str] = GREYS) -> 
     counts = grid.counts.astype(float)
     shade = np.where(counts > 0, np.log10(np.maximum(counts, 1)) + 1, np.nan)
     top = float(np.nanmax(shade)) if (counts > 0).any() else 1.0
-    said = [[counted(int(c), "run") if c else "" for c in row] for row in grid.counts]  # "1 run", "1,024 runs"
-    return go.Heatmap(x=grid.x_edges, y=grid.y_edges, z=shade, customdata=grid.counts.astype(np.int32), text=said,
+    # the count as a value after a label ("runs in this cell: 1"), so one template words every cell
+    # without a text per cell in the page
+    return go.Heatmap(x=grid.x_edges, y=grid.y_edges, z=shade, customdata=grid.counts.astype(np.int32),
                       zmin=1, zmax=max(top, 2.0), colorscale=[[0, shades[0]], [1, shades[1]]], showscale=False,
-                      hoverongaps=False, hovertemplate=f"%{{text}} here<extra>{plain(name)}</extra>", name=name,
-                      showlegend=True)
+                      hoverongaps=False, hovertemplate=f"runs in this cell: %{{customdata:,}}<extra>{plain(name)}</extra>",
+                      name=name, showlegend=True)
 
 
 def front_figure(view: FrontView, objectives: Sequence[str], label: Callable[[str], str], *,
