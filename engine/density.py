@@ -13,6 +13,7 @@ import numpy as np
 
 DENSITY_FROM = 1000  # more runs off the front than this are drawn as a density
 BINS = (120, 60)  # cells along x and along y: about 8 pixels each on the page's plot
+HOW_TO_READ = "darker: more runs; hover a cell for its count"  # said wherever a page draws one
 
 
 @dataclass

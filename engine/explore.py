@@ -12,7 +12,7 @@ import pandas as pd
 from engine import filters as filter_lang
 from engine import pareto, quality
 from engine.counts import counted
-from engine.density import DENSITY_FROM, Density, density
+from engine.density import DENSITY_FROM, HOW_TO_READ, Density, density
 from engine.fields import CI_HI, CI_LO, PER_WORK_UNIT, SOURCE_SUFFIX
 from engine.store import Store, first_row
 
@@ -136,8 +136,7 @@ def pareto_view(
         warnings.append(f"{counted(int(missing.sum()), 'run')} lack {' or '.join(objectives)} and are left out.")
         lacking = [gap for o in objectives if (gap := quality.lacking(store, o, filters)).runs]
     if grid is not None:
-        warnings.append(f"The {n_dominated:,} dominated runs are drawn as a shaded density (darker: more runs; "
-                        "hover a cell for its count)"
+        warnings.append(f"The {n_dominated:,} dominated runs are drawn as a shaded density ({HOW_TO_READ})"
                         + (f"; {counted(grid.left_out, 'run')} with a value <= 0 cannot be placed on the log axis."
                            if grid.left_out else "."))
     elif sample_size and n_dominated > len(dominated_idx):

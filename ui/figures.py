@@ -10,7 +10,7 @@ import pandas as pd
 import plotly.colors as px_colors
 import plotly.graph_objects as go
 
-from engine.density import DENSITY_FROM, Density, density
+from engine.density import DENSITY_FROM, HOW_TO_READ, Density, density
 from engine.explore import FrontView
 from engine.fields import CI_HI, CI_LO, CONFIG_COLUMNS, SOURCE_SUFFIX
 from ui.text import plain
@@ -217,7 +217,7 @@ def recommend_figure(rec: Recommendation, objectives: Sequence[str], hover: Sequ
                       xaxis=dict(title=plain(x), type="log" if logx else "linear", dtick=1 if logx else None),
                       yaxis=dict(title=plain(y), type="log" if logy else "linear", dtick=1 if logy else None))
     said = (f"The other {len(others):,} runs are drawn as shaded densities, infeasible in grey and feasible in blue "
-            "(darker: more runs; hover a cell for its count).") if dense else None
+            f"({HOW_TO_READ}).") if dense else None
     return fig, said
 
 
