@@ -252,6 +252,23 @@ def test_reimport_adds_nothing_and_batches_can_be_deleted(empty_db, tmp_path):
         assert s.delete_import(first.result.import_id) == 4 and s.count() == 1
 
 
+def test_a_large_import_stored_in_parallel_keeps_every_run_and_the_session_order(empty_db, tmp_path):
+    """Past a row group (122,880 rows) DuckDB stores the runs on several threads, in no set order
+    (Store._unordered): every run is there once with its values, and the connection keeps
+    insertion order for what it does next."""
+    n = 300_000
+    csv = tmp_path / "big.csv"
+    duckdb.execute(f"""COPY (SELECT 'org/m-' || (i % 7) AS model, 1 + i % 64 AS batch_size, i * 0.5 AS energy_j
+                       FROM range({n}) t(i)) TO '{csv}' (HEADER)""")
+    with Store(empty_db) as s:
+        [done] = import_files(s, [csv])
+        assert done.result.added == n
+        count, ids, total, models = s.con.execute(
+            "SELECT count(*), count(DISTINCT run_id), sum(energy_j), count(DISTINCT model) FROM runs").fetchone()
+        assert (count, ids, total, models) == (n, n, 0.5 * n * (n - 1) / 2, 7)
+        assert s.con.execute("SELECT current_setting('preserve_insertion_order')").fetchone() == (True,)
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.one_of(st.text(max_size=300), st.binary(max_size=300),
                  st.lists(st.lists(st.sampled_from(["model", "energy_j", "1", "-2", "x", "", '"', ",", "é", "1e9"]),
