@@ -233,9 +233,11 @@ def _lean_runs(con: duckdb.DuckDBPyConnection) -> None:
     and batch are virtual (always NULL, nothing stored) until a write brings values
     (Store.store_columns). DuckDB writes every stored column for every row inserted, and a typical
     file fills a third of them: the 20 empty columns took 0.29 s of a 1,000,000-row import. The run
-    ids are compressed with zstd: DuckDB's own pick, for 20 random hex digits, cost 0.15-0.2 s more
-    on that import and saved 3 MB of the file's 49 (``make bench import``). A store with runs keeps
-    its columns (DuckDB adds no virtual column to a table, and a rebuild would copy every run)."""
+    ids are stored uncompressed: 20 random hex digits give a compressor little to find. On that
+    import DuckDB's own pick cost 0.15-0.2 s more than zstd, and zstd 0.07 s more (0.2 s of CPU)
+    than none, to save 8 MB of a 54 MB file (``make bench import``). A store with runs keeps its
+    columns (DuckDB adds no virtual column to a table, and a rebuild would copy every run); a
+    store made before keeps its zstd."""
     if first_row(con.execute("SELECT count(*) FROM runs"))[0]:
         return
     cols = con.execute("""SELECT column_name, data_type FROM duckdb_columns()
@@ -246,7 +248,7 @@ def _lean_runs(con: duckdb.DuckDBPyConnection) -> None:
 
 def _lean_column(name: str, dtype: str) -> str:
     if name == "run_id":
-        return f"{quote(name)} {dtype} USING COMPRESSION zstd"
+        return f"{quote(name)} {dtype} USING COMPRESSION uncompressed"
     if name in CANONICAL_BY_NAME and name not in _WRITTEN:
         return f"{quote(name)} {dtype} GENERATED ALWAYS AS (CAST(NULL AS {dtype})) VIRTUAL"
     return f"{quote(name)} {dtype}"
