@@ -240,8 +240,7 @@ def _lean_runs(con: duckdb.DuckDBPyConnection) -> None:
     store made before keeps its zstd."""
     if first_row(con.execute("SELECT count(*) FROM runs"))[0]:
         return
-    cols = con.execute("""SELECT column_name, data_type FROM duckdb_columns()
-                          WHERE table_name = 'runs' ORDER BY column_index""").fetchall()
+    cols = con.execute("SELECT name, type FROM pragma_table_info('runs') ORDER BY cid").fetchall()
     con.execute("DROP TABLE runs")
     con.execute("CREATE TABLE runs (" + ", ".join(_lean_column(name, dtype) for name, dtype in cols) + ")")
 
@@ -450,23 +449,29 @@ class Store:
             self.unregister(name)
 
     def schema_version(self) -> int:
-        exists = first_row(self.con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'meta'"  # not information_schema: 15 ms a process
-        ))[0]
-        if not exists:
+        """The file's schema version, 0 for a file without ``meta``. Outside a transaction the
+        table is read straight away (a missing one is a catalog error): a first look at DuckDB's
+        catalog (duckdb_tables()) took 13-17 ms on a connection to a store of 1,000,000 runs, and
+        every page opens the store on every rerun. Inside one, an error would abort it."""
+        if self._depth and not first_row(self.con.execute(
+                "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'meta'"))[0]:
             return 0
-        row = first_row(self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'"))
+        try:
+            row = first_row(self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'"))
+        except duckdb.CatalogException:
+            if self._depth:
+                raise
+            return 0
         return int(row[0]) if row else 0
 
     # -- the field registry ----------------------------------------------------------------
     def fields(self, role: str | None = None) -> list[Field]:
         if self._fields is None:
             quality = "f.quality" if self.schema_version() >= 2 else "FALSE"  # a read-only older file
-            rows = self.con.execute(
+            rows = self.con.execute(  # pragma_table_info: 1-3 ms where duckdb_columns() took 13-17 ms
                 f"""SELECT f.name, f.role, f.dtype, f.unit, f.direction, f.description, {quality}
-                   FROM fields f JOIN duckdb_columns() c
-                     ON c.table_name = 'runs' AND c.column_name = f.name
-                   ORDER BY c.column_index"""
+                   FROM fields f JOIN pragma_table_info('runs') c ON c.name = f.name
+                   ORDER BY c.cid"""
             ).fetchall()
             # canonical fields in DESIGN's order, whichever of them a write has given storage (moved last), then the rest
             rows.sort(key=lambda r: _CANONICAL_ORDER.get(r[0], len(_CANONICAL_ORDER)))
