@@ -5,7 +5,7 @@ import duckdb
 import streamlit as st
 
 from engine.store import StoreError, explain
-from ui.state import db_path, gpu_prices, open_store, settings, settings_from_link
+from ui.state import db_path, gpu_prices, open_store, settings, settings_from_link, store_stamp
 from ui.text import literal
 
 st.set_page_config(page_title="Paretoscope", page_icon="📈", layout="wide")
@@ -21,11 +21,25 @@ PAGES = [
 page = st.navigation(PAGES)
 
 link_notes = settings_from_link()  # before anything reads the settings
+
+
+def store_facts() -> tuple[int, list[str]]:
+    """The sidebar's count of runs and the priced hardware no run is on, kept in the session
+    while the store file and the prices stay the same: every click reruns this script, and
+    opening the store took 30-40 ms of each rerun (the page opens it again for its own work)."""
+    key = (store_stamp(), settings().gpu_prices)
+    kept = st.session_state.get("_store_facts")
+    if kept and kept[0] == key:
+        return kept[1]
+    with open_store() as store:  # in the main area, so a wait for a busy store is shown where the person looks
+        facts = store.count(include_failed=False), store.unpriced_hardware()  # a price no run uses, named below
+    st.session_state["_store_facts"] = (key, facts)
+    return facts
+
+
 problem = None
-try:  # in the main area, so a wait for a busy store is shown where the person looks
-    with open_store() as store:
-        n_runs = store.count(include_failed=False)
-        absent = store.unpriced_hardware()  # a price no run uses, named below
+try:
+    n_runs, absent = store_facts()
 except StoreError as e:  # damaged, not a store, newer, busy: one sentence, and the file is left alone
     problem = e
 with st.sidebar:

@@ -150,6 +150,27 @@ def test_the_front_follows_the_store_and_the_settings_between_reruns(app):
     assert again.to_numpy() == pytest.approx(2 * cost.to_numpy())
 
 
+def test_the_sidebar_counts_the_runs_the_store_holds_now(app):
+    """The sidebar's count is kept in the session between reruns, and redone when the file changes."""
+    import pandas as pd
+
+    def count(at) -> int:
+        said = next(c.value for c in at.sidebar.caption if c.value.startswith("Store "))
+        return int(said.split("· ")[1].split(" runs")[0].replace(",", ""))
+
+    at = app()
+    with Store(app.db) as s:
+        before = s.count(include_failed=False)
+    assert count(at) == before
+    at.run()
+    assert count(at) == before
+    with Store(app.db) as s:  # another writer: the Import page, a profiling sweep, the CLI
+        s.add_runs(pd.DataFrame({"model": ["acme/new", "acme/newer"], "energy_j": [1.0, 2.0]}),
+                   source="test", kind="test")
+    at.run()
+    assert count(at) == before + 2
+
+
 def test_prices_per_hardware_in_the_sidebar_reprice_only_that_hardware(app):
     at = app({"x": "energy_j", "y": "cost_usd", "task": "gpqa", "group": "hardware"})  # a front per GPU
     table = at.dataframe[0].value.set_index("run_id")
