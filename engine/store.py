@@ -422,6 +422,10 @@ class Store:
                     self.con.execute("ROLLBACK")
                 except duckdb.Error:
                     pass  # DuckDB already ended the transaction (a failed write, a full disk)
+                try:  # what _unordered could not put back inside the aborted transaction
+                    self.con.execute("RESET SESSION preserve_insertion_order")
+                except duckdb.Error:
+                    pass
                 failure = write_failure(e, self.path) if isinstance(e, duckdb.Error) else None
                 if failure:
                     raise failure from None
@@ -671,7 +675,10 @@ class Store:
         try:
             yield
         finally:
-            self.con.execute("RESET SESSION preserve_insertion_order")
+            try:
+                self.con.execute("RESET SESSION preserve_insertion_order")
+            except duckdb.Error:
+                pass  # a failed statement aborted the transaction: transaction() resets it after the rollback
 
     def _staged(self, runs: pd.DataFrame | pa.Table) -> tuple[pa.Table, str, list[str], bool, bool]:
         """The incoming runs as an Arrow table to register as ``_incoming`` (with engine.run_ids'

@@ -181,6 +181,18 @@ def test_add_runs_is_all_or_nothing(empty_db):
         assert "tokens_per_j" not in cols
 
 
+def test_a_failed_insert_says_why_and_leaves_the_connection_as_it_was(empty_db):
+    """The insert runs unordered (Store._unordered); when it fails, the error is its own, not
+    DuckDB's refusal of the reset inside the aborted transaction, and the store's connection keeps
+    insertion order afterwards."""
+    with Store(empty_db) as s:
+        s.add_runs(runs_df(2), source="first", kind="test")
+        with pytest.raises(duckdb.ConversionException, match="'four'"):
+            s.add_runs(runs_df(6, batch_size=["1", "2", "3", "four", "5", "6"]), source="bad", kind="test")
+        assert s.execute("SELECT current_setting('preserve_insertion_order')").fetchall() == [(True,)]
+        assert s.count() == 2
+
+
 def test_unknown_columns_and_bad_status_are_refused(empty_db):
     with Store(empty_db) as s:
         with pytest.raises(StoreError, match="no field definition"):
