@@ -39,7 +39,18 @@ def test_explore_changes_objective_and_opens_links(seeded_db):
             "() => document.querySelector('.js-plotly-plot .g-xtitle')?.textContent === 'power_w (W)'")
         assert plot_y_title(page) == "itl_p99_ms (ms)"
         assert page.get_by_label("front per model").is_checked()
-        assert page.locator("[data-testid=stSidebar]").get_by_text("lm-arena-chat").first.is_visible()
+        sidebar = page.locator("[data-testid=stSidebar]")
+        assert sidebar.get_by_text("Runs where task is lm-arena-chat and hardware is B200.").is_visible()
+
+        # the filter widgets are drawn when the sidebar's "Filters" popover opens; it stays open while
+        # the front redraws beside it
+        assert not page.get_by_label("hardware", exact=True).is_visible()
+        sidebar.get_by_role("button", name="Filters").click()
+        page.get_by_label("hardware", exact=True).click()
+        page.get_by_role("option", name="H100", exact=True).click()
+        sidebar.get_by_text("Runs where task is lm-arena-chat and hardware is B200 or H100.").wait_for()
+        page.wait_for_url(re.compile(r".*hardware=B200(,|%2C)H100.*"))
+        assert page.get_by_label("hardware", exact=True).is_visible()
 
 
 def test_select_runs_on_the_plot_and_compare_them(seeded_db):

@@ -150,6 +150,20 @@ def test_the_front_follows_the_store_and_the_settings_between_reruns(app):
     assert again.to_numpy() == pytest.approx(2 * cost.to_numpy())
 
 
+def test_the_sidebar_says_the_filters_in_force_in_words(app):
+    """The filter widgets sit in a popover (drawn when opened); the filters in force stay in view."""
+    def said(at) -> str:
+        return next(c.value for c in at.sidebar.caption if c.value.startswith(("Runs where", "No filters"))).replace("\\", "")
+
+    at = app({"x": "energy_j", "y": "accuracy", "task": "gpqa"})
+    assert said(at) == "Runs where task is gpqa."
+    at.multiselect(key="f_hardware").set_value(["H100", "B200"]).run()
+    assert said(at) == "Runs where task is gpqa and hardware is H100 or B200."  # engine.filters' words
+    at.multiselect(key="f_task").set_value([]).run()
+    at.multiselect(key="f_hardware").set_value([]).run()
+    assert said(at) == "No filters: every run."
+
+
 def test_the_sidebar_counts_the_runs_the_store_holds_now(app):
     """The sidebar's count is kept in the session between reruns, and redone when the file changes."""
     import pandas as pd
