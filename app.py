@@ -26,10 +26,14 @@ link_notes = settings_from_link()  # before anything reads the settings
 def store_facts() -> tuple[int, list[str]]:
     """The sidebar's count of runs and the priced hardware no run is on, kept in the session
     while the store file and the prices stay the same: every click reruns this script, and
-    opening the store took 30-40 ms of each rerun (the page opens it again for its own work)."""
+    opening the store took 30-40 ms of each rerun (the page opens it again for its own work).
+    Kept or not, the main area gets the same elements: when the page's moved by one between
+    reruns, the browser showed a stale copy of each beside the new one for a moment (two Start
+    buttons on Profile while a sweep stored its runs)."""
     key = (store_stamp(), settings().gpu_prices)
     kept = st.session_state.get("_store_facts")
     if kept and kept[0] == key:
+        st.empty()  # as open_store draws (its place for a wait): the page's elements keep their places
         return kept[1]
     with open_store() as store:  # in the main area, so a wait for a busy store is shown where the person looks
         facts = store.count(include_failed=False), store.unpriced_hardware()  # a price no run uses, named below

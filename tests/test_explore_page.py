@@ -185,6 +185,16 @@ def test_the_sidebar_counts_the_runs_the_store_holds_now(app):
     assert count(at) == before + 2
 
 
+def test_the_page_keeps_its_elements_in_place_whether_the_sidebar_counts_again_or_not(app):
+    """A rerun that opens the store for the sidebar's count (the file changed) and one that keeps
+    it draw the same elements in the main area: when the page's moved by one, the browser showed a
+    stale copy of each beside the new one for a moment."""
+    at = app()  # counted: the first run
+    first = [type(e).__name__ for e in at.main]
+    at.run()  # kept
+    assert [type(e).__name__ for e in at.main] == first
+
+
 def test_prices_per_hardware_in_the_sidebar_reprice_only_that_hardware(app):
     at = app({"x": "energy_j", "y": "cost_usd", "task": "gpqa", "group": "hardware"})  # a front per GPU
     table = at.dataframe[0].value.set_index("run_id")
