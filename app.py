@@ -30,12 +30,12 @@ def store_facts() -> tuple[int, list[str]]:
     Kept or not, the main area gets the same elements: when the page's moved by one between
     reruns, the browser showed a stale copy of each beside the new one for a moment (two Start
     buttons on Profile while a sweep stored its runs)."""
+    box = st.empty()  # where a wait for a busy store is said, drawn whether or not the store is opened
     key = (store_stamp(), settings().gpu_prices)
     kept = st.session_state.get("_store_facts")
     if kept and kept[0] == key:
-        st.empty()  # as open_store draws (its place for a wait): the page's elements keep their places
         return kept[1]
-    with open_store() as store:  # in the main area, so a wait for a busy store is shown where the person looks
+    with open_store(box=box) as store:  # in the main area, so a wait for a busy store is shown where the person looks
         facts = store.count(include_failed=False), store.unpriced_hardware()  # a price no run uses, named below
     st.session_state["_store_facts"] = (key, facts)
     return facts

@@ -50,11 +50,12 @@ def db_path() -> Path:
 WAIT_S = 30.0  # how long a page waits for a store another process is writing
 
 
-def open_store(show_wait: bool = True) -> Store:
+def open_store(show_wait: bool = True, box=None) -> Store:
     """A Store on the session's file with the session's settings; use as a context manager.
     While another process holds the file, a line says who and for how long (after WAIT_S the
-    store is reported busy in one sentence: StoreBusy, shown by app.py)."""
-    box = st.empty() if show_wait else None
+    store is reported busy in one sentence: StoreBusy, shown by app.py), in ``box`` (an
+    ``st.empty()`` the caller drew) or in a placeholder drawn here."""
+    box = box if box is not None else st.empty() if show_wait else None
 
     def waiting(seconds: float, holder: str) -> None:
         box.info(f"Waiting for the store: {holder} is using it ({seconds:.0f} s so far; giving up after "
