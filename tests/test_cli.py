@@ -33,6 +33,22 @@ def brute_front(df: pd.DataFrame, cols, maximize) -> set:
     return keep
 
 
+def test_the_import_command_starts_numpy_without_blas_threads(monkeypatch):
+    """An import calls no BLAS routine; numpy's OpenBLAS threads would spin on the cores DuckDB
+    reads with (cli.COMMAND_ENV), so the import command's process starts with one. A person's own
+    setting stays, and other commands are left as they are."""
+    from engine import cli
+
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    cli.build_parser("pareto")
+    assert "OPENBLAS_NUM_THREADS" not in os.environ
+    cli.build_parser("import")
+    assert os.environ["OPENBLAS_NUM_THREADS"] == "1"
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "8")
+    cli.build_parser("import")
+    assert os.environ["OPENBLAS_NUM_THREADS"] == "8"
+
+
 def test_init_builds_the_store_once(tmp_path):
     db = tmp_path / "new.duckdb"
     first = engine("init", env_db=db)
