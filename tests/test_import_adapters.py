@@ -225,6 +225,18 @@ def test_a_csv_read_as_numbers_maps_in_arrow_to_what_the_sql_gives(tmp_path):
     assert in_arrow.column("note").to_pylist() == ["a", "b", None]
 
 
+def test_the_sample_reads_lines_as_long_as_duckdb_allows(tmp_path):
+    """The sample that picks the columns parsed as numbers reads in small buffers
+    (tabular.SAMPLE_BUFFER); a line near DuckDB's longest (2,000,000 bytes) still fits one, so
+    the numbers beside a long text are parsed as numbers (a 1 MiB buffer fails on it, and the file
+    would be read all as text)."""
+    f = tmp_path / "t.csv"
+    f.write_text("model,note,energy_j\n" + "".join(f"m{i},{'x' * 1_999_000},{i + 0.5}\n" for i in range(3)))
+    with tabular.read_table(f) as t:
+        assert t.parsed_numbers == {"energy_j"} and t.types["energy_j"] == "double"
+        assert t.rows == 3
+
+
 def test_csv_column_that_turns_to_text_after_the_first_lines(tmp_path, monkeypatch):
     """A column of numbers in the lines the reader samples and text further on is read as text,
     and a value out of range past those lines is refused with its own line."""
