@@ -25,8 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from engine.arrow_kernels import call, cast
 from engine.fields import quote
 
 HEX_DIGITS = 20
@@ -74,7 +74,7 @@ def _text(col: pa.ChunkedArray) -> pa.ChunkedArray:
     if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
         return col
     try:
-        return pc.cast(col, pa.large_string())
+        return cast(col, pa.large_string())
     except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
         return pa.chunked_array([pa.array([None if v is None else str(v) for v in col.to_pylist()], pa.large_string())])
 
@@ -87,11 +87,11 @@ class _Column:
         t, self.words = col.type, None
         if pa.types.is_integer(t) or pa.types.is_boolean(t):
             # unsigned 64-bit values past 2^63 wrap (safe=False) rather than fail
-            self.kind, self.values = ("bool" if pa.types.is_boolean(t) else "int"), pc.cast(col, pa.int64(), safe=False)
+            self.kind, self.values = ("bool" if pa.types.is_boolean(t) else "int"), cast(col, pa.int64(), safe=False)
         elif pa.types.is_floating(t) or pa.types.is_decimal(t):
-            self.kind, self.values = "float", pc.cast(col, pa.float64())
+            self.kind, self.values = "float", cast(col, pa.float64())
         else:  # text, and anything else as the text Arrow writes for it
-            self.kind, self.values = "text", pc.dictionary_encode(_text(col)).unify_dictionaries()
+            self.kind, self.values = "text", call("dictionary_encode", _text(col)).unify_dictionaries()
             values = self.values.chunks[0].dictionary if self.values.num_chunks else pa.array([], pa.string())
             words = np.array([_words(v) for v in values.to_pylist()], dtype=np.uint64).reshape(-1, 2)
             self.words = (words[:, 0].copy(), words[:, 1].copy())
@@ -133,7 +133,7 @@ class _Block:
             return lo, hi, None
         missing, at = self.missing[:n], 0
         for chunk in part.chunks:
-            missing[at:at + len(chunk)] = _bits(pc.is_null(chunk)) if chunk.null_count else False
+            missing[at:at + len(chunk)] = _bits(call("is_null", chunk)) if chunk.null_count else False
             at += len(chunk)
         return lo, hi, missing
 

@@ -27,6 +27,7 @@ import duckdb
 import pyarrow as pa
 
 from engine import duck
+from engine.arrow_kernels import call, cast
 from engine.fields import (
     CANONICAL_BY_NAME,
     CI_HI,
@@ -719,8 +720,6 @@ def _mapped_in_arrow(table: Table, kept: list[tuple[ColumnMap, Field]]) -> pa.Ta
     where a column needs the SELECT's conversions (text mapped to a number: try_cast)."""
     if table.data is None:
         return None
-    import pyarrow.compute as pc
-
     columns = []
     for m, f in kept:
         col = table.data.column(m.source)
@@ -733,10 +732,10 @@ def _mapped_in_arrow(table: Table, kept: list[tuple[ColumnMap, Field]]) -> pa.Ta
         if not number:
             return None
         if m.factor != 1:
-            col = pc.multiply(col, _double(m.factor))
-        if pc.any(pc.is_nan(col)).as_py():
-            col = pc.if_else(pc.is_nan(col), pa.nulls(1, pa.float64())[0], col)
-        columns.append(col.cast(pa.int64() if f.dtype == "integer" else pa.float64()))
+            col = call("multiply", col, _double(m.factor))
+        if call("any", call("is_nan", col)).as_py():
+            col = call("if_else", call("is_nan", col), pa.nulls(1, pa.float64())[0], col)
+        columns.append(cast(col, pa.int64() if f.dtype == "integer" else pa.float64()))
     return pa.table(columns, names=[m.target for m, _ in kept])
 
 
