@@ -41,14 +41,23 @@ def store_facts() -> tuple[int, list[str]]:
     return facts
 
 
+def say_store(facts: tuple[int, list[str]]) -> None:
+    """The sidebar's count of runs and its warning of priced hardware no run is on."""
+    n_runs, absent = facts
+    count_line.caption(f"Store `{db_path()}` · {n_runs:,} runs")
+    if absent:
+        absent_line.warning(literal(f"No runs on {', '.join(absent)}: check the name (as the hardware filter lists it)."))
+    else:
+        absent_line.empty()
+
+
 problem = None
 try:
-    n_runs, absent = store_facts()
+    facts = store_facts()
 except StoreError as e:  # damaged, not a store, newer, busy: one sentence, and the file is left alone
     problem = e
 with st.sidebar:
-    if not problem:
-        st.caption(f"Store `{db_path()}` · {n_runs:,} runs")
+    count_line = st.empty()
     with st.popover("Derived-metric settings", width="stretch"):  # drawn only when opened; values from the link
         st.number_input("Price per GPU-hour ($)", min_value=0.0, step=0.1,
                         key="price_per_gpu_hour", help="for cost_usd: $ per work unit")
@@ -64,15 +73,18 @@ with st.sidebar:
     except ValueError as e:
         st.error(literal(f"{e} Prices per hardware are not applied until it is fixed."))
     now = settings()
-    if not problem and absent:
-        st.warning(literal(f"No runs on {', '.join(absent)}: check the name (as the hardware filter lists it)."))
+    absent_line = st.empty()
     st.caption(literal(f"cost_usd at {now.describe_prices()} · carbon_g at {now.carbon_g_per_kwh:,.0f} gCO2/kWh"))
+    if not problem:
+        say_store(facts)
 
 if problem:
     st.error(literal(problem))
     st.stop()  # every page would only fail the same way
 try:
     page.run()
+    if st.session_state["_store_facts"][0][0] != store_stamp():  # the page wrote (an import, a delete): said anew
+        say_store(store_facts())
 except StoreError as e:
     st.error(literal(e))
 except duckdb.Error as e:  # a damaged block met by a query after the store opened

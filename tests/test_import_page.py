@@ -99,3 +99,25 @@ def test_an_uploaded_table_is_read_once_for_preview_edits_and_commit(seeded_db, 
     assert len(reads) == 1
     with Store(seeded_db) as s:
         assert s.count() == before + 4
+
+
+def test_the_sidebar_counts_the_runs_an_import_just_added(seeded_db, monkeypatch):
+    """The sidebar is drawn before the page runs; when the page writes to the store (a commit, a
+    delete), the count is said again in the same rerun, not one click later."""
+    monkeypatch.setenv("PARETOSCOPE_DB", str(seeded_db))
+
+    def count(at) -> int:
+        said = next(c.value for c in at.sidebar.caption if c.value.startswith("Store "))
+        return int(said.split("· ")[1].split(" runs")[0].replace(",", ""))
+
+    with Store(seeded_db) as s:
+        before = s.count(include_failed=False)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+    at.switch_page("app_pages/import_runs.py").run()
+    assert not at.exception and count(at) == before
+    at.file_uploader(key="uploads").set_value(("sweep.csv", (FX / "sweep.csv").read_bytes(), "text/csv")).run()
+    _button(at, "Commit import").click().run()
+    assert not at.exception and at.success
+    assert count(at) == before + 4
+    at.run()
+    assert count(at) == before + 4
