@@ -25,8 +25,37 @@ db = default_db_path()
 tab_rec, tab_search = st.tabs(["Recommend", "Search"])
 
 
+def _key(filters: dict | None) -> tuple:
+    return tuple((k, tuple(v)) for k, v in sorted((filters or {}).items()))
+
+
 def _options(store, col, filters=None):
-    return store.distinct(col, filters) if store.has_field(col) else []
+    """A filter's choices: the column's values among the runs ``filters`` keep."""
+    return cached_options(store_stamp(), col, _key(filters), store)
+
+
+def _filled(store, filters) -> set:
+    """The fields some of the runs ``filters`` keep have a value in (derived ones by the sidebar's prices)."""
+    return set(cached_filled(store_stamp(), astuple(settings()), _key(filters), store))
+
+
+# The questions each rerun asks of the store before any answer: kept per store file as the
+# recommendation is. At 1,000,000 runs they took 0.17-0.2 s of every rerun (in cProfile: the
+# filled columns 24 ms a look, three looks; the choices of four filters on each tab, 6-7 ms each;
+# a task's default objectives 40 ms), though only a write to the store changes them.
+@st.cache_data(show_spinner=False, max_entries=64)
+def cached_options(stamp: tuple, col: str, filters: tuple, _store) -> list:
+    return _store.distinct(col, {k: list(v) for k, v in filters}) if _store.has_field(col) else []
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def cached_filled(stamp: tuple, prices: tuple, filters: tuple, _store) -> list[str]:
+    return _store.non_empty_columns({k: list(v) for k, v in filters})
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def cached_default_objectives(stamp: tuple, prices: tuple, task: str, _store) -> tuple[list[str], list[bool]]:
+    return S.default_objectives(_store, task)
 
 
 # Kept per store file (``stamp``) and derived-metric settings (``prices``): a rerun that changes
@@ -135,9 +164,8 @@ def _follow_search(sid: str) -> None:
     progress()
 
 
-
-with tab_rec:
-    with open_store() as store:  # price and carbon intensity come from the sidebar's settings
+with open_store() as store:  # one connection for both tabs' questions: a second open took 25-35 ms of every rerun at 1e6 runs
+    with tab_rec:  # price and carbon intensity come from the sidebar's settings
         metrics = [f.name for f in store.metrics()]
         tasks = _options(store, "task")
         if st.session_state.get("r_task") not in tasks and tasks:
@@ -157,7 +185,7 @@ with tab_rec:
         for col, vals in (("hardware", hw), ("model", models), ("precision", precs)):
             if vals:
                 filters[col] = vals
-        filled = set(store.non_empty_columns(base))  # once: a count over every column (0.03 s at 1e6 runs)
+        filled = _filled(store, base)
         measured = [m for m in metrics if m in filled or m in ("cost_usd", "carbon_g")]
         quality = headline(store, base)  # the task's quality figure (accuracy, a benchmark score), if it has one
 
@@ -214,52 +242,50 @@ with tab_rec:
                                             tuple(weights) if weights else None, store)
             except ValueError as e:
                 error = str(e)
-    if error:
-        st.error(literal(error))
-    if rec is not None:
-        if rec.pick is None:
-            st.error(literal(f"Nothing is feasible: {rec.reason}"))
-        else:
-            pick_cols = [c for c in CONFIG_COLS if c in rec.front.columns] + objectives
-            st.success(literal(rec.reason))  # model names are data: never Markdown
-            picks = [{"": "pick", **{k: rec.pick.get(k) for k in pick_cols}}]
-            if rec.runner_up:
-                picks.append({"": "runner-up", **{k: rec.runner_up.get(k) for k in pick_cols}})
-            # four significant digits, as on Explore: a cost per token reads 9.381e-08, not 0.00000009
-            numbers = {c: st.column_config.NumberColumn(format="%.4g")
-                       for c in [*objectives, *(c.name for c in map(Constraint.parse, constraints))]}
-            st.dataframe(pd.DataFrame(picks), hide_index=True, column_config=numbers)
-            if len(objectives) >= 2:
-                fig, said = recommend_figure(rec, objectives, [c for c in CONFIG_COLS if c in rec.runs.columns])
-                st.plotly_chart(fig, width="stretch")
-                if said:
-                    st.caption(said)
-            st.markdown(f"**Feasible Pareto front** ({counted(len(rec.front), 'run')}, in order of preference)")
-            show = [c for c in CONFIG_COLS if c in rec.front.columns] + objectives + \
-                [c.name for c in map(Constraint.parse, constraints) if c.name not in objectives]
-            st.dataframe(rec.front[list(dict.fromkeys(show))], hide_index=True, column_config=numbers)
-            if rec.costs:
-                st.markdown("**What each constraint costs**")
-                for c in rec.costs:
-                    st.markdown(f"- {literal(c.text)}")
-            for title, table, key in (("Best configuration per hardware", rec.per_hardware, "hardware"),
-                                      ("Best configuration per model", rec.per_model, "model")):
-                if table is not None:
-                    st.markdown(f"**{title}** (the knee of its own feasible front, under the same constraints)"
-                                if not weights and len(objectives) > 1 else f"**{title}** (under the same constraints)")
-                    cols = [key] + [c for c in CONFIG_COLS if c != key and c in table.columns] + objectives + ["feasible_runs"]
-                    st.dataframe(table[list(dict.fromkeys(cols))], hide_index=True, column_config=numbers)
+        if error:
+            st.error(literal(error))
+        if rec is not None:
+            if rec.pick is None:
+                st.error(literal(f"Nothing is feasible: {rec.reason}"))
+            else:
+                pick_cols = [c for c in CONFIG_COLS if c in rec.front.columns] + objectives
+                st.success(literal(rec.reason))  # model names are data: never Markdown
+                picks = [{"": "pick", **{k: rec.pick.get(k) for k in pick_cols}}]
+                if rec.runner_up:
+                    picks.append({"": "runner-up", **{k: rec.runner_up.get(k) for k in pick_cols}})
+                # four significant digits, as on Explore: a cost per token reads 9.381e-08, not 0.00000009
+                numbers = {c: st.column_config.NumberColumn(format="%.4g")
+                           for c in [*objectives, *(c.name for c in map(Constraint.parse, constraints))]}
+                st.dataframe(pd.DataFrame(picks), hide_index=True, column_config=numbers)
+                if len(objectives) >= 2:
+                    fig, said = recommend_figure(rec, objectives, [c for c in CONFIG_COLS if c in rec.runs.columns])
+                    st.plotly_chart(fig, width="stretch")
+                    if said:
+                        st.caption(said)
+                st.markdown(f"**Feasible Pareto front** ({counted(len(rec.front), 'run')}, in order of preference)")
+                show = [c for c in CONFIG_COLS if c in rec.front.columns] + objectives + \
+                    [c.name for c in map(Constraint.parse, constraints) if c.name not in objectives]
+                st.dataframe(rec.front[list(dict.fromkeys(show))], hide_index=True, column_config=numbers)
+                if rec.costs:
+                    st.markdown("**What each constraint costs**")
+                    for c in rec.costs:
+                        st.markdown(f"- {literal(c.text)}")
+                for title, table, key in (("Best configuration per hardware", rec.per_hardware, "hardware"),
+                                          ("Best configuration per model", rec.per_model, "model")):
+                    if table is not None:
+                        st.markdown(f"**{title}** (the knee of its own feasible front, under the same constraints)"
+                                    if not weights and len(objectives) > 1 else f"**{title}** (under the same constraints)")
+                        cols = [key] + [c for c in CONFIG_COLS if c != key and c in table.columns] + objectives + ["feasible_runs"]
+                        st.dataframe(table[list(dict.fromkeys(cols))], hide_index=True, column_config=numbers)
 
-
-with tab_search:
-    with open_store() as store:
+    with tab_search:
         tasks = _options(store, "task")
         source = st.radio("Space", ["task (stored runs)", "workload (profile now)"], horizontal=True, key="s_kind")
         c1, c2, c3, c4 = st.columns([2, 3, 2, 1])
         if source.startswith("task"):
             name = c1.selectbox("Task", tasks, key="s_task")
-            obj_default, max_default = S.default_objectives(store, name) if name else ([], [])
-            filled = set(store.non_empty_columns({"task": [name]}))
+            obj_default, max_default = cached_default_objectives(store_stamp(), astuple(settings()), name, store) if name else ([], [])
+            filled = _filled(store, {"task": [name]})
             measured = [f.name for f in store.metrics() if f.name in filled]
             evaluator = "lookup"
             space_n = cached_space_size(store_stamp(), name, tuple(obj_default), store) if name else 0
@@ -274,6 +300,9 @@ with tab_search:
         seed = c4.number_input("Seed", 0, 10_000, 0, key="s_seed")
         dirs = {o: m for o, m in zip(obj_default, max_default)}
         maximize = [dirs.get(o, (store.field(o).direction == "max") if store.has_field(o) else False) for o in objectives]
+
+
+with tab_search:
     on_ray, ray_at = False, ""
     if evaluator == "measure":
         r1, r2 = st.columns([1, 2], vertical_alignment="bottom")
