@@ -23,6 +23,11 @@ page = st.navigation(PAGES)
 link_notes = settings_from_link()  # before anything reads the settings
 
 
+def facts_key() -> tuple:
+    """What the sidebar's facts depend on: the store file as it is now, and the prices."""
+    return store_stamp(), settings().gpu_prices
+
+
 def store_facts() -> tuple[int, list[str]]:
     """The sidebar's count of runs and the priced hardware no run is on, kept in the session
     while the store file and the prices stay the same: every click reruns this script, and
@@ -31,7 +36,7 @@ def store_facts() -> tuple[int, list[str]]:
     reruns, the browser showed a stale copy of each beside the new one for a moment (two Start
     buttons on Profile while a sweep stored its runs)."""
     box = st.empty()  # where a wait for a busy store is said, drawn whether or not the store is opened
-    key = (store_stamp(), settings().gpu_prices)
+    key = facts_key()
     kept = st.session_state.get("_store_facts")
     if kept and kept[0] == key:
         return kept[1]
@@ -83,7 +88,7 @@ if problem:
     st.stop()  # every page would only fail the same way
 try:
     page.run()
-    if st.session_state["_store_facts"][0][0] != store_stamp():  # the page wrote (an import, a delete): said anew
+    if st.session_state["_store_facts"][0] != facts_key():  # the page wrote (an import, a delete): said anew
         say_store(store_facts())
 except StoreError as e:
     st.error(literal(e))
