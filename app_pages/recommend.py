@@ -26,6 +26,7 @@ tab_rec, tab_search = st.tabs(["Recommend", "Search"])
 
 
 def _key(filters: dict | None) -> tuple:
+    """Filters as a cache key: (column, values) pairs in column order."""
     return tuple((k, tuple(v)) for k, v in sorted((filters or {}).items()))
 
 
@@ -238,7 +239,7 @@ with open_store() as store:  # one connection for both tabs' questions: a second
         else:
             try:
                 rec = cached_recommendation(store_stamp(), astuple(settings()), tuple(objectives), tuple(maximize),
-                                            tuple(constraints), tuple((k, tuple(v)) for k, v in sorted(filters.items())),
+                                            tuple(constraints), _key(filters),
                                             tuple(weights) if weights else None, store)
             except ValueError as e:
                 error = str(e)
