@@ -3,7 +3,23 @@ from __future__ import annotations
 
 import re
 
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
 from tests.browser import chromium_page, streamlit_server
+
+
+def hover_text(page, x: float, y: float) -> str:
+    """The hover labels plotly draws with the mouse at (x, y), read in one DOM call: a label seen
+    by one locator call can be gone by the next (plotly redraws the hover layer on its own frames),
+    and a locator waiting for it then waits out its whole timeout."""
+    page.mouse.move(x, y)
+    labels = "() => Array.from(document.querySelectorAll('.js-plotly-plot .hoverlayer .hovertext'),"\
+             " e => e.textContent).join(' | ')"
+    try:  # plotly draws the label on a later frame, or not at all over an empty spot
+        page.wait_for_function(labels, timeout=500)
+    except PlaywrightTimeout:
+        return ""
+    return page.evaluate(labels)
 
 
 def plot_y_title(page) -> str:
@@ -107,9 +123,8 @@ def test_many_dominated_runs_are_drawn_as_one_image_whose_cells_say_their_count(
         said = ""
         for i in range(1, 12):  # across the plot's middle band until a shaded cell answers
             for j in range(2, 8):
-                page.mouse.move(box["x"] + box["width"] * i / 12, box["y"] + box["height"] * j / 10)
-                label = plot.locator(".hoverlayer .hovertext")
-                if label.count() and "in this cell" in (said := label.first.text_content() or ""):
+                said = hover_text(page, box["x"] + box["width"] * i / 12, box["y"] + box["height"] * j / 10)
+                if "in this cell" in said:
                     break
             if "in this cell" in said:
                 break
