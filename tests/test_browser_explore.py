@@ -35,7 +35,7 @@ def test_explore_changes_objective_and_opens_links(seeded_db):
         assert plot_y_title(page) == "accuracy"
         assert page.locator(".js-plotly-plot .g-xtitle").first.text_content() == "energy_j (J per token)"
         assert "x=energy_j" in page.url and "y=accuracy" in page.url and "task=gpqa" in page.url
-        assert page.get_by_text("runs lack accuracy (not measured)").first.is_visible()
+        page.get_by_text("runs lack accuracy (not measured)").first.wait_for()  # drawn after the plot, maybe in a later delta
         before = page.get_by_text("runs match").first.inner_text()
         assert "lack an objective" in before
 
@@ -56,7 +56,7 @@ def test_explore_changes_objective_and_opens_links(seeded_db):
         assert plot_y_title(page) == "itl_p99_ms (ms)"
         assert page.get_by_label("front per model").is_checked()
         sidebar = page.locator("[data-testid=stSidebar]")
-        assert sidebar.get_by_text("Runs where task is lm-arena-chat and hardware is B200.").is_visible()
+        sidebar.get_by_text("Runs where task is lm-arena-chat and hardware is B200.").wait_for()
 
         # the filter widgets are drawn when the sidebar's "Filters" popover opens; it stays open while
         # the front redraws beside it
@@ -90,7 +90,7 @@ def test_select_runs_on_the_plot_and_compare_them(seeded_db):
         page.get_by_role("heading", name="Compare").wait_for()
         page.get_by_role("heading", name="Metrics").wait_for()
         assert "runs=" in page.url
-        assert page.get_by_text("Ratio and difference are against").first.is_visible()
+        page.get_by_text("Ratio and difference are against").first.wait_for()
         # energy per token against batch size on H100: one curve per model, one click away
         page.goto(url + "/?x=itl_p90_ms&y=energy_j&task=gpqa&hardware=H100&group=model")
         page.locator(".js-plotly-plot .g-xtitle").first.wait_for()
@@ -118,7 +118,7 @@ def test_many_dominated_runs_are_drawn_as_one_image_whose_cells_say_their_count(
         plot = page.locator(".js-plotly-plot").first
         plot.locator(".hm image").wait_for(state="attached")  # plotly's heatmap layer: one image
         assert plot.locator(".scatterlayer .point").count() < 100  # the front's few markers, no dominated ones
-        assert page.get_by_text("dominated runs are drawn as a shaded density").first.is_visible()
+        page.get_by_text("dominated runs are drawn as a shaded density").first.wait_for()
         box = plot.locator(".nsewdrag").first.bounding_box()
         said = ""
         for i in range(1, 12):  # across the plot's middle band until a shaded cell answers
