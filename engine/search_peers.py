@@ -31,6 +31,8 @@ Every model-based peer starts from as many uniformly drawn configurations as our
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from engine.search.algorithms import EHVI_SAMPLES, REFIT_ALWAYS, REFIT_EVERY, n_initial, register
@@ -81,6 +83,7 @@ def _no_kernel_compile() -> None:
 def _botorch_loop(space, run, st, budget: int, seed: int, n_obj: int) -> None:
     import torch
     from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
+    from botorch.exceptions import InputDataWarning
     from botorch.fit import fit_gpytorch_mll
     from botorch.models import SingleTaskGP
     from botorch.models.transforms import Normalize, Standardize
@@ -88,6 +91,9 @@ def _botorch_loop(space, run, st, budget: int, seed: int, n_obj: int) -> None:
     from botorch.sampling import SobolQMCNormalSampler
     from gpytorch.mlls import ExactMarginalLogLikelihood
 
+    # Standardize scales each objective, but one the first points all share (std 0) is left at
+    # std 0, and BoTorch then warns on every model built: hundreds of lines in a bench or test run
+    warnings.filterwarnings("ignore", r"Data \(outcome observations\) is not standardized", InputDataWarning)
     # ours' schedule: hyperparameters refit every step while few points, then every 5th (warm
     # started), and as many Monte Carlo draws as ours (EHVI_SAMPLES, REFIT_ALWAYS, REFIT_EVERY)
     rng = np.random.default_rng(seed)
