@@ -19,6 +19,7 @@ PAGES = [
 ]
 
 page = st.navigation(PAGES)
+NEEDS_RUNS = ("Explore", "Recommend", "Compare")  # pages with nothing to show until the store holds runs
 
 link_notes = settings_from_link()  # before anything reads the settings
 
@@ -56,6 +57,17 @@ def say_store(facts: tuple[int, list[str]]) -> None:
         absent_line.empty()
 
 
+def say_empty_store() -> None:
+    """In place of a page that needs runs, on a store that holds none: where runs come from. The
+    page itself would only say that no run matches filters nobody set."""
+    st.title(page.title)
+    st.info(literal(f"The store `{db_path()}` holds no runs yet. Bring in other tools' run logs on the Import "
+                    "page, measure a model on this machine on the Profile page, or load the bundled measurements "
+                    f"(ML.ENERGY runs and published quality) with `python -m engine init --db {db_path()}`."))
+    st.page_link(PAGES[1], label="Import runs", icon=":material/upload_file:")
+    st.page_link(PAGES[2], label="Profile a model", icon=":material/speed:")
+
+
 problem = None
 try:
     facts = store_facts()
@@ -86,6 +98,9 @@ with st.sidebar:
 if problem:
     st.error(literal(problem))
     st.stop()  # every page would only fail the same way
+if not facts[0] and page.title in NEEDS_RUNS:
+    say_empty_store()
+    st.stop()
 try:
     page.run()
     if st.session_state["_store_facts"][0] != facts_key():  # the page wrote (an import, a delete): said anew

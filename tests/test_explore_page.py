@@ -277,6 +277,26 @@ def test_empty_states(app):
     assert any("itl_p90_ms" in shown(w.value) and "None of the 638" in shown(w.value) for w in at.warning)
 
 
+@pytest.mark.parametrize("page", ["explore", "recommend", "compare", "import"])
+def test_a_store_without_runs_says_where_runs_come_from(empty_db, monkeypatch, page):
+    """On a store that holds no runs, the pages that show runs say how to bring some in (Import,
+    Profile, the bundled data) instead of 'no runs match the filters' with no filter set; the
+    pages that bring runs in are drawn as they are."""
+    monkeypatch.setenv("PARETOSCOPE_DB", str(empty_db))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+    if page != "explore":
+        at.switch_page(f"app_pages/{'import_runs' if page == 'import' else page}.py").run()
+    assert not at.exception, at.exception
+    said = " ".join(shown(i.value) for i in at.info)
+    if page == "import":
+        assert "holds no runs yet" not in said and at.get("file_uploader")
+        return
+    assert f"The store `{empty_db}` holds no runs yet" in said and f"`python -m engine init --db {empty_db}`" in said
+    assert "No runs match" not in said and not at.selectbox and not at.multiselect
+    assert at.title[0].value == page.capitalize()
+    assert {link.proto.label for link in at.get("page_link")} == {"Import runs", "Profile a model"}
+
+
 def test_third_objective_as_colour_and_3d(app):
     at = app({"x": "energy_j", "y": "itl_p90_ms", "z": "throughput", "task": "gpqa"})
     state = ViewState(z="throughput", filters={"task": ["gpqa"]})
