@@ -61,7 +61,7 @@ def say_empty_store() -> None:
     """In place of a page that needs runs, on a store that holds none: where runs come from. The
     page itself would only say that no run matches filters nobody set."""
     st.title(page.title)
-    st.info(literal(f"The store `{db_path()}` holds no runs yet. Bring in other tools' run logs on the Import "
+    st.info(literal(f"The store `{db_path()}` holds no measured runs yet. Bring in other tools' run logs on the Import "
                     "page, measure a model on this machine on the Profile page, or load the bundled measurements "
                     f"(ML.ENERGY runs and published quality) with `python -m engine init --db {db_path()}`."))
     st.page_link(PAGES[1], label="Import runs", icon=":material/upload_file:")

@@ -277,11 +277,17 @@ def test_empty_states(app):
     assert any("itl_p90_ms" in shown(w.value) and "None of the 638" in shown(w.value) for w in at.warning)
 
 
-@pytest.mark.parametrize("page", ["explore", "recommend", "compare", "import"])
+@pytest.mark.parametrize("page", ["explore", "recommend", "compare", "import", "explore after a failed sweep"])
 def test_a_store_without_runs_says_where_runs_come_from(empty_db, monkeypatch, page):
-    """On a store that holds no runs, the pages that show runs say how to bring some in (Import,
-    Profile, the bundled data) instead of 'no runs match the filters' with no filter set; the
-    pages that bring runs in are drawn as they are."""
+    """On a store that holds no measured runs, the pages that show runs say how to bring some in
+    (Import, Profile, the bundled data) instead of 'no runs match the filters' with no filter set;
+    the pages that bring runs in are drawn as they are."""
+    if page.endswith("failed sweep"):  # runs that failed are not measurements: nothing to draw either
+        import pandas as pd
+
+        with Store(empty_db) as s:
+            s.add_runs(pd.DataFrame({"model": ["m"], "batch_size": [4096], "status": ["failed"]}), source="sweep", kind="csv")
+        page = "explore"
     monkeypatch.setenv("PARETOSCOPE_DB", str(empty_db))
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
     if page != "explore":
@@ -289,9 +295,9 @@ def test_a_store_without_runs_says_where_runs_come_from(empty_db, monkeypatch, p
     assert not at.exception, at.exception
     said = " ".join(shown(i.value) for i in at.info)
     if page == "import":
-        assert "holds no runs yet" not in said and at.get("file_uploader")
+        assert "holds no measured runs yet" not in said and at.get("file_uploader")
         return
-    assert f"The store `{empty_db}` holds no runs yet" in said and f"`python -m engine init --db {empty_db}`" in said
+    assert f"The store `{empty_db}` holds no measured runs yet" in said and f"`python -m engine init --db {empty_db}`" in said
     assert "No runs match" not in said and not at.selectbox and not at.multiselect
     assert at.title[0].value == page.capitalize()
     assert {link.proto.label for link in at.get("page_link")} == {"Import runs", "Profile a model"}
