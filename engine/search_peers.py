@@ -92,7 +92,7 @@ def _botorch_loop(space, run, st, budget: int, seed: int, n_obj: int) -> None:
     from gpytorch.mlls import ExactMarginalLogLikelihood
 
     # Standardize scales each objective, but one the first points all share (std 0) is left at
-    # std 0, and BoTorch then warns on every model built: hundreds of lines in a bench or test run
+    # std 0, and BoTorch then warns that the data is not standardized: noise in bench and test output
     warnings.filterwarnings("ignore", r"Data \(outcome observations\) is not standardized", InputDataWarning)
     # ours' schedule: hyperparameters refit every step while few points, then every 5th (warm
     # started), and as many Monte Carlo draws as ours (EHVI_SAMPLES, REFIT_ALWAYS, REFIT_EVERY)
