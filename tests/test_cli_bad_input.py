@@ -126,11 +126,11 @@ def test_bad_arguments_are_one_sentence(small_db, args, words):
 
 @pytest.mark.parametrize("command", [["runs"], ["pareto", "--objective", "energy_j:min"],
                                      ["recommend", "--objective", "energy_j:min"], ["import", "--list"],
-                                     ["search", "--task", "gpqa", "--budget", "3"]])
+                                     ["search", "--task", "gpqa", "--budget", "3"], ["compare", "a1", "b2"]])
 def test_reading_a_missing_store_says_run_init_first(tmp_path, command):
     """`runs --db /no/such/dir/x.duckdb` created an empty store (and its folders) and listed nothing."""
     db = tmp_path / "no" / "such" / "x.duckdb"
-    one_sentence(engine(*command, "--db", str(db)), f"No store at {db}", "python -m engine init")
+    one_sentence(engine(*command, "--db", str(db)), f"No store at {db}", f"python -m engine init --db {db}")
     assert not db.exists() and not db.parent.exists()
     missing = tmp_path / "missing.duckdb"  # the same through PARETOSCOPE_DB
     one_sentence(engine(*command, env_db=missing), f"No store at {missing}")

@@ -6,9 +6,8 @@ import sys
 
 import pandas as pd
 
-from engine.commands import add_db, add_settings, note_absent_prices, records, settings_from
+from engine.commands import add_db, add_settings, existing_store, note_absent_prices, records, settings_from
 from engine.compare import compare
-from engine.store import Store
 
 
 def add_parser(sub):
@@ -27,7 +26,7 @@ def _cell(v) -> str:
 
 
 def run(args) -> int:
-    with Store(args.db, read_only=True, settings=settings_from(args)) as store:
+    with existing_store(args.db, read_only=True, settings=settings_from(args)) as store:
         note_absent_prices(store)
         cmp = compare(store, args.run_ids)
     if args.format == "json":
