@@ -193,7 +193,10 @@ def recommend(
                    if (gap := lacking(store, name, filters)).runs]
     gaps = "".join(" " + gap.sentence() for gap in rec.lacking)
     if len(df) == 0:
-        rec.infeasible = rec.reason = "No run matches the filters with a value for every objective." + gaps
+        rec.infeasible = rec.reason = (
+            "No run matches the filters with a value for every objective." if filters else
+            "No run has a value for every objective." if store.count(include_failed=False) else
+            "The store holds no measured runs yet.") + gaps
         return rec
     if not feasible.any():
         rec.infeasible = rec.reason = _why_infeasible(df, cons, limits, masks, unit) + gaps

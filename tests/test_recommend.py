@@ -49,6 +49,17 @@ def test_single_objective_pick_and_constraint_cost(store):
     assert "could drop 50 %" in rec.reason
 
 
+def test_no_run_to_pick_from_is_said_as_it_is(store, tmp_path):
+    """With nothing to pick from, the reason says why: filters that match nothing, no run with a
+    value for an objective, or a store without measured runs; never filters nobody set."""
+    assert recommend(store, ["energy_j"], [False], filters={"hardware": ["C"]}).reason == (
+        "No run matches the filters with a value for every objective.")
+    said = recommend(store, ["power_w"], [False]).reason  # a metric none of these runs measured
+    assert said.startswith("No run has a value for every objective.") and "power_w" in said
+    with Store(tmp_path / "empty.duckdb") as empty:
+        assert recommend(empty, ["energy_j"], [False]).reason == "The store holds no measured runs yet."
+
+
 def test_infeasible_names_binding_constraint_and_margin(store):
     rec = recommend(store, *BOTH, ["itl_p90_ms<=0.5"])
     assert rec.pick is None and rec.front.empty

@@ -251,7 +251,13 @@ def test_search_cli_json_and_table(seeded_db):
     assert f"{doc['summary']}." in out.stdout and f"{100 * share[-1]:.1f} % of the true front's" in out.stdout
     out = subprocess.run(cmd[:4] + ["--task", "nope", "--budget", "3", "--db", str(seeded_db)], cwd=ROOT,
                          capture_output=True, text=True, timeout=180)
-    assert out.returncode == 1 and "No runs of task 'nope'" in out.stderr
+    assert out.returncode == 1 and "No runs of task 'nope'" in out.stderr and "known tasks: " in out.stderr
+    empty = seeded_db.parent / "empty.duckdb"
+    Store(empty).close()
+    out = subprocess.run(cmd[:4] + ["--task", "gpqa", "--budget", "3", "--db", str(empty)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=180)
+    assert out.returncode == 1 and out.stderr.strip() == (
+        "error: No runs of task 'gpqa' in the store; it holds no runs of any task.")  # not 'known tasks: .'
 
 
 def test_a_stop_ends_the_search_after_the_evaluation_not_after_the_next_proposal(seeded_db, monkeypatch):

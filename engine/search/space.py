@@ -129,7 +129,9 @@ def default_objectives(store: Store, task: str, with_quality: bool = True) -> tu
 
 def _check_task(store: Store, task: str) -> None:
     if not store.distinct("task", {"task": [task]}):
-        raise ValueError(f"No runs of task '{task}' in the store; known tasks: {', '.join(store.distinct('task'))}.")
+        known = store.distinct("task")
+        raise ValueError(f"No runs of task '{task}' in the store; "
+                         + (f"known tasks: {', '.join(known)}." if known else "it holds no runs of any task."))
 
 
 def task_space(store: Store, task: str, objectives: Sequence[str], filters: Mapping | None = None) -> Space:
