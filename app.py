@@ -4,7 +4,7 @@ from __future__ import annotations
 import duckdb
 import streamlit as st
 
-from engine.store import StoreError, explain
+from engine.store import StoreError, explain, init_command
 from ui.state import db_path, gpu_prices, open_store, settings, settings_from_link, store_stamp
 from ui.text import literal
 
@@ -63,7 +63,7 @@ def say_empty_store() -> None:
     st.title(page.title)
     st.info(literal(f"The store `{db_path()}` holds no measured runs yet. Bring in other tools' run logs on the Import "
                     "page, measure a model on this machine on the Profile page, or load the bundled measurements "
-                    f"(ML.ENERGY runs and published quality) with `python -m engine init --db {db_path()}`."))
+                    f"(ML.ENERGY runs and published quality) with `{init_command(db_path())}`."))
     st.page_link(PAGES[1], label="Import runs", icon=":material/upload_file:")
     st.page_link(PAGES[2], label="Profile a model", icon=":material/speed:")
 

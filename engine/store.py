@@ -79,8 +79,13 @@ _DAMAGE = re.compile(r"not a valid DuckDB database|Could not read enough bytes|C
                      r"Serialization|Failed to load metadata", re.I)
 
 
+def init_command(path: str | Path) -> str:
+    """The command that builds the store at ``path`` from the bundled data, as messages quote it."""
+    return f"python -m engine init --db {path}"
+
+
 def rebuild_hint(path: Path) -> str:
-    return (f"move it aside and rebuild the store with `python -m engine init --db {path}`, "
+    return (f"move it aside and rebuild the store with `{init_command(path)}`, "
             f"then import your own files again")
 
 
@@ -292,7 +297,7 @@ class Store:
         memory = str(self.path) == ":memory:"
         if not memory:
             if read_only and not self.path.exists():
-                raise StoreError(f"No store at {self.path}; run `python -m engine init` first.")
+                raise StoreError(f"No store at {self.path}; run `{init_command(self.path)}` first.")
             check_file(self.path)
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = _write_lock(self.path)

@@ -3,6 +3,8 @@ field registry, filters (and attempts to smuggle SQL through them), derived metr
 import, and the bundled seed data."""
 from __future__ import annotations
 
+import re
+
 import duckdb
 import numpy as np
 import pandas as pd
@@ -466,3 +468,13 @@ def test_seed_loads_every_run_mapped_onto_canonical_columns(seeded_db):
             assert s.count({extra: {"min": 0}}) > 0
         assert s.field("energy_per_request_j").unit == "J"
         assert s.imports()["kind"].tolist() == ["seed", "seed", "quality"]  # published figures: one undoable batch
+
+
+def test_reading_a_store_that_is_not_there_names_the_command_that_builds_it(tmp_path):
+    """A read-only open of a missing file creates nothing and says how to build the store there,
+    with its path, as the CLI and the app say it."""
+    missing = tmp_path / "none" / "runs.duckdb"
+    said = f"No store at {missing}; run `python -m engine init --db {missing}` first."
+    with pytest.raises(StoreError, match="^" + re.escape(said) + "$"):
+        Store(missing, read_only=True)
+    assert not missing.parent.exists()

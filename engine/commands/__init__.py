@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from engine import filters as filter_lang
 from engine.derived import Settings, amount, parse_gpu_prices
-from engine.store import Store, default_db_path
+from engine.store import Store, default_db_path, init_command
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -27,7 +27,7 @@ def existing_store(db, **kwargs) -> Store:
 
     path = Path(db) if db else default_db_path()
     if not path.exists():
-        raise CliError(f"No store at {path}; run `python -m engine init --db {path}` first.")
+        raise CliError(f"No store at {path}; run `{init_command(path)}` first.")
     return Store(path, **kwargs)
 
 
