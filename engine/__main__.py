@@ -1,3 +1,5 @@
-from engine.cli import main
+import sys
 
-raise SystemExit(main())
+from engine.cli import leave, main
+
+leave(main(), sys.argv[1] if len(sys.argv) > 1 else None)

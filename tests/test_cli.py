@@ -15,9 +15,13 @@ from engine.store import Store
 from tests.conftest import ROOT
 
 
-def engine(*args, db=None, env_db=None):
+def engine(*args, db=None, env_db=None, buffered=False):
+    """``buffered``: stdout kept in a buffer until the process flushes it, as in a person's shell
+    (these machines set PYTHONUNBUFFERED)."""
     env = dict(os.environ)
     env.pop("PARETOSCOPE_DB", None)
+    if buffered:
+        env.pop("PYTHONUNBUFFERED", None)
     if env_db:
         env["PARETOSCOPE_DB"] = str(env_db)
     cmd = [sys.executable, "-m", "engine", *args] + (["--db", str(db)] if db else [])
@@ -47,6 +51,30 @@ def test_the_import_command_starts_numpy_without_blas_threads(monkeypatch):
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "8")
     cli.build_parser("import")
     assert os.environ["OPENBLAS_NUM_THREADS"] == "8"
+
+
+def test_the_import_command_leaves_at_once_yet_says_everything_and_keeps_every_run(tmp_path):
+    """The import's process ends past Python's teardown (cli.LEAVE_AT_ONCE, os._exit): what it
+    printed (held in stdout's buffer to the end) still reaches a pipe, its exit status is the
+    command's, and the store it wrote holds every run. A reader gone before the last line gets
+    status 141, as main() gives for it, and the runs stay imported."""
+    csv = tmp_path / "sweep.csv"
+    csv.write_text("model,batch_size,energy_j\nm,1,2.5\nm,2,3.5\nm,4,5.0\n")
+    db = tmp_path / "s.duckdb"
+    done = engine("import", str(csv), db=db, buffered=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("sweep.csv (csv): 3 runs added as batch ")
+    missing = engine("import", str(tmp_path / "nowhere.csv"), db=db, buffered=True)
+    assert missing.returncode == 1 and missing.stderr.startswith("error: ") and "nowhere.csv" in missing.stderr
+    other = tmp_path / "other.csv"
+    other.write_text("model,batch_size,energy_j\nn,1,2.5\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    gone = subprocess.Popen([sys.executable, "-m", "engine", "import", str(other), "--db", str(db)], cwd=ROOT,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    gone.stdout.close()  # nobody reads what it says
+    assert gone.wait(timeout=300) == 141, gone.stderr.read()
+    with Store(db, read_only=True) as s:
+        assert s.count() == 4 and sorted(s.distinct("model")) == ["m", "n"]
 
 
 def test_init_builds_the_store_once(tmp_path):

@@ -38,9 +38,14 @@ def one_sentence(res: subprocess.CompletedProcess, *words: str) -> str:
 
 # Runs `python -m engine import FILE --db DB` for each file in one interpreter, the way `-m` does
 # (runpy), so forty fixtures cost one start-up; an exception escaping the CLI prints its traceback
-# to that call's stderr exactly as the interpreter would.
+# to that call's stderr exactly as the interpreter would. The import command ends its process with
+# os._exit (cli.LEAVE_AT_ONCE); here that exit is a SystemExit with the same status, as any other
+# command's, so the next fixture runs in the same interpreter.
 _DRIVER = """
-import contextlib, io, json, runpy, sys, traceback
+import contextlib, io, json, os, runpy, sys, traceback
+def _exit(status):
+    raise SystemExit(status)
+os._exit = _exit
 db, out = sys.argv[1], []
 for path in sys.argv[2:]:
     err = io.StringIO()
