@@ -121,6 +121,8 @@ def small_db(tmp_path) -> Path:
     (["recommend", "--objective", "cost_usd:min", "--gpu-price", "B200"], ["--gpu-price", "HARDWARE=PRICE"]),
     (["runs", "--out", "/no/such/dir/x.parquet"], ["Cannot write /no/such/dir/x.parquet", "no folder"]),
     (["runs", "--out", "/no/such/dir/x.csv"], ["no folder"]),
+    (["import", "/no/such/dir/x.csv"], ["/no/such/dir/x.csv: no such file."]),  # was "[Errno 2] No such file ..."
+    (["import", "tests"], ["tests is a folder; name the files in it"]),  # was "[Errno 21] Is a directory: 'tests'"
 ])
 def test_bad_arguments_are_one_sentence(small_db, args, words):
     res = engine(*args, "--db", str(small_db))
