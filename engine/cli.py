@@ -55,16 +55,17 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def leave(status: int, command: str | None) -> None:
-    """End the process with ``status`` after ``command`` ran (``python -m engine``): at once, past
-    Python's teardown, where the command is in LEAVE_AT_ONCE, else as usual."""
-    if command not in LEAVE_AT_ONCE:
-        raise SystemExit(status)
+    """End the process with ``status`` after ``command`` ran (``python -m engine``): its output
+    flushed, then at once, past Python's teardown, where the command is in LEAVE_AT_ONCE."""
     try:
         sys.stdout.flush()
         sys.stderr.flush()
     except BrokenPipeError:  # the reader went away before the last lines: as main() says for it
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         status = status or 141
-    os._exit(status)
+    if command in LEAVE_AT_ONCE:
+        os._exit(status)
+    raise SystemExit(status)
 
 
 def main(argv: list[str] | None = None) -> int:

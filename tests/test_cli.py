@@ -73,6 +73,10 @@ def test_the_import_command_leaves_at_once_yet_says_everything_and_keeps_every_r
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     gone.stdout.close()  # nobody reads what it says
     assert gone.wait(timeout=300) == 141, gone.stderr.read()
+    listing = subprocess.Popen([sys.executable, "-m", "engine", "runs", "--db", str(db)], cwd=ROOT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # another command, the same way
+    listing.stdout.close()
+    assert listing.wait(timeout=300) == 141 and listing.stderr.read() == b""
     with Store(db, read_only=True) as s:
         assert s.count() == 4 and sorted(s.distinct("model")) == ["m", "n"]
 
