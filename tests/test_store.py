@@ -195,6 +195,27 @@ def test_a_failed_insert_says_why_and_leaves_the_connection_as_it_was(empty_db):
         assert s.count() == 2
 
 
+def test_a_store_held_alone_streams_runs_in_under_a_memory_limit_and_gives_it_back(empty_db):
+    """The import command's store (alone=True) lowers DuckDB's memory limit, a setting of the whole
+    database, while runs stream into an empty store (Store._streaming), and sets it back after the
+    insert, and after a failed one, whose own error is the one raised. A store opened as the app
+    opens it leaves the limit alone."""
+    def limit(s):
+        return s.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+
+    with Store(empty_db, alone=True) as s:
+        default = limit(s)
+        with s.transaction(), s._streaming(True):
+            assert limit(s) != default
+        with pytest.raises(duckdb.ConversionException, match="'four'"):
+            s.add_runs(runs_df(6, batch_size=["1", "2", "3", "four", "5", "6"]), source="bad", kind="test")
+        assert limit(s) == default and s.count() == 0
+        assert s.add_runs(runs_df(6), source="good", kind="test").added == 6
+        assert limit(s) == default
+    with Store(empty_db) as s, s.transaction(), s._streaming(True):
+        assert limit(s) == default
+
+
 def test_unknown_columns_and_bad_status_are_refused(empty_db):
     with Store(empty_db) as s:
         with pytest.raises(StoreError, match="no field definition"):

@@ -119,7 +119,7 @@ def _import(args, mappings: dict, tables: dict) -> int:
                 emit(pd.DataFrame([m.as_row() for m in maps]), "table")
         return 0
     files = read_files(args.files, args.format, mappings, tables=tables)  # before the store is opened: it is held only to write
-    with Store(args.db) as store:
+    with Store(args.db, alone=True) as store:  # this process opens it for the import alone
         done = add_files(store, files)
     for d in done:
         print(d.message())
