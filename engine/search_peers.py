@@ -94,6 +94,9 @@ def _botorch_loop(space, run, st, budget: int, seed: int, n_obj: int) -> None:
     # Standardize scales each objective, but one the first points all share (std 0) is left at
     # std 0, and BoTorch then warns that the data is not standardized: noise in bench and test output
     warnings.filterwarnings("ignore", r"Data \(outcome observations\) is not standardized", InputDataWarning)
+    # gpytorch's linear_operator builds a sparse tensor without saying whether torch should check it,
+    # and torch 2.13 warns of that once a process: the same noise
+    warnings.filterwarnings("ignore", "Sparse invariant checks are implicitly disabled", UserWarning)
     # ours' schedule: hyperparameters refit every step while few points, then every 5th (warm
     # started), and as many Monte Carlo draws as ours (EHVI_SAMPLES, REFIT_ALWAYS, REFIT_EVERY)
     rng = np.random.default_rng(seed)
