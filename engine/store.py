@@ -676,8 +676,7 @@ class Store:
                     self.drop_temp("_staged")
         return ImportResult(import_id, added, total - added)
 
-    @contextmanager
-    def _unordered(self, on: bool = True) -> Iterator[None]:
+    def _unordered(self, on: bool = True):
         """DuckDB free to store the rows of the block's statements in any order (this connection
         only). An insert from Arrow keeps its source's order by merging what its threads wrote, and
         an Arrow read of a CSV comes in pieces of about 74,000 rows, less than a row group: the
@@ -685,38 +684,33 @@ class Store:
         in 0.52-0.65 s against 0.92-1.04 s, and the whole import from 2.45x to 2.14x DuckDB's
         read. The store promises no order: every read that shows runs in an order asks for it.
         Kept where duplicates are dropped (the first of each id stays the first)."""
-        if not on:
-            yield
-            return
-        self.con.execute("SET SESSION preserve_insertion_order = false")
-        try:
-            yield
-        finally:
-            try:
-                self.con.execute("RESET SESSION preserve_insertion_order")
-            except duckdb.Error:
-                pass  # a failed statement aborted the transaction: transaction() resets it after the rollback
+        return self._set_for(on, "SET SESSION preserve_insertion_order = false", "RESET SESSION preserve_insertion_order")
 
-    @contextmanager
-    def _streaming(self, on: bool) -> Iterator[None]:
+    def _streaming(self, on: bool):
         """In a store this process has to itself (``alone``), DuckDB's memory limit lowered to
         STREAM_MEMORY for an insert that only streams runs in (read, hashed id, written: no lookup,
         no duplicate to drop). DuckDB keeps in memory every block such an insert has written to the
         file while memory is plentiful; under the limit it lets them go and reuses their buffers.
         1,000,000 runs into a new store by the import command (``make bench import``'s CSV, medians
         of 9): 107,000 fresh pages touched instead of 128,000 and 1.85 s instead of 1.95 s, on
-        machines where a fresh page costs the kernel several microseconds. Not where the insert drops duplicates (the window over every run thrashed under it: 2.2 s
-        to 2.45 s) or looks up the store's runs (a hash table as large as the store). The limit is
-        the database's, every connection's, hence only ``alone``."""
-        if not (on and self.alone):
+        machines where a fresh page costs the kernel several microseconds. Not where the insert
+        drops duplicates (the window over every run thrashed under it: 2.2 s to 2.45 s) or looks
+        up the store's runs (a hash table as large as the store). The limit is the database's,
+        every connection's, hence only ``alone``."""
+        return self._set_for(on and self.alone, f"SET GLOBAL memory_limit = '{STREAM_MEMORY}'", "RESET GLOBAL memory_limit")
+
+    @contextmanager
+    def _set_for(self, on: bool, set_sql: str, reset_sql: str) -> Iterator[None]:
+        """A DuckDB setting changed for the block (``set_sql``) and put back after it (``reset_sql``)."""
+        if not on:
             yield
             return
-        self.con.execute(f"SET GLOBAL memory_limit = '{STREAM_MEMORY}'")
+        self.con.execute(set_sql)
         try:
             yield
         finally:
             try:
-                self.con.execute("RESET GLOBAL memory_limit")
+                self.con.execute(reset_sql)
             except duckdb.Error:
                 pass  # a failed statement aborted the transaction: transaction() resets it after the rollback
 
