@@ -123,6 +123,7 @@ def small_db(tmp_path) -> Path:
     (["runs", "--out", "/no/such/dir/x.csv"], ["no folder"]),
     (["import", "/no/such/dir/x.csv"], ["/no/such/dir/x.csv: no such file."]),  # was "[Errno 2] No such file ..."
     (["import", "tests"], ["tests is a folder; name the files in it"]),  # was "[Errno 21] Is a directory: 'tests'"
+    (["import", "--quality", "tests"], ["tests is a folder; name the files in it"]),  # the same
 ])
 def test_bad_arguments_are_one_sentence(small_db, args, words):
     res = engine(*args, "--db", str(small_db))

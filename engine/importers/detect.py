@@ -87,6 +87,8 @@ def parse(path: str | Path, name: str | None = None, fmt: str | None = None,
     name = name or path.name
     if not path.exists():
         raise ValueError(f"{name}: no such file.")
+    if path.is_dir():
+        raise ValueError(f"{name} is a folder; name the files in it.")
     tabular.check_size(path, name, max_bytes)
     fmt = fmt or detect(path, name)
     if fmt not in TABULAR and fmt not in BY_NAME:
