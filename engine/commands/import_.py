@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from engine import quality
 from engine.cli import CliError
 from engine.commands import add_db, emit, existing_store
 from engine.counts import counted
-from engine.importers.detect import detect
+from engine.importers.detect import check_readable, detect
 from engine.importers.registry import FORMATS, LISTED
 from engine.importers.tabular import FORMATS as TABLES
 from engine.importers.tabular import KINDS, ColumnMap, propose_mapping, read_table
@@ -97,10 +96,8 @@ def run(args) -> int:
 
 
 def _import(args, mappings: dict, tables: dict) -> int:
-    for f in args.files:  # named as given, before anything reads them
-        if not Path(f).is_file():
-            raise CliError(f"{f} is a folder; name the files in it (e.g. {Path(f) / '*.json'})." if Path(f).is_dir()
-                           else f"{f}: no such file.")
+    for f in args.files:  # named as given, before detect() opens them
+        check_readable(f, f)
     for f in args.files:
         m = _mapping(args, f, tables) if (args.format or detect(f)) in ("csv", "tsv", "parquet", "json", "jsonl") else None
         if m is not None:

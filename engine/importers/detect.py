@@ -78,6 +78,15 @@ def detect(path: str | Path, name: str | None = None) -> str:
     return ext or "csv"
 
 
+def check_readable(path: str | Path, name: str) -> None:
+    """One sentence naming a file to read that is missing or a folder, before anything opens it."""
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"{name}: no such file.")
+    if path.is_dir():
+        raise ValueError(f"{name} is a folder; name the files in it (e.g. {Path(name) / '*.json'}).")
+
+
 def parse(path: str | Path, name: str | None = None, fmt: str | None = None,
           mapping: list[tabular.ColumnMap] | None = None, max_bytes: int = tabular.MAX_BYTES,
           table: tabular.Table | None = None) -> Parsed:
@@ -85,10 +94,7 @@ def parse(path: str | Path, name: str | None = None, fmt: str | None = None,
     ``table``: a tabular file already read (tabular.read_table, for its preview), not read again."""
     path = Path(path)
     name = name or path.name
-    if not path.exists():
-        raise ValueError(f"{name}: no such file.")
-    if path.is_dir():
-        raise ValueError(f"{name} is a folder; name the files in it.")
+    check_readable(path, name)
     tabular.check_size(path, name, max_bytes)
     fmt = fmt or detect(path, name)
     if fmt not in TABULAR and fmt not in BY_NAME:
