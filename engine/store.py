@@ -30,7 +30,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -300,6 +300,7 @@ class Store:
         self.read_only = read_only
         self.timeout_s, self.on_wait = timeout_s, on_wait
         self._depth = 0  # nesting of transaction()
+        self._resets: list[str] = []  # settings _set_for could not put back in an aborted transaction
         self._fields: dict[str, Field] | None = None
         memory = str(self.path) == ":memory:"
         if not memory:
@@ -434,12 +435,12 @@ class Store:
                     self.con.execute("ROLLBACK")
                 except duckdb.Error:
                     pass  # DuckDB already ended the transaction (a failed write, a full disk)
-                try:  # what _unordered and _streaming could not put back inside the aborted transaction
-                    self.con.execute("RESET SESSION preserve_insertion_order")
-                    if self.alone:
-                        self.con.execute("RESET GLOBAL memory_limit")
-                except duckdb.Error:
-                    pass
+                resets, self._resets = self._resets, []
+                for reset in resets:  # what _set_for could not put back inside the aborted transaction
+                    try:
+                        self.con.execute(reset)
+                    except duckdb.Error:
+                        pass
                 failure = write_failure(e, self.path) if isinstance(e, duckdb.Error) else None
                 if failure:
                     raise failure from None
@@ -676,7 +677,7 @@ class Store:
                     self.drop_temp("_staged")
         return ImportResult(import_id, added, total - added)
 
-    def _unordered(self, on: bool = True):
+    def _unordered(self, on: bool = True) -> AbstractContextManager[None]:
         """DuckDB free to store the rows of the block's statements in any order (this connection
         only). An insert from Arrow keeps its source's order by merging what its threads wrote, and
         an Arrow read of a CSV comes in pieces of about 74,000 rows, less than a row group: the
@@ -686,7 +687,7 @@ class Store:
         Kept where duplicates are dropped (the first of each id stays the first)."""
         return self._set_for(on, "SET SESSION preserve_insertion_order = false", "RESET SESSION preserve_insertion_order")
 
-    def _streaming(self, on: bool):
+    def _streaming(self, on: bool) -> AbstractContextManager[None]:
         """In a store this process has to itself (``alone``), DuckDB's memory limit lowered to
         STREAM_MEMORY for an insert that only streams runs in (read, hashed id, written: no lookup,
         no duplicate to drop). DuckDB keeps in memory every block such an insert has written to the
@@ -711,8 +712,8 @@ class Store:
         finally:
             try:
                 self.con.execute(reset_sql)
-            except duckdb.Error:
-                pass  # a failed statement aborted the transaction: transaction() resets it after the rollback
+            except duckdb.Error:  # a failed statement aborted the transaction: transaction() resets it after the rollback
+                self._resets.append(reset_sql)
 
     def _staged(self, runs: pd.DataFrame | pa.Table) -> tuple[pa.Table, str, list[str], bool, bool]:
         """The incoming runs as an Arrow table to register as ``_incoming`` (with engine.run_ids'
