@@ -61,9 +61,10 @@ def say_empty_store() -> None:
     """In place of a page that needs runs, on a store that holds none: where runs come from. The
     page itself would only say that no run matches filters nobody set."""
     st.title(page.title)
-    st.info(literal(f"The store `{db_path()}` holds no measured runs yet. Bring in other tools' run logs on the Import "
+    st.info(literal(f"The store {db_path()} holds no measured runs yet. Bring in other tools' run logs on the Import "
                     "page, measure a model on this machine on the Profile page, or load the bundled measurements "
-                    f"(ML.ENERGY runs and published quality) with `{init_command(db_path())}`."))
+                    "(ML.ENERGY runs and published quality) with this command:"))
+    st.code(init_command(db_path()), language="bash")  # Markdown's backticks, escaped by literal(), read as backticks
     st.page_link(PAGES[1], label="Import runs", icon=":material/upload_file:")
     st.page_link(PAGES[2], label="Profile a model", icon=":material/speed:")
 

@@ -297,7 +297,8 @@ def test_a_store_without_runs_says_where_runs_come_from(empty_db, monkeypatch, p
     if page == "import":
         assert "holds no measured runs yet" not in said and at.get("file_uploader")
         return
-    assert f"The store `{empty_db}` holds no measured runs yet" in said and f"`python -m engine init --db {empty_db}`" in said
+    assert f"The store {empty_db} holds no measured runs yet" in said and said.endswith("with this command:")
+    assert [c.value for c in at.code] == [f"python -m engine init --db {empty_db}"]
     assert "No runs match" not in said and not at.selectbox and not at.multiselect
     assert at.title[0].value == page.capitalize()
     assert {link.proto.label for link in at.get("page_link")} == {"Import runs", "Profile a model"}
