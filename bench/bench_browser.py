@@ -25,7 +25,8 @@ DRAWN = """() => {
   const busy = document.querySelector('[data-testid="stStatusWidget"]');
   return !!plot && !!plot.querySelector('.xtick') && !busy; }"""
 TIMES = 5
-ROUNDS = 3  # the pages in turns: one page measured in one stretch read 1.59 s in one run, 1.87 s in the next
+ROUNDS = 5  # the pages in turns: one page measured in one stretch read 1.59 s in one run, 1.87 s in the next;
+# with 3 rounds one busy spell (1.39x and 1.51x in a round whose others read 1.16x and 1.06x) was a third of the median
 
 
 def _drawn(page, url: str) -> float:
