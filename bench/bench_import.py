@@ -10,8 +10,8 @@ in the same run, in turns (a busy machine slows whichever runs while it is busy)
   the 9 more this file fills, the rest virtual): DuckDB writes each stored column for every row
   inserted, filled or not, so an import slows as the store gains fields.
 
-Each is run ``--rounds`` times (default 5: on this 2-core machine one busy spell moved a 3-round
-median by 0.4x); the table shows medians of wall seconds and of CPU seconds (all threads; steadier
+Each is run ``--rounds`` times (default 9: on this 2-core machine one busy spell moved a 3-round
+median by 0.4x, and the rounds of one 5-round run read 1.58x to 2.23x); the table shows medians of wall seconds and of CPU seconds (all threads; steadier
 than wall time on a shared machine), and each round's ratio."""
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ def _run(cmd: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="bench_import")
-    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=9)
     rounds = ap.parse_known_args(argv or [])[0].rounds
     # The engine's bytecode, as Python caches it on a person's machine after the first run. These
     # machines set PYTHONDONTWRITEBYTECODE, so without this every CLI process here compiled the
