@@ -53,8 +53,7 @@ def store_facts() -> tuple[int, list[str]]:
 @st.cache_resource
 def facts_seen() -> dict:
     """store_facts' answers by facts_key, shared by every session of this server: each page load
-    is a new session, and opening the store for them took 20-25 ms of Explore's 150 ms of server
-    time per load (py-spy)."""
+    is a new session, so answers kept in the session were opened afresh on every load."""
     return {}
 
 

@@ -268,9 +268,10 @@ with open_store() as store:  # one connection for both tabs' questions: a second
                            for c in [*objectives, *(c.name for c in map(Constraint.parse, constraints))]}
                 st.dataframe(pd.DataFrame(picks), hide_index=True, column_config=numbers)
                 if figure is not None:
-                    st.plotly_chart(figure[0], width="stretch")
-                    if figure[1]:
-                        st.caption(figure[1])
+                    fig, said = figure
+                    st.plotly_chart(fig, width="stretch")
+                    if said:
+                        st.caption(said)
                 st.markdown(f"**Feasible Pareto front** ({counted(len(rec.front), 'run')}, in order of preference)")
                 show = [c for c in CONFIG_COLS if c in rec.front.columns] + objectives + \
                     [c.name for c in map(Constraint.parse, constraints) if c.name not in objectives]

@@ -11,8 +11,9 @@ in the same run, in turns (a busy machine slows whichever runs while it is busy)
   inserted, filled or not, so an import slows as the store gains fields.
 
 Each is run ``--rounds`` times (default 9: on this 2-core machine one busy spell moved a 3-round
-median by 0.4x, and the rounds of one 5-round run read 1.58x to 2.23x); the table shows medians of wall seconds and of CPU seconds (all threads; steadier
-than wall time on a shared machine), and each round's ratio."""
+median by 0.4x, and the rounds of one 5-round run read 1.58x to 2.23x); the table shows medians
+of wall seconds and of CPU seconds (all threads; steadier than wall time on a shared machine), and
+each round's ratio."""
 from __future__ import annotations
 
 import argparse
